@@ -1,0 +1,58 @@
+# sweeplab: `make run` and `make test` set up everything on a fresh machine (venv, packages, data).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# torch and torchvision are pinned here, not in pyproject: these builds lie on this machine's disk
+# (pip takes them in about a minute); pyproject keeps honest ranges for users elsewhere.
+TORCH := torch==2.14.1 torchvision==0.29.1
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# Debian packages the tests use: a real PostgreSQL server and a real headless browser.
+TEST_PACKAGES := postgresql chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# apt_install(packages, what to say without apt-get): install the missing Debian packages.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "no apt-get here: $(2)"; exit 0; fi; \
+	echo "installing $$missing (Debian packages)"; \
+	$(SUDO) apt-get update -qq && \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+endef
+
+.PHONY: help setup data test-deps run test test-fast bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(VENV)/.installed ## create .venv: pinned torch/torchvision, sweeplab (editable) and test tools
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet $(TORCH)
+	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard]'
+	touch $@
+
+data: ## make FashionMNIST available offline (Debian's dataset-fashion-mnist)
+	$(call apt_install,dataset-fashion-mnist,torchvision downloads FashionMNIST on the first run)
+
+test-deps: ## the Debian packages the tests use (PostgreSQL, Chromium)
+	$(call apt_install,$(TEST_PACKAGES),install PostgreSQL and Chromium yourself for those tests)
+
+run: setup data ## one training run with the default config
+	$(PYTHON) train.py
+
+test: setup data test-deps ## the whole test suite
+	$(PYTHON) -m pytest
+
+test-fast: setup data ## the tests not marked slow
+	$(PYTHON) -m pytest -m "not slow"
+
+bench: setup data ## speed benchmarks (ratios measured in one run)
+	$(PYTHON) benchmarks/trainer_speed.py
+
+clean: ## delete generated run and sweep dirs under outputs/
+	rm -rf outputs/runs outputs/sweeps outputs/multirun

@@ -1,0 +1,1 @@
+"""sweeplab: Hydra-driven hyperparameter sweeps for PyTorch MLPs."""

@@ -1,0 +1,76 @@
+"""Callbacks the trainer calls: history file, epoch lines, progress bars, early stopping."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sweeplab.jobfiles import write_history
+from sweeplab.trainer import Callback, EpochRecord, StopTraining
+
+log = logging.getLogger(__name__)
+
+
+class HistoryFile(Callback):
+    """Rewrites history.csv (atomically) after every epoch, so a killed job keeps what it finished."""
+
+    def __init__(self, job_dir: Path):
+        self.job_dir = job_dir
+        self.records: list[EpochRecord] = []
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.records.append(record)
+        write_history(self.job_dir, self.records)
+
+
+class EpochLog(Callback):
+    """One log line per epoch (console and the job's log file)."""
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, r: EpochRecord) -> None:
+        log.info(
+            "epoch %*d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %g  %.2fs",
+            len(str(self.epochs)), r.epoch, self.epochs, r.train_loss, r.train_acc,
+            r.val_loss, r.val_acc, r.lr, r.seconds,
+        )
+
+
+class ProgressBars(Callback):
+    """A bar over epochs and one over the current epoch's batches, for a terminal."""
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.epoch_bar = tqdm(total=epochs, desc="epochs", unit="epoch", position=0, dynamic_ncols=True)
+        self.batch_bar = tqdm(total=batches_per_epoch, desc="batches", unit="batch", position=1,
+                              leave=False, dynamic_ncols=True)
+
+    def on_batch_end(self) -> None:
+        self.batch_bar.update()
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.epoch_bar.set_postfix(val_acc=f"{record.val_acc:.4f}", refresh=False)
+        self.epoch_bar.update()
+        self.batch_bar.reset()
+
+    def on_train_end(self) -> None:
+        self.batch_bar.close()
+        self.epoch_bar.close()
+
+
+class EarlyStopping(Callback):
+    """Stops after ``patience`` epochs without a better validation accuracy."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = float("-inf")
+        self.since_best = 0
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if record.val_acc > self.best:
+            self.best, self.since_best = record.val_acc, 0
+            return
+        self.since_best += 1
+        if self.since_best >= self.patience:
+            raise StopTraining("ok", f"early stop: no better val_acc for {self.patience} epochs")

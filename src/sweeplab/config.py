@@ -1,0 +1,261 @@
+"""The config schema: typed dataclasses registered in Hydra's ConfigStore, and their range checks.
+
+Hydra checks types while it composes (``lr=abc`` fails there); :func:`validate` checks ranges and
+names before any data is loaded (``lr=-1`` fails here). Each group option's YAML file extends its
+schema with ``defaults: [/schema/<group>/<name>@_here_]``, so ``conf/`` holds values and this file
+holds types.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from sweeplab.errors import ConfigError
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "elu", "silu")
+INITS = ("default", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+OUTPUTS = ("logits", "log_softmax")
+IDX_DATASETS = ("fashion_mnist", "kmnist", "mnist")
+PROGRESS_MODES = ("auto", "bar", "lines")
+# Names a job can return to a sweeper: keys of metrics.json that hold numbers.
+OBJECTIVES = (
+    "best_val_acc", "val_acc", "val_loss", "test_acc_at_best_val", "test_acc", "test_loss",
+    "train_acc", "train_loss", "params", "wall_seconds", "epochs_completed",
+)
+
+
+@dataclass
+class IdxDataConfig:
+    """A 28x28 10-class image set stored as IDX files (FashionMNIST, KMNIST, MNIST)."""
+
+    name: str = MISSING
+    root: str = "data"  # your folder; relative paths resolve against the launch directory
+    system_root: Optional[str] = None  # a folder a system package installs (Debian's)
+    download: bool = True  # last resort: torchvision's download into `root`
+    val_fraction: float = 0.1  # carved from the training set
+    split_seed: int = 0  # fixes the validation split independently of the training seed
+    mean: Optional[float] = None  # with std: (x/255 - mean) / std; unset: x/255 like ToTensor
+    std: Optional[float] = None
+
+
+@dataclass
+class SyntheticDataConfig:
+    """Generated 784-feature, 10-class data: fast, offline, used by the end-to-end tests."""
+
+    name: str = "synthetic"
+    n_train: int = 2000
+    n_test: int = 500
+    noise: float = 0.7  # std of the per-sample noise around each class prototype (pixel scale 0..1)
+    data_seed: int = 0
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    mean: Optional[float] = None
+    std: Optional[float] = None
+
+
+@dataclass
+class MLPConfig:
+    width: int = 256  # hidden units per layer
+    depth: int = 1  # hidden layers
+    hidden: Optional[List[int]] = None  # explicit hidden sizes; when set, width and depth are unused
+    activations: Optional[List[str]] = None  # per hidden layer; unset: the `activation` group for all
+    bias: bool = True
+    init: str = "default"  # weight init; biases keep PyTorch's default
+    init_std: float = 0.01  # for init=normal
+    dropout: float = 0.0  # after each hidden activation
+    output: str = "logits"  # logits -> cross-entropy; log_softmax -> NLL (same loss, seed-note style)
+
+
+def hidden_sizes(model: DictConfig) -> List[int]:
+    """The hidden layer sizes: ``model.hidden`` if given, else ``depth`` layers of ``width``."""
+    return list(model.hidden) if model.hidden is not None else [model.width] * model.depth
+
+
+@dataclass
+class ActivationConfig:
+    name: str = MISSING
+    negative_slope: float = 0.01  # leaky_relu only
+
+
+@dataclass
+class SGDConfig:
+    name: str = "sgd"
+    lr: float = MISSING
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamConfig:
+    name: str = "adam"
+    lr: float = MISSING
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = 0.01
+
+
+@dataclass
+class RMSpropConfig:
+    name: str = "rmsprop"
+    lr: float = MISSING
+    alpha: float = 0.99
+    eps: float = 1e-8
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The top level. Short names here are what users type; groups interpolate them (``lr: ${lr}``)."""
+
+    data: Any = MISSING
+    model: MLPConfig = MISSING
+    activation: ActivationConfig = MISSING
+    optimizer: Any = MISSING
+    lr: float = 0.1
+    batch_size: int = 256
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto: cuda if present, else mps if present, else cpu
+    drop_last: bool = False  # drop the last short batch of each epoch
+    patience: Optional[int] = None  # stop after this many epochs without a better val_acc
+    checkpoint: bool = False  # save the best weights to checkpoint.pt
+    threads: Optional[int] = None  # torch CPU threads; unset: torch's default
+    progress: str = "auto"  # auto: a bar on a terminal, plain epoch lines otherwise and in multirun
+    eval_batch_size: int = 4096
+    objective: Any = "best_val_acc"  # a metrics.json key, or a list of them, that the job returns
+
+
+OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
+OPTIMIZER_NAMES = tuple(schema.name for schema in OPTIMIZER_SCHEMAS)
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for name in IDX_DATASETS:
+        cs.store(group="schema/data", name=name, node=IdxDataConfig(name=name))
+    cs.store(group="schema/data", name="synthetic", node=SyntheticDataConfig)
+    cs.store(group="schema/model", name="mlp", node=MLPConfig)
+    cs.store(group="schema/activation", name="activation", node=ActivationConfig)
+    for node in OPTIMIZER_SCHEMAS:
+        cs.store(group="schema/optimizer", name=node.name, node=node)
+
+
+# ---------------------------------------------------------------- range checks
+
+
+def _greater_than(low: float) -> tuple[Any, str]:
+    return (lambda value: value > low), f"a number > {low}"
+
+
+def _at_least(low: int) -> tuple[Any, str]:
+    return (lambda value: value >= low), f">= {low}"
+
+
+def _fraction() -> tuple[Any, str]:
+    return (lambda value: 0 <= value < 1), "a number in [0, 1)"
+
+
+def _proper_fraction() -> tuple[Any, str]:
+    return (lambda value: 0 < value < 1), "a number in (0, 1)"
+
+
+def _one_of(names: tuple[str, ...]) -> tuple[Any, str]:
+    return (lambda value: value in names), "one of " + ", ".join(names)
+
+
+# key -> (check, what is allowed). Keys a config lacks (momentum under adam) and nulls are skipped.
+RULES: dict[str, tuple[Any, str]] = {
+    "lr": _greater_than(0),
+    "batch_size": _at_least(1),
+    "epochs": _at_least(1),
+    "eval_batch_size": _at_least(1),
+    "patience": _at_least(1),
+    "threads": _at_least(1),
+    "progress": _one_of(PROGRESS_MODES),
+    "data.val_fraction": _proper_fraction(),
+    "data.n_train": _at_least(1),
+    "data.n_test": _at_least(1),
+    "data.noise": _at_least(0),
+    "data.std": _greater_than(0),
+    "model.width": _at_least(1),
+    "model.depth": _at_least(0),
+    "model.init": _one_of(INITS),
+    "model.init_std": _greater_than(0),
+    "model.dropout": _fraction(),
+    "model.output": _one_of(OUTPUTS),
+    "activation.name": _one_of(ACTIVATIONS),
+    "activation.negative_slope": _at_least(0),
+    "optimizer.name": _one_of(OPTIMIZER_NAMES),
+    "optimizer.lr": _greater_than(0),
+    "optimizer.momentum": _at_least(0),
+    "optimizer.weight_decay": _at_least(0),
+    "optimizer.eps": _greater_than(0),
+    "optimizer.alpha": _fraction(),
+}
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
+    found = []
+    for key, (check, allowed) in RULES.items():
+        value = _select(cfg, key)
+        if value is None:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        if parent and OmegaConf.is_interpolation(_select(cfg, parent), leaf):
+            continue  # e.g. optimizer.lr: ${lr}, already checked as lr
+        if not check(value):
+            found.append(f"{key}={value!r}: must be {allowed}")
+
+    hidden = cfg.model.hidden
+    if hidden is not None and any(size < 1 for size in hidden):
+        found.append(f"model.hidden={list(hidden)}: every size must be an integer >= 1")
+    activations = cfg.model.activations
+    if activations is not None:
+        n_hidden = len(hidden_sizes(cfg.model))
+        if len(activations) != n_hidden:
+            found.append(
+                f"model.activations={list(activations)}: must name one activation per hidden layer "
+                f"({n_hidden})"
+            )
+        for name in activations:
+            if name not in ACTIVATIONS:
+                found.append(f"model.activations has {name!r}: must be one of {', '.join(ACTIVATIONS)}")
+    betas = _select(cfg, "optimizer.betas")
+    if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
+        found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
+    if (cfg.data.mean is None) != (cfg.data.std is None):
+        found.append(f"data.mean={cfg.data.mean}, data.std={cfg.data.std}: set both or neither")
+    objectives = cfg.objective if isinstance(cfg.objective, ListConfig) else [cfg.objective]
+    for name in objectives:
+        if name not in OBJECTIVES:
+            found.append(f"objective={name!r}: must be one of {', '.join(OBJECTIVES)}")
+    return found
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise one :class:`ConfigError` listing every problem, before any work starts."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("invalid config: " + "; ".join(found))

@@ -1,0 +1,150 @@
+"""The task function: validate -> data -> model -> fit -> test -> files; returns the objective.
+
+``train.py`` at the top of the repo hands Hydra's composed config to :func:`main`. Tests call
+:func:`run` with a config from ``compose`` and a temporary job dir.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from sweeplab.allocator import reuse_freed_memory
+from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, ProgressBars
+from sweeplab.config import validate
+from sweeplab.data import IMAGE_SIZE, N_CLASSES, load_splits
+from sweeplab.errors import ConfigError
+from sweeplab.jobfiles import save_checkpoint, write_metrics
+from sweeplab.model import build_mlp, count_parameters, describe, loss_function
+from sweeplab.optim import build_optimizer
+from sweeplab.trainer import Callback, evaluate, fit
+
+log = logging.getLogger(__name__)
+
+
+def main(cfg: DictConfig) -> float | tuple[float, ...]:
+    """Hydra task: one run in Hydra's job dir. Progress bars only on a terminal outside a multirun."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    bars = cfg.progress == "bar" or (cfg.progress == "auto" and not multirun and sys.stderr.isatty())
+    # Hydra prints a failed job's error when the run (or the sweep) ends; in a sweep we say it as it happens too.
+    return run(cfg, Path(hydra_cfg.runtime.output_dir), progress_bars=bars, log_failure=multirun)
+
+
+def run(
+    cfg: DictConfig, job_dir: Path, progress_bars: bool = False, log_failure: bool = True
+) -> float | tuple[float, ...]:
+    """Train ``cfg`` into ``job_dir``. Any failure is written to metrics.json before it propagates."""
+    started = time.perf_counter()
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(job_dir, {"status": "running"})
+    try:
+        validate(cfg)
+        metrics = train(cfg, job_dir, progress_bars)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        reason = f"{type(exc).__name__}: {exc}"
+        write_metrics(job_dir, {"status": status, "reason": reason,
+                                "wall_seconds": time.perf_counter() - started})
+        if log_failure:
+            log.error("%s: %s", status, reason)
+        raise
+    metrics["wall_seconds"] = time.perf_counter() - started
+    write_metrics(job_dir, metrics)
+    log.info(
+        "%s: best val_acc %.4f (epoch %d)  final val_acc %.4f  test_acc %.4f  %.1fs  -> %s",
+        metrics["status"], metrics["best_val_acc"], metrics["best_epoch"], metrics["val_acc"],
+        metrics["test_acc"], metrics["wall_seconds"], job_dir,
+    )
+    return objective_value(metrics, cfg.objective)
+
+
+def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]:
+    """The run itself; returns the metrics.json contents (without wall time)."""
+    # set-up
+    reuse_freed_memory()
+    device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    splits = load_splits(cfg.data, device)
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg.model, cfg.activation, IMAGE_SIZE, N_CLASSES).to(device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
+    loss_fn = loss_function(cfg.model.output)
+    log.info("model: %s (%d parameters) on %s; %s; train %d, val %d, test %d",
+             describe(model), count_parameters(model), device, type(optimizer).__name__,
+             len(splits.train_y), len(splits.val_y), len(splits.test_y))
+
+    callbacks: list[Callback] = [HistoryFile(job_dir), EpochLog()]
+    if progress_bars:
+        callbacks.append(ProgressBars())
+    if cfg.patience is not None:
+        callbacks.append(EarlyStopping(cfg.patience))
+
+    # fit
+    with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
+        result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                     drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
+                     callbacks=callbacks)
+
+    # test: the final weights, then the weights of the best validation epoch
+    last = result.history[-1]
+    test_loss, test_acc = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
+    model.load_state_dict(result.best_state)
+    _, test_acc_at_best_val = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
+    if cfg.checkpoint:
+        save_checkpoint(job_dir, result.best_state)
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "epochs_completed": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_acc": result.best_val_acc,
+        "test_acc_at_best_val": test_acc_at_best_val,
+        "val_acc": last.val_acc,
+        "val_loss": last.val_loss,
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "train_acc": last.train_acc,
+        "train_loss": last.train_loss,
+        "params": count_parameters(model),
+        "device": str(device),
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={name!r}: must be auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r}: no CUDA device here; use device=auto or device=cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r}: no MPS device here; use device=auto or device=cpu")
+    return device
+
+
+def objective_value(metrics: dict[str, Any], objective: str | ListConfig) -> float | tuple[float, ...]:
+    """The metric(s) named by ``objective``; nan when the run diverged (sweepers record it as failed)."""
+    names = list(objective) if isinstance(objective, ListConfig) else [objective]
+    values = tuple(
+        math.nan if metrics["status"] == "diverged" else float(metrics[name]) for name in names
+    )
+    return values if len(values) > 1 else values[0]

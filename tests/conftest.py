@@ -1,0 +1,54 @@
+"""Shared fixtures: in-process config composition, tiny generated IDX datasets, train.py runs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from sweeplab.config import register_configs
+from sweeplab.data import FILES
+from sweeplab.idx import write_idx
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# Small and fast: ~0.1 s per epoch; enough signal for accuracy to rise above chance.
+TINY = ["data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=2", "batch_size=64"]
+
+register_configs()
+
+
+@pytest.fixture
+def make_cfg() -> Callable[..., DictConfig]:
+    """Compose conf/train.yaml in-process with the given overrides, as train.py would."""
+
+    def make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name="train", overrides=list(overrides))
+
+    return make
+
+
+def write_idx_dataset(folder: Path, n_train: int = 120, n_test: int = 40, seed: int = 0, gz: bool = False) -> None:
+    """Four real-format IDX files of random 28x28 images and labels 0..9."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("test", n_test)):
+        images_stem, labels_stem = FILES[split]
+        write_idx(folder / f"{images_stem}{suffix}", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{labels_stem}{suffix}", rng.integers(0, 10, size=n, dtype=np.uint8))
+
+
+def run_train(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in ``cwd`` (its outputs/ lands there), output captured."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+    )

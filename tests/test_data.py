@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from torchvision.transforms import ToTensor
+
+from conftest import write_idx_dataset
+from sweeplab.data import find_idx_folder, load_splits, read_pair
+from sweeplab.errors import DataError
+from sweeplab.idx import write_idx
+
+
+def idx_cfg(root, name="fashion_mnist", system_root=None, download=False, **extra):
+    return OmegaConf.create({
+        "name": name, "root": str(root), "system_root": None if system_root is None else str(system_root),
+        "download": download, "val_fraction": 0.1, "split_seed": 0, "mean": None, "std": None, **extra,
+    })
+
+
+def test_root_wins_over_system_root(tmp_path):
+    write_idx_dataset(tmp_path / "mine")
+    write_idx_dataset(tmp_path / "system")
+    assert find_idx_folder(idx_cfg(tmp_path / "mine", system_root=tmp_path / "system")) == tmp_path / "mine"
+
+
+def test_torchvision_layout_under_root(tmp_path):
+    write_idx_dataset(tmp_path / "KMNIST" / "raw")
+    assert find_idx_folder(idx_cfg(tmp_path, name="kmnist")) == tmp_path / "KMNIST" / "raw"
+
+
+def test_system_root_is_used_when_root_is_empty(tmp_path):
+    write_idx_dataset(tmp_path / "system", gz=True)
+    assert find_idx_folder(idx_cfg(tmp_path / "empty", system_root=tmp_path / "system")) == tmp_path / "system"
+
+
+def test_missing_dataset_lists_every_place_and_how_to_get_it(tmp_path):
+    cfg = idx_cfg(tmp_path / "nonexistent", system_root=tmp_path / "also-missing")
+    with pytest.raises(DataError) as info:
+        find_idx_folder(cfg)
+    message = str(info.value)
+    assert "data=fashion_mnist: dataset not found" in message
+    for place in ("nonexistent (data.root)", "FashionMNIST/raw", "also-missing (data.system_root)",
+                  "download: off (data.download=false)", "apt-get install dataset-fashion-mnist"):
+        assert place in message
+    assert "\n" not in message
+
+
+def test_failed_download_is_reported_and_leaves_no_folder(tmp_path):
+    """No network here: torchvision's real download fails, and the message says so."""
+    root = tmp_path / "fresh"
+    with pytest.raises(DataError, match=r"torchvision download into .*fresh: failed \(.+\)"):
+        find_idx_folder(idx_cfg(root, name="mnist", download=True))
+    assert not root.exists()
+
+
+def test_one_missing_file_means_not_found(tmp_path):
+    write_idx_dataset(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="dataset not found"):
+        find_idx_folder(idx_cfg(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "kmnist", "mnist"])
+def test_each_dataset_loads_from_generated_files(tmp_path, name):
+    write_idx_dataset(tmp_path / "root", n_train=100, n_test=30)
+    splits = load_splits(idx_cfg(tmp_path / "root", name=name), torch.device("cpu"))
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (90, 10, 30)
+    assert splits.train_x.shape == (90, 784) and splits.train_x.dtype == torch.float32
+    assert splits.train_y.dtype == torch.int64
+
+
+def test_pixels_equal_to_tensor(tmp_path):
+    write_idx_dataset(tmp_path, n_train=20, n_test=5)
+    images, _ = read_pair(tmp_path, "test")
+    splits = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    expected = torch.stack([ToTensor()(Image.fromarray(image, mode="L")).flatten() for image in images])
+    assert torch.equal(splits.test_x, expected)
+
+
+def test_normalisation_when_configured(tmp_path):
+    write_idx_dataset(tmp_path, n_train=20, n_test=5)
+    plain = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    normed = load_splits(idx_cfg(tmp_path, mean=0.5, std=0.25), torch.device("cpu"))
+    torch.testing.assert_close(normed.test_x, (plain.test_x - 0.5) / 0.25)
+
+
+def test_validation_split_is_fixed_by_split_seed_and_disjoint(tmp_path):
+    write_idx_dataset(tmp_path, n_train=200, n_test=10)
+    first = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    again = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    other = load_splits(idx_cfg(tmp_path, split_seed=1), torch.device("cpu"))
+    assert torch.equal(first.val_x, again.val_x)
+    assert not torch.equal(first.val_x, other.val_x)
+    train_rows = {tuple(row.tolist()) for row in first.train_x}
+    assert not any(tuple(row.tolist()) in train_rows for row in first.val_x)
+    assert len(first.val_y) == 20
+
+
+def test_label_count_mismatch_names_both_files(tmp_path):
+    write_idx_dataset(tmp_path, n_train=20, n_test=5)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(19, dtype=np.uint8))
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: \(19,\) labels for 20 images"):
+        read_pair(tmp_path, "train")
+
+
+def test_label_out_of_range(tmp_path):
+    write_idx_dataset(tmp_path, n_train=20, n_test=5)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(5, 10, dtype=np.uint8))
+    with pytest.raises(DataError, match="label 10 outside 0..9"):
+        read_pair(tmp_path, "test")
+
+
+def test_synthetic_is_deterministic_and_balanced_enough(make_cfg):
+    cfg = make_cfg("data=synthetic", "data.n_train=500", "data.n_test=100").data
+    a, b = load_splits(cfg, torch.device("cpu")), load_splits(cfg, torch.device("cpu"))
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert len(torch.unique(a.train_y)) == 10
+    assert a.train_x.min() >= 0 and a.train_x.max() <= 1

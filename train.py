@@ -1,0 +1,18 @@
+"""Train one MLP from Hydra's config groups: `python train.py`, `python train.py -m lr=0.1,0.01`."""
+import hydra
+from omegaconf import DictConfig
+
+from sweeplab.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | tuple[float, ...]:
+    import sweeplab.train  # imported here so a mistyped override is reported before torch loads
+
+    return sweeplab.train.main(cfg)
+
+
+if __name__ == "__main__":
+    main()
