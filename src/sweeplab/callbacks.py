@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from sweeplab.jobfiles import write_history
 from sweeplab.trainer import Callback, EpochRecord, StopTraining
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +78,23 @@ class EarlyStopping(Callback):
         self.since_best += 1
         if self.since_best >= self.patience:
             raise StopTraining("ok", f"early stop: no better val_acc for {self.patience} epochs")
+
+
+class OptunaPruning(Callback):
+    """Reports one per-epoch metric to the job's Optuna trial and stops when the pruner says so.
+
+    The last epoch is reported but never pruned: the trial has used its whole budget by then.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial = trial
+        self.metric = metric
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.trial.report(getattr(record, self.metric), record.epoch)
+        if record.epoch < self.epochs and self.trial.should_prune():
+            pruner = type(self.trial.study.pruner).__name__
+            raise StopTraining("pruned", f"pruned by {pruner} after epoch {record.epoch} ({self.metric})")

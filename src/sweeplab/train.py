@@ -19,8 +19,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+import sweeplab.trial
 from sweeplab.allocator import reuse_freed_memory
-from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, ProgressBars
+from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, ProgressBars
 from sweeplab.config import validate
 from sweeplab.data import IMAGE_SIZE, N_CLASSES, load_splits
 from sweeplab.errors import ConfigError
@@ -30,6 +31,10 @@ from sweeplab.optim import build_optimizer
 from sweeplab.trainer import Callback, evaluate, fit
 
 log = logging.getLogger(__name__)
+
+# objective (a metrics.json key) -> the per-epoch history column that tracks it
+PRUNING_METRICS = {"best_val_acc": "val_acc", "val_acc": "val_acc", "val_loss": "val_loss",
+                   "train_acc": "train_acc", "train_loss": "train_loss"}
 
 
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
@@ -90,6 +95,13 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]
         callbacks.append(ProgressBars())
     if cfg.patience is not None:
         callbacks.append(EarlyStopping(cfg.patience))
+    trial = sweeplab.trial.current()
+    if trial is not None:
+        metric = pruning_metric(cfg.objective)
+        if metric is not None:
+            callbacks.append(OptunaPruning(trial, metric))
+        else:
+            log.info("pruning off: no per-epoch metric matches objective=%s", cfg.objective)
 
     # fit
     with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
@@ -120,6 +132,13 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]
         "params": count_parameters(model),
         "device": str(device),
     }
+
+
+def pruning_metric(objective: str | ListConfig) -> str | None:
+    """The history column a pruner can judge ``objective`` by; None for several objectives or none."""
+    if isinstance(objective, ListConfig):
+        return None  # Optuna prunes single-objective studies only
+    return PRUNING_METRICS.get(objective)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,303 @@
+"""The Optuna sweeper: open the study, run workers that each take their next trial as soon as their
+last one ends, one Hydra job per trial, results written after every trial.
+
+Workers are Optuna's own distributed mode: processes that share one storage. Locally they are
+``n_workers`` forked processes; on other machines, the same command started against the same
+storage URL. The budget ``n_trials`` is the study's total, counted from the storage, so a rerun
+resumes and several machines share one budget.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, List, Optional
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from optuna.trial import FrozenTrial
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+import sweeplab.trial
+from sweeplab.jobfiles import METRICS, read_metrics
+
+from ._search_space import SearchSpaceError, grid, parse_search_space, suggest
+from ._study import (
+    FAIL_REASON,
+    JOB_DIR,
+    SKIPPED,
+    StudyError,
+    Tally,
+    check_spec,
+    max_failures,
+    open_storage,
+    printable,
+    spec_of,
+    trial_line,
+    write_results,
+)
+
+log = logging.getLogger(__name__)
+# Heartbeats (how killed workers' trials are found) are still marked experimental in Optuna 4 and 5.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+DIRECTIONS = ("maximize", "minimize")
+POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
+# worker process exit codes
+DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
+
+
+class OptunaSweeperImpl(Sweeper):
+    def __init__(
+        self,
+        sampler: DictConfig,
+        pruner: DictConfig,
+        direction: Any,
+        study_name: str,
+        storage: Optional[str],
+        n_trials: int,
+        n_workers: int,
+        max_failure_rate: float,
+        params: Optional[DictConfig],
+        heartbeat_interval: int,
+        grace_period: int,
+    ) -> None:
+        self.directions = list(direction) if isinstance(direction, (list, ListConfig)) else [direction]
+        checks = [
+            ("direction", direction, all(d in DIRECTIONS for d in self.directions), "maximize or minimize, or a list of them"),
+            ("n_trials", n_trials, n_trials >= 1, "an integer >= 1"),
+            ("n_workers", n_workers, n_workers >= 1, "an integer >= 1"),
+            ("max_failure_rate", max_failure_rate, 0 <= max_failure_rate <= 1, "a number in [0, 1]"),
+            ("heartbeat_interval", heartbeat_interval, heartbeat_interval >= 1, "an integer >= 1 (seconds)"),
+            ("grace_period", grace_period, grace_period > heartbeat_interval, "more seconds than heartbeat_interval"),
+        ]
+        for key, value, ok, allowed in checks:
+            if not ok:
+                raise StudyError(f"hydra.sweeper.{key}={value}: must be {allowed}")
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.study_name, self.storage_url = study_name, storage
+        self.n_trials, self.n_workers = n_trials, n_workers
+        self.max_failure_rate, self.params = max_failure_rate, params
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.sweep_dir = Path(config.hydra.sweep.dir).absolute()
+
+    # ------------------------------------------------------------ the main process
+
+    def sweep(self, arguments: List[str]) -> None:
+        yaml_params = [f"{key}={value}" for key, value in (self.params or {}).items()]
+        self.space = parse_search_space(yaml_params + list(arguments))
+        if not self.space.distributions:
+            raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
+                                   "lr='tag(log, interval(1e-4, 1e-1))'")
+        if self.sampler_cfg._target_ == "optuna.samplers.GridSampler":
+            self.grid = grid(self.space)
+            size = math.prod(len(values) for values in self.grid.values())
+            if size < self.n_trials:
+                log.info("grid sampler: %d combinations, so n_trials %d -> %d", size, self.n_trials, size)
+                self.n_trials = size
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.url = self.storage_url or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
+        storage = self._open_storage()
+        try:
+            study = optuna.create_study(study_name=self.study_name, storage=storage,
+                                        directions=self.directions, load_if_exists=True)
+            check_spec(study, spec_of(self.space, self.directions), self.url)
+            self._log_start(study)
+        finally:
+            storage.engine.dispose()  # forked workers open their own connections
+
+        if self.n_workers > 1:
+            outcome = self._run_workers()
+        else:
+            try:
+                outcome = self._work(0)
+            except KeyboardInterrupt:
+                outcome = INTERRUPTED
+
+        storage = self._open_storage()
+        study = optuna.load_study(study_name=self.study_name, storage=storage)
+        write_results(study, self.sweep_dir, self.url, self.n_trials)
+        self._log_end(study)
+        storage.engine.dispose()
+        if outcome == TOO_MANY_FAILURES:
+            raise StudyError(self._too_many_failures(study))
+        if outcome == INTERRUPTED:
+            raise StudyError(f"interrupted. Finished trials are kept in {printable(self.url)}: "
+                             "rerun the same command to resume the study.")
+
+    def _run_workers(self) -> int:
+        """Fork the local workers (before any of them has loaded torch or opened the storage)."""
+        context = multiprocessing.get_context("fork")
+        workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")
+                   for index in range(self.n_workers)]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them record it, then stop
+            for worker in workers:
+                worker.join()
+            return INTERRUPTED
+        codes = [worker.exitcode for worker in workers]
+        for code in (INTERRUPTED, TOO_MANY_FAILURES):
+            if code in codes:
+                return code
+        if any(codes):
+            raise StudyError(f"a worker process ended with exit code {[c for c in codes if c][0]}; "
+                             "see its output above. Rerun the same command to resume the study.")
+        return DONE
+
+    def _worker_main(self, index: int) -> None:
+        """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
+        threads = str(max(1, (os.cpu_count() or 1) // self.n_workers))
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        die_with_parent()
+        try:
+            code = self._work(index)
+        except KeyboardInterrupt:
+            code = INTERRUPTED
+        sys.exit(code)
+
+    # ------------------------------------------------------------ a worker
+
+    def _work(self, index: int) -> int:
+        """Take trials until the study has n_trials finished ones (or too many failures)."""
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets our own line instead
+        sampler_options = {"seed": None if self.sampler_cfg.seed is None else self.sampler_cfg.seed + index}
+        if self.sampler_cfg._target_ == "optuna.samplers.GridSampler":
+            sampler_options["search_space"] = self.grid
+        storage = self._open_storage()
+        study = optuna.load_study(
+            study_name=self.study_name, storage=storage,
+            sampler=instantiate(self.sampler_cfg, **sampler_options), pruner=instantiate(self.pruner_cfg),
+        )
+        try:
+            while True:
+                optuna.storages.fail_stale_trials(study)
+                tally = Tally.of(study.get_trials(deepcopy=False))
+                if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
+                    return TOO_MANY_FAILURES
+                if tally.finished >= self.n_trials:
+                    return DONE
+                if tally.finished + tally.running >= self.n_trials:
+                    time.sleep(POLL_SECONDS)  # the rest is running elsewhere; it may finish or go stale
+                    continue
+                study.optimize(self._objective, n_trials=1, callbacks=[self._after_trial])
+        finally:
+            storage.engine.dispose()
+
+    def _objective(self, trial: optuna.Trial) -> Any:
+        """Run the trial's job; its metrics.json says whether it finished, was pruned or failed."""
+        earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
+        tally = Tally.of(earlier)
+        if tally.finished + tally.running >= self.n_trials:
+            # another worker asked at the same moment and took the last place before this trial
+            trial.set_user_attr(SKIPPED, "asked after the study's n_trials were taken")
+            return self._nan()
+        params = {key: suggest(trial, key, dist) for key, dist in self.space.distributions.items()}
+        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **params}.items()]
+        job_dir = self.sweep_dir / str(trial.number)
+        trial.set_user_attr(JOB_DIR, str(job_dir))
+        with sweeplab.trial.running(trial):
+            (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        return self._outcome(trial, job, job_dir)
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        write_results(study, self.sweep_dir, self.url, self.n_trials)
+        if SKIPPED not in trial.user_attrs:
+            log.info(trial_line(trial, study, self.n_trials))
+
+    def _outcome(self, trial: optuna.Trial, job: JobReturn, job_dir: Path) -> Any:
+        try:
+            returned = job.return_value  # raises the job's exception if it failed
+        except Exception as exc:
+            return self._fail(trial, f"{type(exc).__name__}: {exc}")
+        metrics = read_metrics(job_dir) if (job_dir / METRICS).exists() else {"status": "ok"}
+        if metrics["status"] == "pruned":
+            raise optuna.TrialPruned(metrics.get("reason"))
+        if metrics["status"] != "ok":
+            return self._fail(trial, f"{metrics['status']}: {metrics.get('reason')}")
+        values = list(returned) if isinstance(returned, (list, tuple)) else [returned]
+        try:
+            values = [float(v) for v in values]
+        except (TypeError, ValueError):
+            return self._fail(trial, f"the job returned {returned!r}, not {len(self.directions)} number(s)")
+        if len(values) != len(self.directions):
+            return self._fail(trial, f"the job returned {len(values)} values for {len(self.directions)} directions")
+        if not all(math.isfinite(v) for v in values):
+            return self._fail(trial, f"the job returned {returned!r}")
+        return values if len(values) > 1 else values[0]
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> Any:
+        """Record a failed job: Optuna marks a nan result FAIL; the reason makes it count as finished."""
+        trial.set_user_attr(FAIL_REASON, " ".join(reason.split())[:500])
+        return self._nan()
+
+    def _nan(self) -> Any:
+        return [math.nan] * len(self.directions) if len(self.directions) > 1 else math.nan
+
+    # ------------------------------------------------------------ helpers
+
+    def _open_storage(self) -> optuna.storages.RDBStorage:
+        return open_storage(self.url, self.heartbeat_interval, self.grace_period)
+
+    def _log_start(self, study: optuna.Study) -> None:
+        tally = Tally.of(study.get_trials(deepcopy=False))
+        resumed = f", resuming: {tally.finished} finished, {tally.interrupted} interrupted" if study.trials else ""
+        log.info("Optuna study '%s' in %s (%s%s)", study.study_name, printable(self.url),
+                 "/".join(self.directions), resumed)
+        log.info("sampler %s, pruner %s, n_trials %d, %d worker(s), max_failure_rate %s",
+                 self.sampler_cfg._target_.rsplit(".", 1)[-1], self.pruner_cfg._target_.rsplit(".", 1)[-1],
+                 self.n_trials, self.n_workers, self.max_failure_rate)
+        for key, dist in self.space.distributions.items():
+            log.info("  %s: %s", key, dist)
+        log.info("watch it live: optuna-dashboard %s", printable(self.url))
+
+    def _log_end(self, study: optuna.Study) -> None:
+        tally = Tally.of(study.get_trials(deepcopy=False))
+        log.info("study '%s': %d finished (%d complete, %d pruned, %d failed), %d interrupted; results in %s",
+                 study.study_name, tally.finished, tally.complete, tally.pruned, tally.failed,
+                 tally.interrupted, self.sweep_dir)
+        if tally.complete and len(self.directions) == 1:
+            best = study.best_trial
+            log.info("best: trial %d, value %.4f, %s", best.number, best.value,
+                     " ".join(f"{k}={v}" for k, v in best.params.items()))
+
+    def _too_many_failures(self, study: optuna.Study) -> str:
+        failed = [t for t in study.get_trials(deepcopy=False) if FAIL_REASON in t.user_attrs]
+        last = failed[-1]
+        return (f"study stopped: {len(failed)} trials failed, more than max_failure_rate="
+                f"{self.max_failure_rate} of n_trials={self.n_trials} allows "
+                f"({max_failures(self.n_trials, self.max_failure_rate)}). Last: trial {last.number}: "
+                f"{last.user_attrs[FAIL_REASON]}")
+
+
+def die_with_parent() -> None:
+    """Linux: a worker gets SIGINT when the main process dies, even by kill -9, and records it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)

@@ -1,0 +1,118 @@
+"""Hydra sweep syntax -> Optuna distributions: the search-space language of Hydra's own Optuna plugin.
+
+=====================================  ==================================================
+``lr=tag(log, interval(1e-4, 1e-1))``  FloatDistribution(1e-4, 1e-1, log=True)
+``dropout=interval(0, 0.5)``           FloatDistribution(0, 0.5)
+``model.depth=int(interval(1, 3))``    IntDistribution(1, 3)
+``batch_size=range(32, 257, 32)``      IntDistribution(32, 256, step=32) (stop excluded, as range)
+``optimizer=choice(sgd, adam)``        CategoricalDistribution(("sgd", "adam"))
+``optimizer=sgd,adam``                 the same (a comma list is a choice)
+``epochs=5``                           not searched: passed to every job as is
+=====================================  ==================================================
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
+from hydra.errors import CompactHydraException, OverrideParseException
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+
+class SearchSpaceError(CompactHydraException):
+    """A search-space entry Optuna cannot sample; the message names it and says what is allowed."""
+
+
+@dataclass
+class SearchSpace:
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    fixed: dict[str, str] = field(default_factory=dict)  # key -> value, passed to every job as is
+
+
+def parse_search_space(overrides: list[str]) -> SearchSpace:
+    """Parse ``key=value`` strings (hydra.sweeper.params first, then the command line, which wins)."""
+    space = SearchSpace()
+    for text in overrides:
+        try:
+            (override,) = OverridesParser.create().parse_overrides([text])
+        except OverrideParseException as exc:
+            reason = [line for line in exc.message.splitlines()[1:] if not line.startswith("See ")]
+            raise SearchSpaceError(f"search space: cannot parse {text!r}: {' '.join(reason)}") from exc
+        key = override.get_key_element()
+        space.distributions.pop(key, None)
+        space.fixed.pop(key, None)
+        if override.is_sweep_override():
+            space.distributions[key] = distribution(override)
+        else:
+            space.fixed[key] = override.get_value_element_as_str()
+    return space
+
+
+def distribution(override: Override) -> BaseDistribution:
+    """The Optuna distribution of one sweep override (see the module docstring's table)."""
+    key, value = override.get_key_element(), override.value()
+    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+        choices = tuple(override.sweep_iterator(transformer=Transformer.encode))
+        return CategoricalDistribution(choices)
+    if override.is_range_sweep():
+        return _range(override.input_line, value)
+    if override.is_interval_sweep():
+        return _interval(override.input_line, value)
+    raise SearchSpaceError(f"search space: {key}: unsupported sweep {override.input_line!r}")
+
+
+def _range(text: str, value: RangeSweep) -> BaseDistribution:
+    start, stop, step = value.start, value.stop, value.step
+    if step <= 0 or stop <= start:
+        raise SearchSpaceError(f"search space: {text}: needs start < stop and step > 0")
+    last = start + (math.ceil((stop - start) / step) - 1) * step  # like Python's range: stop excluded
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return IntDistribution(start, last, step=step)
+    return FloatDistribution(float(start), float(last), step=float(step))
+
+
+def _interval(text: str, value: IntervalSweep) -> BaseDistribution:
+    low, high, log = value.start, value.end, "log" in value.tags
+    if not low < high:
+        raise SearchSpaceError(f"search space: {text}: needs low < high")
+    if log and low <= 0:
+        raise SearchSpaceError(f"search space: {text}: a log scale needs low > 0")
+    if isinstance(low, int) and isinstance(high, int):
+        return IntDistribution(low, high, log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def grid(space: SearchSpace) -> dict[str, list[Any]]:
+    """Every value of each searched key, for Optuna's GridSampler (discrete distributions only)."""
+    values: dict[str, list[Any]] = {}
+    for key, dist in space.distributions.items():
+        if isinstance(dist, CategoricalDistribution):
+            values[key] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            values[key] = list(range(dist.low, dist.high + 1, dist.step))
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            count = round((dist.high - dist.low) / dist.step) + 1
+            values[key] = [dist.low + i * dist.step for i in range(count)]
+        else:
+            raise SearchSpaceError(
+                f"search space: {key}: the grid sampler needs discrete values (choice, range, or a "
+                f"comma list), not {dist}"
+            )
+    return values
+
+
+def suggest(trial: Any, key: str, dist: BaseDistribution) -> Any:
+    """Ask ``trial`` for ``key`` through Optuna's public suggest API."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(key, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)

@@ -1,0 +1,201 @@
+"""Study bookkeeping shared by every worker: storage, the budget tally, the stored spec, result files."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+import sqlalchemy.exc
+import yaml
+from hydra.errors import CompactHydraException
+from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from sweeplab.jobfiles import METRICS, read_metrics, write_atomic, write_metrics
+
+from ._search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+# user attrs the sweeper sets on trials
+JOB_DIR = "job_dir"  # where the trial's job wrote its files
+FAIL_REASON = "fail_reason"  # the job failed: the trial is finished and counts toward n_trials
+SKIPPED = "skipped"  # asked after the budget was taken; never ran, never counts
+# study user attr: what the study searches; a rerun must match it
+SPEC = "sweeplab_spec"
+
+RESULTS = "optimization_results.yaml"
+TRIALS = "trials.csv"
+
+
+class StudyError(CompactHydraException):
+    """A storage or study problem the user can fix; one message, no traceback."""
+
+
+def printable(url: str) -> str:
+    """``url`` with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, so trials of killed workers are found and marked FAIL.
+
+    Creating the schema races when several processes open a fresh database at once (PostgreSQL:
+    ``type "studydirection" already exists``): retry a few times before giving up.
+    """
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period, heartbeat_stale_trial_callback=mark_interrupted,
+            )
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            if attempt == 4:
+                reason = " ".join(str(exc.orig if hasattr(exc, "orig") else exc).split())
+                raise StudyError(f"storage {printable(url)}: cannot open it ({reason})") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Heartbeat callback for a trial whose worker died: its job dir says so too."""
+    job_dir = trial.user_attrs.get(JOB_DIR)
+    log.warning("trial %d: its worker stopped sending heartbeats; marked FAIL (interrupted)", trial.number)
+    if job_dir and (Path(job_dir) / METRICS).exists() and read_metrics(Path(job_dir))["status"] == "running":
+        write_metrics(Path(job_dir), {"status": "interrupted",
+                                      "reason": "its worker stopped (no heartbeat); the trial was marked FAIL"})
+
+
+def spec_of(space: SearchSpace, directions: Sequence[str]) -> dict[str, Any]:
+    spec = {
+        "space": {key: distribution_to_json(dist) for key, dist in space.distributions.items()},
+        "fixed": space.fixed,
+        "directions": list(directions),
+    }
+    return json.loads(json.dumps(spec))  # as it will read back from the storage
+
+
+def check_spec(study: optuna.Study, spec: dict[str, Any], url: str) -> None:
+    """Store the spec of a new study; refuse to mix a rerun with a different one into an old study."""
+    stored = study.user_attrs.get(SPEC)
+    if stored is None:
+        study.set_user_attr(SPEC, spec)
+        return
+    if stored == spec:
+        return
+    def readable(part: str, value: Any) -> Any:
+        return json_to_distribution(value) if part == "space" and value != "(absent)" else value
+
+    differences = []
+    for part in ("space", "fixed"):
+        for key in sorted(set(stored[part]) | set(spec[part])):
+            before, now = stored[part].get(key, "(absent)"), spec[part].get(key, "(absent)")
+            if before != now:
+                differences.append(f"{key}: was {readable(part, before)}, now {readable(part, now)}")
+    if stored["directions"] != spec["directions"]:
+        differences.append(f"directions: was {stored['directions']}, now {spec['directions']}")
+    raise StudyError(
+        f"study '{study.study_name}' in {printable(url)} was started with another search space "
+        f"({'; '.join(differences)}). Rerun with the same settings to resume it, pick another "
+        "hydra.sweeper.study_name, or delete the study to start over."
+    )
+
+
+@dataclass
+class Tally:
+    """Trials by what they mean for the budget."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0  # the job failed: counts toward n_trials
+    running: int = 0
+    interrupted: int = 0  # FAIL without a job failure (killed, Ctrl-C) or skipped: does not count
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+    @classmethod
+    def of(cls, trials: Sequence[FrozenTrial]) -> Tally:
+        tally = cls()
+        for trial in trials:
+            if trial.state == TrialState.COMPLETE:
+                tally.complete += 1
+            elif trial.state == TrialState.PRUNED:
+                tally.pruned += 1
+            elif trial.state == TrialState.FAIL:
+                if FAIL_REASON in trial.user_attrs:
+                    tally.failed += 1
+                else:
+                    tally.interrupted += 1
+            else:  # RUNNING, WAITING
+                tally.running += 1
+        return tally
+
+
+def max_failures(n_trials: int, max_failure_rate: float) -> int:
+    return math.floor(max_failure_rate * n_trials)
+
+
+def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int) -> None:
+    """optimization_results.yaml and trials.csv, rewritten (atomically) after every trial."""
+    trials = study.get_trials(deepcopy=False)
+    tally = Tally.of(trials)
+    results: dict[str, Any] = {
+        "study_name": study.study_name,
+        "storage": printable(url),
+        "directions": [d.name.lower() for d in study.directions],
+        "n_trials": n_trials,
+        "finished": tally.finished,
+        "states": {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed,
+                   "running": tally.running, "interrupted": tally.interrupted},
+    }
+    if tally.complete:
+        best = [summary(t) for t in study.best_trials]
+        if len(study.directions) == 1:
+            results["best"] = best[0]
+        else:
+            results["pareto"] = best
+    write_atomic(sweep_dir / RESULTS, lambda tmp: tmp.write_text(yaml.safe_dump(results, sort_keys=False)))
+    frame = study.trials_dataframe()
+    write_atomic(sweep_dir / TRIALS, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def summary(trial: FrozenTrial) -> dict[str, Any]:
+    return {"number": trial.number, "values": list(trial.values), "params": dict(trial.params),
+            "job_dir": trial.user_attrs.get(JOB_DIR)}
+
+
+def trial_line(trial: FrozenTrial, study: optuna.Study, n_trials: int) -> str:
+    """One progress line: the trial, its params and value, the best so far and what is left."""
+    params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        outcome = "COMPLETE " + ", ".join(f"{v:.4f}" for v in trial.values)
+    elif trial.state == TrialState.PRUNED:
+        last = trial.last_step
+        value = trial.intermediate_values.get(last) if last is not None else None
+        outcome = f"PRUNED after epoch {last}" + (f" at {value:.4f}" if value is not None else "")
+    else:
+        outcome = f"{trial.state.name} ({trial.user_attrs.get(FAIL_REASON) or trial.user_attrs.get(SKIPPED)})"
+    tally = Tally.of(study.get_trials(deepcopy=False))
+    left = max(0, n_trials - tally.finished)
+    best = ""
+    if tally.complete and len(study.directions) == 1:
+        best = f" | best {study.best_value:.4f} (trial {study.best_trial.number})"
+    elif tally.complete:
+        best = f" | {len(study.best_trials)} on the Pareto front"
+    return f"trial {trial.number} {outcome} | {params}{best} | {tally.finished}/{n_trials} finished, {left} left"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,76 @@
+"""Two sweeps started at once against one PostgreSQL study (as on two machines) share its budget.
+
+A real server: Debian's PostgreSQL (`make test-deps` installs it), a private cluster started on
+loopback for this test module and removed after it.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import REPO
+from sweeplab.jobfiles import read_metrics
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1; yields the URL of an empty database."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert versions, "PostgreSQL is not installed: `make test-deps` installs Debian's postgresql"
+    bindir = versions[-1].parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
+    datadir = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
+    if as_postgres:
+        shutil.chown(datadir, "postgres")
+    port = free_port()
+
+    def pg(*args):
+        subprocess.run([*as_postgres, *map(str, args)], check=True, capture_output=True)
+
+    pg(bindir / "initdb", "-D", datadir, "-U", "postgres", "--auth=trust")
+    pg(bindir / "pg_ctl", "-D", datadir, "-l", datadir / "server.log", "-w", "start",
+       "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir}")
+    try:
+        pg(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "sweeplab")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweeplab"
+    finally:
+        pg(bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop")
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def test_two_processes_share_one_study_and_its_budget(tmp_path, postgres):
+    n_trials = 6
+    command = [sys.executable, str(REPO / "train.py"), "-m", "hydra/sweeper=optuna",
+               f"hydra.sweeper.storage={postgres}", "hydra.sweeper.study_name=shared",
+               f"hydra.sweeper.n_trials={n_trials}", "lr=tag(log, interval(0.01, 0.5))", "model.width=choice(16, 64)",
+               "data=synthetic", "data.n_train=1000", "data.n_test=200", "epochs=6"]
+    # both start at the same moment against a fresh database, each with its own sweep dir ("machine")
+    machines = [subprocess.Popen([*command, f"hydra.sweep.dir=machine{i}"], cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    outputs = [machine.communicate(timeout=300)[0] for machine in machines]
+    for machine, output in zip(machines, outputs):
+        assert machine.returncode == 0, output[-3000:]
+
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    ran = [t for t in study.trials if "skipped" not in t.user_attrs]
+    assert [t.state.name for t in ran] == ["COMPLETE"] * n_trials
+    # every trial ran exactly once, on one machine or the other, and both machines worked
+    job_dirs = {int(p.name): p for i in (0, 1) for p in (tmp_path / f"machine{i}").iterdir() if p.is_dir()}
+    assert sorted(job_dirs) == sorted(t.number for t in ran)
+    assert all(any(p.is_dir() for p in (tmp_path / f"machine{i}").iterdir()) for i in (0, 1))
+    for trial in ran:
+        assert read_metrics(job_dirs[trial.number])["best_val_acc"] == trial.value

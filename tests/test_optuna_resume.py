@@ -1,0 +1,80 @@
+"""Interrupt a study (kill -9, Ctrl-C) mid-trial, rerun the same command, and it finishes exactly."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+
+from conftest import REPO, run_train
+from sweeplab.jobfiles import read_metrics
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 4
+# ~1-2 s per trial, so a signal lands mid-trial; short heartbeats so a killed trial is found quickly
+COMMAND = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hydra.sweeper.n_trials={N_TRIALS}",
+           "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
+           "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.05, 0.5)",
+           "data=synthetic", "data.n_train=2000", "data.n_test=200", "epochs=40", "batch_size=32"]
+
+
+def start_then_signal(tmp_path, signum):
+    """Start the sweep, wait until trial 1 has finished an epoch, then send ``signum``."""
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *COMMAND], cwd=tmp_path,
+                            stdout=log, stderr=subprocess.STDOUT)
+    history = tmp_path / "outputs" / "sweeps" / "resume" / "1" / "history.csv"
+    deadline = time.time() + 120
+    while not (history.exists() and len(history.read_text().splitlines()) >= 2):
+        assert proc.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    log.close()
+    return proc.returncode, (tmp_path / "first.log").read_text()
+
+
+def study_of(tmp_path):
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "resume"
+    return sweep_dir, optuna.load_study(study_name="resume", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+
+
+def assert_resumed_exactly(tmp_path):
+    result = run_train(*COMMAND, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming: 1 finished" in result.stdout + result.stderr
+    sweep_dir, study = study_of(tmp_path)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert "fail_reason" not in study.trials[1].user_attrs  # interrupted, so it does not count
+    assert read_metrics(sweep_dir / "1")["status"] == "interrupted"
+    assert [read_metrics(sweep_dir / str(n))["status"] for n in (0, 2, 3, 4)] == ["ok"] * 4
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["finished"] == N_TRIALS and results["states"]["interrupted"] == 1
+
+
+def test_kill_9_mid_trial_then_rerun_resumes(tmp_path):
+    code, _ = start_then_signal(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    sweep_dir, study = study_of(tmp_path)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
+    # results are written after every trial, not only at the end
+    assert yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["finished"] == 1
+    assert read_metrics(sweep_dir / "1")["status"] == "running"
+    assert_resumed_exactly(tmp_path)
+
+
+def test_ctrl_c_mid_trial_stops_cleanly_then_rerun_resumes(tmp_path):
+    code, output = start_then_signal(tmp_path, signal.SIGINT)
+    assert code != 0
+    assert "interrupted. Finished trials are kept in sqlite:///" in output
+    assert "rerun the same command to resume" in output
+    assert "Traceback" not in output
+    sweep_dir, study = study_of(tmp_path)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    assert read_metrics(sweep_dir / "1")["status"] == "interrupted"
+    assert_resumed_exactly(tmp_path)
