@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
-import torch
 
 HISTORY = "history.csv"
 METRICS = "metrics.json"
@@ -51,5 +50,7 @@ def write_history(job_dir: Path, records: Iterable[Any]) -> None:
     write_atomic(job_dir / HISTORY, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def save_checkpoint(job_dir: Path, state: dict[str, torch.Tensor]) -> None:
+def save_checkpoint(job_dir: Path, state: dict[str, Any]) -> None:
+    import torch  # here, so the report and the sweeper read job files without loading torch
+
     write_atomic(job_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))

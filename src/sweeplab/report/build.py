@@ -1,0 +1,102 @@
+"""``sweeplab report``: read sweep dirs; write summary.csv, jobs.csv, report.md, a self-contained
+report.html and PNG plots into one dir; return the text to print."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from sweeplab.report import sections
+from sweeplab.report.collect import Sweeps, collect
+from sweeplab.report.document import Block, Image, to_html, to_markdown, to_text
+from sweeplab.report.optuna_files import OptunaFiles, load_study, param_importances
+from sweeplab.report.plots import (
+    accuracy_vs_param, importance_chart, learning_curves, optimisation_history, save_png,
+)
+from sweeplab.report.stats import TEST, VAL, compare_sweep_bests, status_counts, summarize
+
+
+@dataclass
+class Report:
+    files: list[Path]  # everything written, report.html among them
+    text: str  # for the terminal: findings, job status and the summary tables
+
+
+def write_report(dirs: Sequence[Path], out: Path) -> Report:
+    """The report of the sweeps in ``dirs``, written into ``out``. Raises
+    :class:`~sweeplab.report.collect.NotASweepDir` before writing anything if a dir is not a sweep."""
+    sweeps = collect(dirs)
+    summary = summarize(sweeps.jobs, sweeps.swept)
+    bests = compare_sweep_bests(summary, sweeps.jobs) if len(sweeps.paths) > 1 else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    images = accuracy_images(summary, sweeps.swept, out) + curve_images(sweeps, summary, out)
+    optuna_blocks = [block for name, files in sweeps.optuna.items()
+                     for block in optuna_section(name, files, sweeps.paths[name], out)]
+    headline = [
+        *sections.findings(summary, bests),
+        *sections.status(sweeps.jobs, status_counts(sweeps.jobs)),
+        *sections.summaries(summary, sweeps.swept),
+        *(sections.sweep_bests(bests) if bests is not None else []),
+    ]
+    blocks = [*sections.overview(sweeps), *sections.method(), *headline, *sections.plots(images),
+              *optuna_blocks, *sections.jobs_section(sweeps.jobs, sweeps.swept)]
+
+    tables = {out / "summary.csv": summary, out / "jobs.csv": sweeps.jobs}
+    for path, frame in tables.items():
+        frame.to_csv(path, index=False)
+    (out / "report.md").write_text(to_markdown(blocks))
+    (out / "report.html").write_text(to_html(blocks, title="Sweep report: " + ", ".join(sweeps.paths)))
+    pngs = [block.path for block in blocks if isinstance(block, Image)]
+    return Report(files=[*tables, out / "report.md", out / "report.html", *pngs], text=to_text(headline))
+
+
+def accuracy_images(summary: pd.DataFrame, swept: dict[str, list[str]], out: Path) -> list[Image]:
+    images = []
+    for param in dict.fromkeys(param for params in swept.values() for param in params):
+        figure = accuracy_vs_param(summary, param, swept)
+        if figure is not None:
+            images.append(Image(save_png(figure, out / f"accuracy_vs_{slug(param)}.png"),
+                                f"Accuracy against {param}: mean ± std over the seeds of each config's ok jobs; "
+                                f"validation = {VAL}, test = {TEST}."))
+    return images
+
+
+def curve_images(sweeps: Sweeps, summary: pd.DataFrame, out: Path) -> list[Image]:
+    """Learning curves of each sweep, from the history.csv of its ok jobs."""
+    images = []
+    for name in sweeps.paths:
+        figure = learning_curves(sweeps.histories, sweeps.jobs, summary, name)
+        if figure is not None:
+            images.append(Image(save_png(figure, out / f"curves_{slug(name)}.png"),
+                                f"{name}: validation accuracy per epoch, mean over seeds with a ± std band."))
+    return images
+
+
+def optuna_section(name: str, files: OptunaFiles, sweep_dir: Path, out: Path) -> list[Block]:
+    """The optimisation history and the parameter importances of one Optuna sweep."""
+    images = []
+    history = optimisation_history(files, name)
+    if history is not None:
+        images.append(Image(save_png(history, out / f"optuna_history_{slug(name)}.png"),
+                            f"{name}: objective of each trial and the best so far; pruned, failed and running "
+                            "trials marked (those without a value along the bottom)."))
+    study, source = load_study(files, sweep_dir)
+    goal, importances = param_importances(study)
+    chart = importance_chart(importances, goal, name)
+    if chart is None:
+        note = f"parameter importances: none, no completed trials to rank parameters by (study {source})"
+    else:
+        note = (f"parameter importances for {goal}: Optuna's get_param_importances (its default evaluator) "
+                f"on the study {source}")
+        images.append(Image(save_png(chart, out / f"optuna_importance_{slug(name)}.png"),
+                            f"{name}: parameter importances (Optuna)."))
+    return sections.optuna_study(name, files, images, note)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a parameter or sweep name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

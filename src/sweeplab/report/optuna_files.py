@@ -1,0 +1,135 @@
+"""An Optuna sweep's own files: ``optimization_results.yaml``, ``trials.csv``, and the study they name.
+
+The sweeper writes both files into the sweep dir; a job dir's name is its trial number.
+``optimization_results.yaml`` holds ``study_name``, ``storage`` (optional), ``directions``,
+``n_trials`` and ``best`` and/or ``pareto``; ``trials.csv`` is ``Study.trials_dataframe()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from sweeplab.report.values import wants_log_scale
+
+RESULTS = "optimization_results.yaml"
+TRIALS = "trials.csv"
+PARAM_PREFIX = "params_"
+
+
+@dataclass
+class OptunaFiles:
+    results: dict[str, Any]  # optimization_results.yaml; {} while the study has not written it
+    trials: pd.DataFrame  # trials.csv, one row per trial; empty while the study has not written it
+
+    @property
+    def objective_columns(self) -> list[str]:
+        """``value`` for one objective, ``values_0``, ``values_1``, ... for several."""
+        if "value" in self.trials:
+            return ["value"]
+        return sorted((c for c in self.trials if c.startswith("values_")), key=lambda c: int(c.split("_")[1]))
+
+    @property
+    def directions(self) -> list[str]:
+        """From optimization_results.yaml; without it every objective is taken as maximised."""
+        return list(self.results.get("directions") or ["maximize"] * max(1, len(self.objective_columns)))
+
+    @property
+    def objective_labels(self) -> list[str]:
+        return [objective_label(self.directions, index) for index in range(len(self.directions))]
+
+
+def read_optuna_files(sweep_dir: Path) -> OptunaFiles | None:
+    """The sweep's Optuna files, or None for a sweep that has neither (a grid)."""
+    results_path, trials_path = sweep_dir / RESULTS, sweep_dir / TRIALS
+    if not results_path.is_file() and not trials_path.is_file():
+        return None
+    results = yaml.safe_load(results_path.read_text()) if results_path.is_file() else {}
+    trials = pd.read_csv(trials_path) if trials_path.is_file() else pd.DataFrame()
+    return OptunaFiles(results=results or {}, trials=trials)
+
+
+def load_study(files: OptunaFiles, sweep_dir: Path) -> tuple[optuna.Study, str]:
+    """The study from its storage if that loads, else rebuilt from trials.csv; and which it was."""
+    try:
+        storage = open_storage(files.results["storage"], sweep_dir)
+        study = optuna.load_study(study_name=files.results["study_name"], storage=storage)
+        return study, f"loaded from its storage ({files.results['storage']})"
+    # Any failure here (no storage given, a file gone, a database down) leaves trials.csv to rely on.
+    except Exception as exc:
+        why = f"storage not loaded: {type(exc).__name__}: {exc}"
+        return rebuild_study(files), f"rebuilt from {TRIALS} ({why})"
+
+
+def open_storage(storage: str, sweep_dir: Path) -> str | optuna.storages.BaseStorage:
+    """An Optuna storage URL as is, or a journal file path. A missing file raises instead of letting
+    Optuna create an empty database."""
+    if storage.startswith("sqlite:///"):
+        return f"sqlite:///{study_file(storage.removeprefix('sqlite:///'), sweep_dir)}"
+    if "://" in storage:
+        return storage
+    journal = optuna.storages.journal.JournalFileBackend(str(study_file(storage, sweep_dir)))
+    return optuna.storages.JournalStorage(journal)
+
+
+def study_file(name: str, sweep_dir: Path) -> Path:
+    """The file ``name`` (relative: to the sweep dir), or a file of that name in the sweep dir,
+    where it still is after the sweep dir was moved or copied."""
+    given = Path(name) if Path(name).is_absolute() else sweep_dir / name
+    for path in (given, sweep_dir / given.name):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no file {given}")
+
+
+def rebuild_study(files: OptunaFiles) -> optuna.Study:
+    """An in-memory study holding trials.csv's completed trials, with distributions inferred from
+    the values seen (trials.csv does not record them): ints, floats (log-scaled as on the plots'
+    axes), anything else categorical."""
+    study = optuna.create_study(directions=files.directions)
+    if files.trials.empty:
+        return study
+    distributions = infer_distributions(files.trials)
+    for row in files.trials[files.trials["state"] == "COMPLETE"].to_dict("records"):
+        params = {name: row[PARAM_PREFIX + name] for name in distributions if not pd.isna(row[PARAM_PREFIX + name])}
+        study.add_trial(optuna.trial.create_trial(
+            params=params,
+            distributions={name: distributions[name] for name in params},
+            values=[row[column] for column in files.objective_columns],
+        ))
+    return study
+
+
+def infer_distributions(trials: pd.DataFrame) -> dict[str, BaseDistribution]:
+    distributions: dict[str, BaseDistribution] = {}
+    for column in (c for c in trials if c.startswith(PARAM_PREFIX)):
+        name, values = column[len(PARAM_PREFIX):], trials[column].dropna()
+        if values.empty:
+            continue
+        if pd.api.types.is_integer_dtype(values):
+            distributions[name] = IntDistribution(int(values.min()), int(values.max()))
+        elif pd.api.types.is_float_dtype(values):
+            log = wants_log_scale(name, values)
+            distributions[name] = FloatDistribution(float(values.min()), float(values.max()), log=log)
+        else:
+            distributions[name] = CategoricalDistribution(list(values.unique()))
+    return distributions
+
+
+def param_importances(study: optuna.Study) -> tuple[str, dict[str, float]]:
+    """What the importances are for, and Optuna's importances (its default evaluator, PED-ANOVA):
+    for one objective, of reaching its best values; for several, of reaching the Pareto front."""
+    goal = "the Pareto front" if len(study.directions) > 1 else f"the objective ({study.direction.name.lower()})"
+    return goal, optuna.importance.get_param_importances(study)
+
+
+def objective_label(directions: list[str], index: int) -> str:
+    """``objective (maximize)``, or ``objective 1 (minimize)`` when there are several."""
+    if len(directions) == 1:
+        return f"objective ({directions[0]})"
+    return f"objective {index} ({directions[index]})"

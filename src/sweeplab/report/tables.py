@@ -1,0 +1,88 @@
+"""The report's tables as people read them: rounded numbers, ``mean ± std``, plain column names.
+summary.csv and jobs.csv keep the full numbers; these frames are for report.md, report.html and the
+terminal.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from sweeplab.report.values import format_value
+
+REASON_WIDTH = 60  # a failed job's reason can be a long exception message
+
+
+def summary_table(summary: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """One sweep's configs: parameters, counts, accuracies over seeds, the comparison with the best."""
+    if params:
+        table = pd.DataFrame({param: summary[param].map(format_value, na_action="ignore") for param in params})
+    else:
+        table = pd.DataFrame({"config": summary["config"]})
+    return table.assign(**{
+        "n ok": summary["n"],
+        "not ok": summary["not_ok"],
+        "val acc (mean ± std)": mean_std(summary["val_mean"], summary["val_std"]),
+        "val min–max": min_max(summary["val_min"], summary["val_max"]),
+        "test acc (mean ± std)": mean_std(summary["test_mean"], summary["test_std"]),
+        "test min–max": min_max(summary["test_min"], summary["test_max"]),
+        "epochs": formatted(summary["epochs_mean"], ".1f"),
+        "wall s": formatted(summary["wall_seconds_mean"], ".3g"),
+        "p (Welch)": formatted(summary["p_value"], ".2g"),
+        "vs best": summary["vs_best"],
+    }).reset_index(drop=True)
+
+
+def bests_table(bests: pd.DataFrame) -> pd.DataFrame:
+    """The best config of each sweep against the best of them all."""
+    return pd.DataFrame({
+        "sweep": bests["sweep"],
+        "best config": bests["config"],
+        "n ok": bests["n"],
+        "val acc (mean ± std)": mean_std(bests["val_mean"], bests["val_std"]),
+        "test acc (mean ± std)": mean_std(bests["test_mean"], bests["test_std"]),
+        "p (Welch)": formatted(bests["p_value"], ".2g"),
+        "vs best": bests["vs_best"],
+    })
+
+
+def jobs_table(jobs: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Every job, whatever its status, with its reason when it did not finish ok."""
+    columns = ["sweep", "job", "status", *params, "seed", "best_val_acc", "test_acc_at_best_val",
+               "epochs_completed", "wall_seconds", *(["trial_state"] if "trial_state" in jobs else []), "reason"]
+    table = jobs[columns].astype(object)
+    for column in [*params, "seed"]:
+        table[column] = jobs[column].map(format_value, na_action="ignore")
+    for column in ["best_val_acc", "test_acc_at_best_val"]:
+        table[column] = formatted(jobs[column], ".3f")
+    table["wall_seconds"] = formatted(jobs["wall_seconds"], ".3g")
+    table["reason"] = jobs["reason"].map(lambda text: shorten(str(text)), na_action="ignore")
+    return table.reset_index(drop=True)
+
+
+def status_table(counts: pd.DataFrame) -> pd.DataFrame:
+    return counts.reset_index().rename_axis(columns=None)
+
+
+def mean_std(mean: pd.Series, std: pd.Series) -> pd.Series:
+    return pd.Series([mean_std_text(m, s) for m, s in zip(mean, std)], index=mean.index, dtype=object)
+
+
+def mean_std_text(mean: float, std: float) -> str:
+    """``0.820 ± 0.020``; the mean alone for a single seed; empty without any ok job."""
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def min_max(low: pd.Series, high: pd.Series) -> pd.Series:
+    return pd.Series([f"{lo:.3f}–{hi:.3f}" if pd.notna(lo) else "" for lo, hi in zip(low, high)],
+                     index=low.index, dtype=object)
+
+
+def formatted(values: pd.Series, spec: str) -> pd.Series:
+    """Each number formatted with ``spec``; a missing one is an empty cell."""
+    return pd.Series([format(value, spec) if pd.notna(value) else "" for value in values],
+                     index=values.index, dtype=object)
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"

@@ -1,0 +1,444 @@
+"""sweeplab report on sweep dirs written here job by job, with numbers whose statistics are known.
+
+The helpers at the top write the files a job writes (see sweeplab.jobfiles); the Optuna and browser
+tests import them.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from conftest import TINY, run_train
+from sweeplab.report.build import write_report
+from sweeplab.report.collect import collect
+from sweeplab.report.plots import accuracy_vs_param, learning_curves
+from sweeplab.report.stats import summarize
+
+SWEEPLAB = Path(sys.executable).parent / "sweeplab"  # the console script `pip install -e .` makes
+
+# ------------------------------------------------------------------ writing job dirs
+
+
+def ok_metrics(val: float, test: float, epochs: int = 3, wall: float = 10.0) -> dict[str, Any]:
+    """metrics.json of a finished run whose best validation accuracy is ``val``."""
+    return {
+        "status": "ok", "reason": None, "epochs_completed": epochs, "best_epoch": epochs,
+        "best_val_acc": val, "test_acc_at_best_val": test, "val_acc": val, "val_loss": 0.5,
+        "test_acc": test, "test_loss": 0.6, "train_acc": val, "train_loss": 0.4, "params": 1000,
+        "device": "cpu", "wall_seconds": wall,
+    }
+
+
+def write_job(
+    sweep_dir: Path, job: int, overrides: list[str], metrics: dict[str, Any] | None,
+    val_curve: list[float] | None = None,
+) -> Path:
+    """A job dir as train.py leaves it: .hydra/, metrics.json (None: not written), history.csv
+    (one row per value of ``val_curve``; by default a rising curve ending at the best val_acc)."""
+    job_dir = sweep_dir / str(job)
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    values = {key: yaml.safe_load(value) for key, value in (o.lstrip("+").split("=", 1) for o in overrides)}
+    config = {"lr": values.get("lr", 0.1), "seed": values.get("seed", 0), "epochs": 3,
+              "optimizer": {"name": "sgd", "lr": "${lr}"}}
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    if metrics is not None:
+        (job_dir / "metrics.json").write_text(json.dumps(metrics))
+    if val_curve is None and metrics is not None and metrics.get("best_val_acc") is not None:
+        epochs = metrics["epochs_completed"]
+        val_curve = [metrics["best_val_acc"] - 0.1 * (epochs - epoch) for epoch in range(1, epochs + 1)]
+    if val_curve:
+        epochs = range(1, len(val_curve) + 1)
+        pd.DataFrame({"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": val_curve,
+                      "lr": 0.1, "seconds": 1.0}).to_csv(job_dir / "history.csv", index=False)
+    return job_dir
+
+
+def write_grid(sweep_dir: Path, val_by_lr: dict[float, list[float]], extra: tuple[str, ...] = ()) -> None:
+    """A grid over lr, one job per (lr, seed) with the given best validation accuracies; test
+    accuracy is 0.1 below, wall time 10 s + seed."""
+    job = 0
+    for lr, vals in val_by_lr.items():
+        for seed, val in enumerate(vals):
+            write_job(sweep_dir, job, [f"lr={lr}", f"seed={seed}", "+sweep=lr", "data=synthetic", *extra],
+                      ok_metrics(val, val - 0.1, wall=10.0 + seed))
+            job += 1
+
+
+def summary_row(summary: pd.DataFrame, config: str, sweep: str | None = None) -> pd.Series:
+    rows = summary[(summary["config"] == config) & ((summary["sweep"] == sweep) if sweep else True)]
+    assert len(rows) == 1, summary[["sweep", "config"]]
+    return rows.iloc[0]
+
+
+# ------------------------------------------------------------------ aggregation
+
+
+def test_mean_std_min_max_over_seeds_are_the_hand_computed_ones(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.80, 0.82, 0.84], 0.01: [0.50, 0.60, 0.70]})
+
+    report = write_report([sweep], sweep)
+    summary = pd.read_csv(sweep / "summary.csv")
+
+    best = summary_row(summary, "lr=0.1")
+    assert (best["n"], best["jobs"], best["not_ok"]) == (3, 3, 0)
+    assert best["val_mean"] == pytest.approx(0.82)
+    assert best["val_std"] == pytest.approx(0.02)  # sample std, ddof=1
+    assert (best["val_min"], best["val_max"]) == pytest.approx((0.80, 0.84))
+    assert best["test_mean"] == pytest.approx(0.72)  # test_acc_at_best_val: val - 0.1 here
+    assert best["test_std"] == pytest.approx(0.02)
+    assert best["wall_seconds_mean"] == pytest.approx(11.0)  # 10, 11, 12
+    assert best["epochs_mean"] == 3
+    other = summary_row(summary, "lr=0.01")
+    assert other["val_mean"] == pytest.approx(0.60) and other["val_std"] == pytest.approx(0.10)
+    assert "0.820 ± 0.020" in report.text and "0.600 ± 0.100" in report.text
+
+
+def test_seed_and_the_study_selector_are_not_swept_parameters_constant_overrides_neither(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.8, 0.82], 0.01: [0.7, 0.72]}, extra=("model.width=64",))
+    sweeps = collect([sweep])
+    assert sweeps.swept == {"lr": ["lr"]}
+    assert list(sweeps.jobs["seed"]) == [0, 1, 0, 1]
+    assert list(summarize(sweeps.jobs, sweeps.swept)["config"]) == ["lr=0.1", "lr=0.01"]
+
+
+def test_without_seed_overrides_n_counts_the_jobs_of_a_config_and_seed_comes_from_the_config(tmp_path):
+    sweep = tmp_path / "repeats"
+    for job, (width, val) in enumerate([(64, 0.7), (64, 0.8), (128, 0.9)]):
+        write_job(sweep, job, [f"model.width={width}"], ok_metrics(val, val))
+    sweeps = collect([sweep])
+    summary = summarize(sweeps.jobs, sweeps.swept)
+    assert sweeps.swept == {"repeats": ["model.width"]}
+    assert list(summary["n"]) == [2, 1]
+    assert list(sweeps.jobs["seed"]) == [0, 0, 0]  # from .hydra/config.yaml
+
+
+def test_a_sweep_over_seeds_only_is_one_config(tmp_path):
+    sweep = tmp_path / "seeds"
+    for seed, val in enumerate([0.7, 0.8, 0.9]):
+        write_job(sweep, seed, [f"seed={seed}", "lr=0.1"], ok_metrics(val, val))
+    report = write_report([sweep], sweep)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["config"]) == ["(all jobs)"]
+    assert (summary["n"][0], summary["val_mean"][0]) == (3, pytest.approx(0.8))
+    assert summary["vs_best"][0] == "best"
+    assert [path.name for path in report.files if path.suffix == ".png"] == ["curves_seeds.png"]
+
+
+def test_job_dirs_are_read_in_job_number_order(tmp_path):
+    sweep = tmp_path / "lr"
+    for job in range(12):
+        write_job(sweep, job, [f"lr={0.1 if job % 2 else 0.01}", f"seed={job // 2}"], ok_metrics(0.5, 0.5))
+    assert list(collect([sweep]).jobs["job"]) == [str(job) for job in range(12)]  # 10 after 9, not after 1
+
+
+# ------------------------------------------------------------------ significance
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    """Welch's two-sided p-value from its textbook formula, to check the report's against."""
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return 2 * stats.t.sf(abs(t), df)
+
+
+def test_clearly_separated_configs_are_distinguishable_and_close_ones_within_noise(tmp_path):
+    sweep = tmp_path / "lr"
+    separated = [0.60, 0.61, 0.62, 0.60]
+    close = [0.83, 0.80, 0.85, 0.81]
+    best = [0.84, 0.80, 0.86, 0.82]
+    write_grid(sweep, {0.1: best, 0.01: close, 0.001: separated})
+
+    report = write_report([sweep], sweep)
+    summary = pd.read_csv(sweep / "summary.csv")
+
+    assert summary_row(summary, "lr=0.1")["vs_best"] == "best"
+    far = summary_row(summary, "lr=0.001")
+    assert far["p_value"] == pytest.approx(welch_p(best, separated)) and far["p_value"] < 0.001
+    assert far["vs_best"] == f"distinguishable (p={far['p_value']:.2g})"
+    near = summary_row(summary, "lr=0.01")
+    assert near["p_value"] == pytest.approx(welch_p(best, close)) and near["p_value"] > 0.3
+    assert near["vs_best"] == f"within noise (p={near['p_value']:.2g})"
+    markdown = (sweep / "report.md").read_text()
+    assert "Welch's t-test" in markdown and "alpha = 0.05" in markdown
+    assert f"more than seed-to-seed noise (p < 0.05): lr=0.001 (p={far['p_value']:.2g})" in report.text
+    assert f"within seed-to-seed noise of the best (p >= 0.05): lr=0.01 (p={near['p_value']:.2g})" in report.text
+
+
+def test_best_is_the_highest_mean_and_a_single_seed_is_untested(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.95], 0.01: [0.80, 0.82, 0.84], 0.001: [0.5, 0.6]})
+    summary = pd.read_csv(write_report([sweep], sweep).files[0])
+    assert list(summary["vs_best"]) == ["best", "n<2: untested", "n<2: untested"]
+    assert summary["p_value"].isna().all()
+
+
+def test_no_spread_on_either_side_is_not_a_p_value(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.8, 0.8], 0.01: [0.7, 0.7]})
+    summary = pd.read_csv(write_report([sweep], sweep).files[0])
+    assert summary_row(summary, "lr=0.01")["vs_best"] == "no seed-to-seed spread: untested"
+
+
+# ------------------------------------------------------------------ statuses and partial sweeps
+
+
+def write_mixed_statuses(sweep: Path) -> None:
+    """lr=0.1: two ok seeds, then failed, diverged, pruned; lr=0.01: ok, running, no metrics.json."""
+    lr1, lr2 = ["lr=0.1", "+sweep=lr"], ["lr=0.01", "+sweep=lr"]
+    write_job(sweep, 0, [*lr1, "seed=0"], ok_metrics(0.80, 0.78))
+    write_job(sweep, 1, [*lr1, "seed=1"], ok_metrics(0.84, 0.80))
+    write_job(sweep, 2, [*lr1, "seed=2"], {"status": "failed", "reason": "RuntimeError: CUDA out of memory " * 5,
+                                             "wall_seconds": 1.5})
+    diverged = ok_metrics(0.30, 0.25) | {"status": "diverged", "reason": "val_loss is nan", "val_loss": None,
+                                         "train_loss": None, "test_loss": None}
+    write_job(sweep, 3, [*lr1, "seed=3"], diverged, val_curve=[0.3, 0.1])
+    pruned = ok_metrics(0.20, 0.20, epochs=1) | {"status": "pruned", "reason": "pruned at epoch 1"}
+    write_job(sweep, 4, [*lr1, "seed=4"], pruned, val_curve=[0.2])
+    write_job(sweep, 5, [*lr2, "seed=0"], ok_metrics(0.70, 0.69))
+    write_job(sweep, 6, [*lr2, "seed=1"], {"status": "running"}, val_curve=[0.5])
+    write_job(sweep, 7, [*lr2, "seed=2"], None)  # killed before it wrote metrics.json
+
+
+def test_every_status_is_counted_and_listed_and_only_ok_jobs_enter_the_statistics(tmp_path):
+    sweep = tmp_path / "lr"
+    write_mixed_statuses(sweep)
+
+    report = write_report([sweep], sweep)
+
+    summary = pd.read_csv(sweep / "summary.csv")
+    first = summary_row(summary, "lr=0.1")
+    assert (first["jobs"], first["n"], first["not_ok"]) == (5, 2, 3)
+    assert first["val_mean"] == pytest.approx(0.82)
+    second = summary_row(summary, "lr=0.01")
+    assert (second["jobs"], second["n"], second["not_ok"]) == (3, 1, 2)
+    jobs = pd.read_csv(sweep / "jobs.csv")
+    assert list(jobs["status"]) == ["ok", "ok", "failed", "diverged", "pruned", "ok", "running", "missing"]
+    counts = re.search(r"sweep +ok +diverged +pruned +failed +running +missing +total\n +lr +3 +1 +1 +1 +1 +1 +8",
+                       report.text)
+    assert counts, report.text
+    markdown = (sweep / "report.md").read_text()
+    assert "5 of 8 jobs are not ok" in markdown
+    for status in ("| failed |", "| diverged |", "| pruned |", "| running |", "| missing |"):
+        assert status in markdown
+    assert "RuntimeError: CUDA out of memory" in markdown  # the reason, shortened
+
+
+def test_learning_curves_average_the_ok_jobs_per_epoch(tmp_path):
+    sweep = tmp_path / "lr"
+    write_job(sweep, 0, ["lr=0.1", "seed=0"], ok_metrics(0.6, 0.6), val_curve=[0.2, 0.4, 0.6])
+    write_job(sweep, 1, ["lr=0.1", "seed=1"], ok_metrics(0.8, 0.8), val_curve=[0.4, 0.6, 0.8])
+    write_job(sweep, 2, ["lr=0.1", "seed=2"], {"status": "running"}, val_curve=[0.0])  # not averaged in
+    write_job(sweep, 3, ["lr=0.01", "seed=0"], ok_metrics(0.5, 0.5), val_curve=[0.1, 0.5])
+    sweeps = collect([sweep])
+    summary = summarize(sweeps.jobs, sweeps.swept)
+
+    figure = learning_curves(sweeps.histories, sweeps.jobs, summary, "lr")
+
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert list(lines) == ["lr=0.1", "lr=0.01"]
+    assert list(lines["lr=0.1"].get_ydata()) == pytest.approx([0.3, 0.5, 0.7])
+    assert list(lines["lr=0.01"].get_xdata()) == [1, 2]
+
+
+def test_a_partial_sweep_still_reports(tmp_path):
+    sweep = tmp_path / "lr"
+    write_job(sweep, 0, ["lr=0.1", "seed=0"], ok_metrics(0.8, 0.7))
+    write_job(sweep, 1, ["lr=0.1", "seed=1"], {"status": "running"}, val_curve=[0.5])
+    write_job(sweep, 2, ["lr=0.01", "seed=0"], {"status": "running"})
+    write_job(sweep, 3, ["lr=0.01", "seed=1"], None)
+
+    report = write_report([sweep], sweep)
+
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["vs_best"]) == ["best", "no ok jobs"]
+    assert list(summary["not_ok"]) == [1, 2]
+    assert "1 config(s) without any ok job" in report.text
+    assert all(path.is_file() for path in report.files)
+
+
+def test_a_sweep_where_no_job_finished_ok_still_reports(tmp_path):
+    sweep = tmp_path / "lr"
+    write_job(sweep, 0, ["lr=0.1"], {"status": "failed", "reason": "boom", "wall_seconds": 0.1})
+    write_job(sweep, 1, ["lr=0.01"], None)
+    report = write_report([sweep], sweep)
+    assert "no job finished ok, so there is nothing to compare" in report.text
+    assert (sweep / "report.html").is_file()
+
+
+# ------------------------------------------------------------------ several sweeps side by side
+
+
+def test_several_sweeps_share_one_frame_and_their_series_overlay(tmp_path):
+    sgd, adam, out = tmp_path / "lr_sgd", tmp_path / "lr_adam", tmp_path / "compare"
+    write_grid(sgd, {0.1: [0.80, 0.82, 0.84], 0.01: [0.70, 0.71, 0.72]}, extra=("optimizer=sgd",))
+    write_grid(adam, {0.01: [0.60, 0.62, 0.64], 0.001: [0.90, 0.91, 0.92]}, extra=("optimizer=adam",))
+
+    report = write_report([sgd, adam], out)
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(zip(summary["sweep"], summary["config"])) == [
+        ("lr_sgd", "lr=0.1"), ("lr_sgd", "lr=0.01"), ("lr_adam", "lr=0.01"), ("lr_adam", "lr=0.001")]
+    assert summary_row(summary, "lr=0.01", "lr_adam")["val_mean"] == pytest.approx(0.62)
+    assert summary_row(summary, "lr=0.1", "lr_sgd")["vs_best"] == "best"  # each sweep has its own best
+    assert summary_row(summary, "lr=0.001", "lr_adam")["vs_best"] == "best"
+    markdown = (out / "report.md").read_text()
+    assert "## Summary: lr_sgd" in markdown and "## Summary: lr_adam" in markdown
+    assert "## Best config of each sweep" in markdown
+    assert "across sweeps: best: lr_adam lr=0.001" in report.text
+    assert "across sweeps: worse than the best by more than seed-to-seed noise (p < 0.05): lr_sgd lr=0.1" \
+        in report.text
+    assert not (sgd / "report.md").exists()  # the combined report is in --out only
+    assert re.search(r"sweep +ok +total\n *lr_sgd +6 +6\n *lr_adam +6 +6\n *total +12 +12", report.text)
+
+    sweeps = collect([sgd, adam])
+    figure = accuracy_vs_param(summarize(sweeps.jobs, sweeps.swept), "lr", sweeps.swept)
+    validation = figure.axes[0]
+    assert [container.get_label() for container in validation.containers] == ["lr_sgd", "lr_adam"]
+    assert validation.get_xscale() == "log"
+
+
+def test_a_grid_of_two_parameters_plots_one_series_per_value_of_the_other(tmp_path):
+    sweep = tmp_path / "grid"
+    job = 0
+    for optimizer in ("sgd", "adam"):
+        for width in (64, 128, 256):
+            for seed in range(2):
+                write_job(sweep, job, [f"optimizer={optimizer}", f"model.width={width}", f"seed={seed}"],
+                          ok_metrics(0.5 + width / 1000 + seed / 100, 0.5))
+                job += 1
+    sweeps = collect([sweep])
+    summary = summarize(sweeps.jobs, sweeps.swept)
+    assert sweeps.swept == {"grid": ["optimizer", "model.width"]}
+
+    by_width = accuracy_vs_param(summary, "model.width", sweeps.swept).axes[0]
+    assert [c.get_label() for c in by_width.containers] == ["optimizer=sgd", "optimizer=adam"]
+    assert by_width.get_xscale() == "linear"  # 64..256 spans less than 100x
+    by_optimizer = accuracy_vs_param(summary, "optimizer", sweeps.swept).axes[0]
+    assert [t.get_text() for t in by_optimizer.get_xticklabels()] == ["sgd", "adam"]  # categorical axis
+    mean = by_width.containers[0].lines[0].get_ydata()
+    assert list(mean) == pytest.approx([0.5 + w / 1000 + 0.005 for w in (64, 128, 256)])
+
+
+# ------------------------------------------------------------------ files written
+
+
+def test_html_is_self_contained_with_every_plot_embedded(tmp_path):
+    sweep = tmp_path / "lr"
+    write_mixed_statuses(sweep)
+    report = write_report([sweep], sweep)
+    html = (sweep / "report.html").read_text()
+    pngs = sorted(path.name for path in report.files if path.suffix == ".png")
+    assert pngs == ["accuracy_vs_lr.png", "curves_lr.png"]
+    sources = re.findall(r'<img src="([^"]*)"', html)
+    assert len(sources) == len(pngs)
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert html.count('<table class="dataframe summary"') == 1
+
+
+# ------------------------------------------------------------------ the command
+
+
+def sweeplab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    assert SWEEPLAB.is_file(), "no sweeplab console script: pip install -e ."
+    return subprocess.run([str(SWEEPLAB), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_prints_the_summary_and_writes_into_the_sweep_dir(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.80, 0.82, 0.84], 0.01: [0.50, 0.60, 0.70]})
+    result = sweeplab("report", "lr", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0.820 ± 0.020" in result.stdout and "vs best" in result.stdout
+    for name in ("summary.csv", "jobs.csv", "report.md", "report.html", "accuracy_vs_lr.png", "curves_lr.png"):
+        assert (sweep / name).is_file(), name
+
+
+def make_empty(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def make_foreign(tmp_path: Path) -> Path:
+    (tmp_path / "foreign" / "src").mkdir(parents=True)
+    (tmp_path / "foreign" / "notes.txt").write_text("not a sweep")
+    return tmp_path / "foreign"
+
+
+def make_job_dir(tmp_path: Path) -> Path:
+    return write_job(tmp_path / "sweep", 0, ["lr=0.1"], ok_metrics(0.8, 0.8))
+
+
+BAD_DIRS = [
+    (lambda tmp_path: tmp_path / "nope", "no such directory"),
+    (make_empty, "empty directory"),
+    (make_foreign, "no job dirs in it"),
+    (make_job_dir, "this is one job's dir, not a sweep dir"),
+]
+
+
+@pytest.mark.parametrize("make_dir, problem", BAD_DIRS, ids=["nonexistent", "empty", "foreign", "job dir"])
+def test_a_dir_that_is_not_a_sweep_is_one_line_and_exit_2(tmp_path, make_dir, problem):
+    bad = make_dir(tmp_path)
+    result = sweeplab("report", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"sweeplab report: error: {bad}: {problem}; "
+        "a sweep dir holds one dir per job (0/, 1/, ...), each with .hydra/ or metrics.json"
+    ]
+    assert not (bad / "report.html").exists()
+
+
+def test_several_dirs_need_out_and_any_bad_one_stops_the_report(tmp_path):
+    good = tmp_path / "lr"
+    write_grid(good, {0.1: [0.8, 0.82]})
+    no_out = sweeplab("report", "lr", "lr", cwd=tmp_path)
+    assert no_out.returncode == 2 and "--out" in no_out.stderr and len(no_out.stderr.splitlines()) == 1
+    bad = sweeplab("report", "lr", "missing", "--out", "both", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "sweeplab report: error: missing: no such directory; "
+        "a sweep dir holds one dir per job (0/, 1/, ...), each with .hydra/ or metrics.json"
+    ]
+    assert "Traceback" not in no_out.stderr + bad.stderr
+    assert not (tmp_path / "both").exists()
+
+
+@pytest.mark.slow
+def test_report_of_a_real_multirun(tmp_path):
+    run = run_train("-m", "lr=0.1,0.01", "seed=0,1", *TINY, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+
+    result = sweeplab("report", str(sweep), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["config"]) == ["lr=0.1", "lr=0.01"]
+    assert list(summary["n"]) == [2, 2] and list(summary["not_ok"]) == [0, 0]
+    jobs = pd.read_csv(sweep / "jobs.csv")
+    for config, rows in jobs.groupby("config"):
+        assert summary_row(summary, config)["val_mean"] == pytest.approx(rows["best_val_acc"].mean())
+    assert "lr=0.1" in result.stdout and "vs best" in result.stdout
+    assert (sweep / "accuracy_vs_lr.png").stat().st_size > 1000
+    assert (sweep / "curves_" f"{sweep.name}.png").is_file()
