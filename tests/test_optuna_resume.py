@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -22,10 +23,10 @@ COMMAND = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hy
            "data=synthetic", "data.n_train=2000", "data.n_test=200", "epochs=40", "batch_size=32"]
 
 
-def start_then_signal(tmp_path, signum):
-    """Start the sweep, wait until trial 1 has finished an epoch, then send ``signum``."""
+def start_then_signal(tmp_path, signum, *extra):
+    """Start the sweep, wait until trial 1 has finished an epoch, then send ``signum`` to the main process."""
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *COMMAND], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *COMMAND, *extra], cwd=tmp_path,
                             stdout=log, stderr=subprocess.STDOUT)
     history = tmp_path / "outputs" / "sweeps" / "resume" / "1" / "history.csv"
     deadline = time.time() + 120
@@ -78,3 +79,34 @@ def test_ctrl_c_mid_trial_stops_cleanly_then_rerun_resumes(tmp_path):
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     assert read_metrics(sweep_dir / "1")["status"] == "interrupted"
     assert_resumed_exactly(tmp_path)
+
+
+def processes_running(marker: str) -> list[int]:
+    """PIDs whose command line contains ``marker``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return found
+
+
+def test_sigterm_to_the_main_process_stops_its_workers_then_rerun_resumes(tmp_path):
+    """`kill PID` (not a terminal's Ctrl-C) reaches only the main process; it stops its two workers."""
+    marker = f"hydra.sweep.dir={tmp_path / 'outputs' / 'sweeps' / 'resume'}"
+    code, output = start_then_signal(tmp_path, signal.SIGTERM, "hydra.sweeper.n_workers=2", marker)
+    assert code != 0 and "interrupted. Finished trials are kept" in output
+    time.sleep(0.5)
+    assert processes_running(marker) == []  # no worker left behind
+    sweep_dir, study = study_of(tmp_path)
+    stopped = [t for t in study.trials if t.state.name == "FAIL"]
+    assert stopped and all("fail_reason" not in t.user_attrs for t in stopped)
+    assert all(read_metrics(sweep_dir / str(t.number))["status"] == "interrupted" for t in stopped)
+
+    result = run_train(*COMMAND, "hydra.sweeper.n_workers=2", marker, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, study = study_of(tmp_path)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == N_TRIALS
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)

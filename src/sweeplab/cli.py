@@ -14,6 +14,12 @@ With one DIR the report goes into that DIR unless --out is given. With several D
 side, --out is required: a combined report belongs to none of the sweeps."""
 
 
+STUDIES_HELP = """\
+Write docs/studies.md from the seed studies' sweep dirs (outputs/sweeps/neurons, depth, activation,
+lr_sgd, lr_adam, batch_size, optimizer): each study's full report under docs/studies/<name>/, and
+one page with the seed notes' numbers beside ours and a verdict on each of the notes' claims."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweeplab", description="Hyperparameter sweeps: reports.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -21,8 +27,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  description=REPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="a sweep dir")
     report.add_argument("--out", type=Path, help="where to write the report (default: the DIR, if only one)")
+    studies = commands.add_parser("studies", help="docs/studies.md: the seed notes' studies beside our runs",
+                                  description=STUDIES_HELP)
+    studies.add_argument("--sweeps", type=Path, default=Path("outputs/sweeps"), help="where the study sweeps are")
+    studies.add_argument("--out", type=Path, default=Path("docs"), help="where studies.md and studies/ go")
     args = parser.parse_args(argv)
 
+    if args.command == "studies":
+        run_studies(studies, args.sweeps, args.out)
+        return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
     run_report(report, args.dirs, args.out or args.dirs[0])
@@ -42,6 +55,17 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path) -> 
         fail(parser, str(exc))
     print(report.text, end="")
     print(f"wrote {len(report.files)} files into {out}: " + ", ".join(path.name for path in report.files))
+
+
+def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path) -> None:
+    from sweeplab.report.collect import NotASweepDir
+    from sweeplab.report.studies import write_studies
+
+    try:
+        path = write_studies(sweeps, out)
+    except (NotASweepDir, OSError) as exc:
+        fail(parser, f"{exc} (run the studies first: see sweeps/*.yaml)")
+    print(f"wrote {path} and the reports under {out / 'studies'}")
 
 
 def fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -18,6 +18,9 @@ import pandas as pd
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint.pt"
+# what the Optuna sweeper writes into an Optuna sweep dir, beside the job dirs
+OPTUNA_RESULTS = "optimization_results.yaml"
+OPTUNA_TRIALS = "trials.csv"
 # Values of metrics.json's "status".
 STATUSES = ("running", "ok", "diverged", "pruned", "failed", "interrupted")
 

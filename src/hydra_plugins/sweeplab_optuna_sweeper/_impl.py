@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DIRECTIONS = ("maximize", "minimize")
+ASKING_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
 DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
@@ -101,6 +102,7 @@ class OptunaSweeperImpl(Sweeper):
     # ------------------------------------------------------------ the main process
 
     def sweep(self, arguments: List[str]) -> None:
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # we log the study and each trial ourselves
         yaml_params = [f"{key}={value}" for key, value in (self.params or {}).items()]
         self.space = parse_search_space(yaml_params + list(arguments))
         if not self.space.distributions:
@@ -123,13 +125,14 @@ class OptunaSweeperImpl(Sweeper):
         finally:
             storage.engine.dispose()  # forked workers open their own connections
 
-        if self.n_workers > 1:
-            outcome = self._run_workers()
-        else:
-            try:
-                outcome = self._work(0)
-            except KeyboardInterrupt:
-                outcome = INTERRUPTED
+        self.asking, self.holds_asking = multiprocessing.get_context("fork").Lock(), False
+        previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
+        try:
+            outcome = self._run_workers() if self.n_workers > 1 else self._work(0)
+        except KeyboardInterrupt:
+            outcome = INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
         storage = self._open_storage()
         study = optuna.load_study(study_name=self.study_name, storage=storage)
@@ -152,7 +155,12 @@ class OptunaSweeperImpl(Sweeper):
         try:
             for worker in workers:
                 worker.join()
-        except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them record it, then stop
+        except KeyboardInterrupt:
+            # Ctrl-C in a terminal reaches the workers too, `kill PID` only this process: tell them
+            # (a worker stops once, whichever signal comes first)
+            for worker in workers:
+                if worker.is_alive():
+                    os.kill(worker.pid, signal.SIGTERM)
             for worker in workers:
                 worker.join()
             return INTERRUPTED
@@ -172,6 +180,8 @@ class OptunaSweeperImpl(Sweeper):
             os.environ.setdefault(variable, threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop_once)
         die_with_parent()
         try:
             code = self._work(index)
@@ -183,7 +193,6 @@ class OptunaSweeperImpl(Sweeper):
 
     def _work(self, index: int) -> int:
         """Take trials until the study has n_trials finished ones (or too many failures)."""
-        optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets our own line instead
         sampler_options = {"seed": None if self.sampler_cfg.seed is None else self.sampler_cfg.seed + index}
         if self.sampler_cfg._target_ == "optuna.samplers.GridSampler":
             sampler_options["search_space"] = self.grid
@@ -194,25 +203,38 @@ class OptunaSweeperImpl(Sweeper):
         )
         try:
             while True:
-                optuna.storages.fail_stale_trials(study)
-                tally = Tally.of(study.get_trials(deepcopy=False))
-                if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
-                    return TOO_MANY_FAILURES
-                if tally.finished >= self.n_trials:
-                    return DONE
-                if tally.finished + tally.running >= self.n_trials:
+                # local workers count and ask one at a time, so two of them never take the last place
+                # (a worker killed while it holds the turn must not stall the others: wait at most a minute)
+                self.holds_asking = self.asking.acquire(timeout=ASKING_TIMEOUT_SECONDS)
+                try:
+                    optuna.storages.fail_stale_trials(study)
+                    tally = Tally.of(study.get_trials(deepcopy=False))
+                    if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
+                        return TOO_MANY_FAILURES
+                    if tally.finished >= self.n_trials:
+                        return DONE
+                    wait = tally.finished + tally.running >= self.n_trials
+                    if not wait:
+                        study.optimize(self._objective, n_trials=1, callbacks=[self._after_trial])
+                finally:
+                    self._done_asking()
+                if wait:
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere; it may finish or go stale
-                    continue
-                study.optimize(self._objective, n_trials=1, callbacks=[self._after_trial])
         finally:
             storage.engine.dispose()
 
+    def _done_asking(self) -> None:
+        if self.holds_asking:
+            self.holds_asking = False
+            self.asking.release()
+
     def _objective(self, trial: optuna.Trial) -> Any:
         """Run the trial's job; its metrics.json says whether it finished, was pruned or failed."""
+        self._done_asking()  # the trial is asked: let the next local worker count
         earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
         tally = Tally.of(earlier)
         if tally.finished + tally.running >= self.n_trials:
-            # another worker asked at the same moment and took the last place before this trial
+            # a worker on another machine asked at the same moment and took the last place first
             trial.set_user_attr(SKIPPED, "asked after the study's n_trials were taken")
             return self._nan()
         params = {key: suggest(trial, key, dist) for key, dist in self.space.distributions.items()}
@@ -293,11 +315,24 @@ class OptunaSweeperImpl(Sweeper):
                 f"{last.user_attrs[FAIL_REASON]}")
 
 
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop the way Ctrl-C does, so the running trial and its job record it."""
+    raise KeyboardInterrupt
+
+
+def stop_once(signum: int, frame: Any) -> None:
+    """A worker's SIGINT and SIGTERM handler: stop like Ctrl-C, and let a second signal (Ctrl-C
+    reaches the workers and the main process forwards it too) not cut the recording short."""
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def die_with_parent() -> None:
-    """Linux: a worker gets SIGINT when the main process dies, even by kill -9, and records it."""
+    """Linux: a worker gets SIGTERM when the main process dies, even by kill -9, and records it."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -17,7 +17,7 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from sweeplab.jobfiles import METRICS, read_metrics, write_atomic, write_metrics
+from sweeplab.jobfiles import METRICS, OPTUNA_RESULTS, OPTUNA_TRIALS, read_metrics, write_atomic, write_metrics
 
 from ._search_space import SearchSpace
 
@@ -29,9 +29,6 @@ FAIL_REASON = "fail_reason"  # the job failed: the trial is finished and counts 
 SKIPPED = "skipped"  # asked after the budget was taken; never ran, never counts
 # study user attr: what the study searches; a rerun must match it
 SPEC = "sweeplab_spec"
-
-RESULTS = "optimization_results.yaml"
-TRIALS = "trials.csv"
 
 
 class StudyError(CompactHydraException):
@@ -119,7 +116,8 @@ class Tally:
     pruned: int = 0
     failed: int = 0  # the job failed: counts toward n_trials
     running: int = 0
-    interrupted: int = 0  # FAIL without a job failure (killed, Ctrl-C) or skipped: does not count
+    interrupted: int = 0  # FAIL without a job failure (killed, Ctrl-C): does not count
+    skipped: int = 0  # asked after the budget was taken (on another machine at the same moment)
 
     @property
     def finished(self) -> int:
@@ -136,6 +134,8 @@ class Tally:
             elif trial.state == TrialState.FAIL:
                 if FAIL_REASON in trial.user_attrs:
                     tally.failed += 1
+                elif SKIPPED in trial.user_attrs:
+                    tally.skipped += 1
                 else:
                     tally.interrupted += 1
             else:  # RUNNING, WAITING
@@ -158,7 +158,7 @@ def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int)
         "n_trials": n_trials,
         "finished": tally.finished,
         "states": {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed,
-                   "running": tally.running, "interrupted": tally.interrupted},
+                   "running": tally.running, "interrupted": tally.interrupted, "skipped": tally.skipped},
     }
     if tally.complete:
         best = [summary(t) for t in study.best_trials]
@@ -166,9 +166,9 @@ def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int)
             results["best"] = best[0]
         else:
             results["pareto"] = best
-    write_atomic(sweep_dir / RESULTS, lambda tmp: tmp.write_text(yaml.safe_dump(results, sort_keys=False)))
+    write_atomic(sweep_dir / OPTUNA_RESULTS, lambda tmp: tmp.write_text(yaml.safe_dump(results, sort_keys=False)))
     frame = study.trials_dataframe()
-    write_atomic(sweep_dir / TRIALS, lambda tmp: frame.to_csv(tmp, index=False))
+    write_atomic(sweep_dir / OPTUNA_TRIALS, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def summary(trial: FrozenTrial) -> dict[str, Any]:

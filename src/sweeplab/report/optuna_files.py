@@ -15,10 +15,9 @@ import pandas as pd
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from sweeplab.jobfiles import OPTUNA_RESULTS, OPTUNA_TRIALS
 from sweeplab.report.values import wants_log_scale
 
-RESULTS = "optimization_results.yaml"
-TRIALS = "trials.csv"
 PARAM_PREFIX = "params_"
 
 
@@ -46,7 +45,7 @@ class OptunaFiles:
 
 def read_optuna_files(sweep_dir: Path) -> OptunaFiles | None:
     """The sweep's Optuna files, or None for a sweep that has neither (a grid)."""
-    results_path, trials_path = sweep_dir / RESULTS, sweep_dir / TRIALS
+    results_path, trials_path = sweep_dir / OPTUNA_RESULTS, sweep_dir / OPTUNA_TRIALS
     if not results_path.is_file() and not trials_path.is_file():
         return None
     results = yaml.safe_load(results_path.read_text()) if results_path.is_file() else {}
@@ -63,7 +62,7 @@ def load_study(files: OptunaFiles, sweep_dir: Path) -> tuple[optuna.Study, str]:
     # Any failure here (no storage given, a file gone, a database down) leaves trials.csv to rely on.
     except Exception as exc:
         why = f"storage not loaded: {type(exc).__name__}: {exc}"
-        return rebuild_study(files), f"rebuilt from {TRIALS} ({why})"
+        return rebuild_study(files), f"rebuilt from {OPTUNA_TRIALS} ({why})"
 
 
 def open_storage(storage: str, sweep_dir: Path) -> str | optuna.storages.BaseStorage:

@@ -20,6 +20,7 @@ ACCURACIES = {
     "val": "validation accuracy (best epoch)",
     "test": "test accuracy (at best val epoch)",
 }
+MAX_LABEL = 60  # longer config labels are replaced by the job's name in legends
 STATE_MARKERS = {"PRUNED": "x", "FAIL": "v", "RUNNING": "s", "WAITING": "d"}
 
 
@@ -92,6 +93,7 @@ def learning_curves(histories: pd.DataFrame, jobs: pd.DataFrame, summary: pd.Dat
     ranked = summary[summary["sweep"] == sweep].dropna(subset=["val_mean"]).sort_values("val_mean", ascending=False)
     shown = ranked["config"].head(MAX_LINES)
     per_epoch = curves.groupby(["config", "epoch"])["val_acc"].agg(["mean", "std"])
+    first_job = ok_jobs.groupby("config")["job"].first()
 
     figure = Figure(figsize=(1.4 * PANEL[0], PANEL[1]), layout="constrained")
     ax = figure.subplots()
@@ -99,7 +101,9 @@ def learning_curves(histories: pd.DataFrame, jobs: pd.DataFrame, summary: pd.Dat
         if config not in per_epoch.index.get_level_values("config"):
             continue
         curve = per_epoch.loc[config]
-        line, = ax.plot(curve.index, curve["mean"], label=config)
+        # an Optuna trial's config names every parameter: too long for a legend, so name its job (= trial)
+        label = config if len(config) <= MAX_LABEL else f"job {first_job[config]}"
+        line, = ax.plot(curve.index, curve["mean"], label=label)
         ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
                         color=line.get_color(), alpha=0.2)
     capped = f"; best {len(shown)} of {len(ranked)} configs" if len(ranked) > len(shown) else ""
