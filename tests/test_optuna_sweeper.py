@@ -7,6 +7,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
 from conftest import run_train
+from hydra_plugins.sweeplab_optuna_sweeper.config import DEFAULT_SEARCH_SPACE
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def test_too_many_failures_stop_the_study_with_a_clear_message(tmp_path):
         (["hydra.sweeper.n_trials=0", "lr=interval(0.1, 1)"], "hydra.sweeper.n_trials=0: must be an integer >= 1"),
         (["hydra.sweeper.direction=up", "lr=interval(0.1, 1)"], "hydra.sweeper.direction=up: must be maximize or minimize"),
         (["hydra/sweeper/sampler=grid", "lr=interval(0.1, 1)"], "lr: the grid sampler needs discrete values"),
-        (["epochs=3"], "search space is empty"),
+        (["hydra.sweeper.default_params=null", "epochs=3"], "search space is empty"),
     ],
 )
 def test_bad_sweeper_input_gives_one_clear_error(tmp_path, args, message):
@@ -133,3 +134,14 @@ def test_a_rerun_with_another_search_space_is_refused(tmp_path):
     assert "was started with another search space (lr: was CategoricalDistribution(choices=(0.1, 0.2))" in second.stderr
     _, study = load(tmp_path)
     assert len(study.trials) == 1
+
+
+def test_without_a_search_space_the_default_one_is_searched(tmp_path):
+    """DESIGN's `python train.py -m hydra/sweeper=optuna hydra.sweeper.n_trials=30`, shrunk."""
+    result = run_train(*OPTUNA, "hydra.sweeper.n_trials=2", "model.width=32", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no search space given: searching hydra.sweeper.default_params" in result.stdout + result.stderr
+    _, study = load(tmp_path)
+    assert len(study.trials) == 2
+    for trial in study.trials:  # the default space, less the keys the command fixed
+        assert set(trial.params) == set(DEFAULT_SEARCH_SPACE) - {"model.width", "batch_size"}

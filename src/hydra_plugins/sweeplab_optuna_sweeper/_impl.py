@@ -70,6 +70,7 @@ class OptunaSweeperImpl(Sweeper):
         n_workers: int,
         max_failure_rate: float,
         params: Optional[DictConfig],
+        default_params: Optional[DictConfig],
         heartbeat_interval: int,
         grace_period: int,
     ) -> None:
@@ -88,7 +89,7 @@ class OptunaSweeperImpl(Sweeper):
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.study_name, self.storage_url = study_name, storage
         self.n_trials, self.n_workers = n_trials, n_workers
-        self.max_failure_rate, self.params = max_failure_rate, params
+        self.max_failure_rate, self.params, self.default_params = max_failure_rate, params, default_params
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -103,8 +104,10 @@ class OptunaSweeperImpl(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # we log the study and each trial ourselves
-        yaml_params = [f"{key}={value}" for key, value in (self.params or {}).items()]
-        self.space = parse_search_space(yaml_params + list(arguments))
+        self.space = parse_search_space(as_overrides(self.params) + list(arguments))
+        if not self.space.distributions:
+            log.info("no search space given: searching hydra.sweeper.default_params")
+            self.space = parse_search_space(as_overrides(self.default_params) + list(arguments))
         if not self.space.distributions:
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
@@ -313,6 +316,11 @@ class OptunaSweeperImpl(Sweeper):
                 f"{self.max_failure_rate} of n_trials={self.n_trials} allows "
                 f"({max_failures(self.n_trials, self.max_failure_rate)}). Last: trial {last.number}: "
                 f"{last.user_attrs[FAIL_REASON]}")
+
+
+def as_overrides(params: Optional[DictConfig]) -> list[str]:
+    """``{lr: "interval(0.1, 1)"}`` -> ``["lr=interval(0.1, 1)"]``."""
+    return [f"{key}={value}" for key, value in (params or {}).items()]
 
 
 def raise_keyboard_interrupt(signum: int, frame: Any) -> None:

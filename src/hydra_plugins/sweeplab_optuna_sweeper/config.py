@@ -96,6 +96,18 @@ class HyperbandPrunerConfig:
 
 
 # ---------------------------------------------------------------- the sweeper
+# sweeplab's MLP knobs, for a study started without a search space of its own
+DEFAULT_SEARCH_SPACE = {
+    "lr": "tag(log, interval(1e-4, 3e-1))",
+    "batch_size": "choice(64, 128, 256)",
+    "model.width": "choice(64, 128, 256, 512)",
+    "model.depth": "int(interval(1, 3))",
+    "activation": "choice(relu, gelu, tanh)",
+    "optimizer": "choice(sgd_momentum, adam)",
+    "model.dropout": "interval(0.0, 0.4)",
+}
+
+
 @dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.sweeplab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -119,6 +131,9 @@ class OptunaSweeperConf:
     max_failure_rate: float = 0.25
     # the search space: {key: "tag(log, interval(1e-4, 1e-1))" | "choice(a, b)" | "range(1, 4)" | value}
     params: Optional[Dict[str, Any]] = None
+    # searched when neither params nor the command line give a search space
+    # (`python train.py -m hydra/sweeper=optuna hydra.sweeper.n_trials=30`)
+    default_params: Optional[Dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
     # seconds between a running trial's heartbeats, and how old a heartbeat may get before the
     # trial counts as interrupted (its worker was killed) and is marked FAIL
     heartbeat_interval: int = 10
