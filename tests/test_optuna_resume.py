@@ -26,8 +26,10 @@ COMMAND = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hy
 def start_then_signal(tmp_path, signum, *extra):
     """Start the sweep, wait until trial 1 has finished an epoch, then send ``signum`` to the main process."""
     log = open(tmp_path / "first.log", "w")
+    # as from a terminal, even when this test itself runs in a background job that ignores SIGINT
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *COMMAND, *extra], cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     history = tmp_path / "outputs" / "sweeps" / "resume" / "1" / "history.csv"
     deadline = time.time() + 120
     while not (history.exists() and len(history.read_text().splitlines()) >= 2):
