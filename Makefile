@@ -22,7 +22,7 @@ define apt_install
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 endef
 
-.PHONY: help setup data test-deps run test test-fast bench clean
+.PHONY: help setup data test-deps run test test-fast bench bench-pruning clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,8 +51,11 @@ test: setup data test-deps ## the whole test suite
 test-fast: setup data ## the tests not marked slow
 	$(PYTHON) -m pytest -m "not slow"
 
-bench: setup data ## speed benchmarks (ratios measured in one run)
+bench: setup data ## trainer speed against the seed loop and the compute floor (~1 min)
 	$(PYTHON) benchmarks/trainer_speed.py
+
+bench-pruning: setup data ## the same Optuna study with and without pruners (~10 min)
+	$(PYTHON) benchmarks/pruning.py
 
 clean: ## delete generated run and sweep dirs under outputs/
 	rm -rf outputs/runs outputs/sweeps outputs/multirun
