@@ -21,8 +21,8 @@ CHECKPOINT = "checkpoint.pt"
 # what the Optuna sweeper writes into an Optuna sweep dir, beside the job dirs
 OPTUNA_RESULTS = "optimization_results.yaml"
 OPTUNA_TRIALS = "trials.csv"
-# Values of metrics.json's "status".
-STATUSES = ("running", "ok", "diverged", "pruned", "failed", "interrupted")
+# Values of metrics.json's "status": finished ok first, then each way of not finishing.
+STATUSES = ("ok", "diverged", "pruned", "failed", "interrupted", "running")
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

@@ -9,12 +9,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sweeplab.jobfiles import STATUSES
+from sweeplab.report.collect import MISSING
+
 
 VAL = "best_val_acc"  # validation accuracy of the best epoch: what model selection and sweeps use
 TEST = "test_acc_at_best_val"  # test accuracy of that same epoch's weights
 ALPHA = 0.05
 SIGNIFICANCE_TEST = "Welch's t-test (two-sided, unequal variances; scipy.stats.ttest_ind with equal_var=False)"
-STATUS_ORDER = ["ok", "diverged", "pruned", "failed", "interrupted", "running", "missing"]
+STATUS_ORDER = [*STATUSES, MISSING]
 
 
 def val_samples(jobs: pd.DataFrame) -> pd.Series:
