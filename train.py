@@ -9,9 +9,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
-    import sweeplab.train  # imported here so a mistyped override is reported before torch loads
+    import sweeplab.task  # imported here so a mistyped override is reported before torch loads
 
-    return sweeplab.train.main(cfg)
+    return sweeplab.task.main(cfg)
 
 
 if __name__ == "__main__":

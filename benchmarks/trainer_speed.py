@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of (seed epoch, sweeplab epoch, floor)")
     args = parser.parse_args()
-    # sweeplab.train does this before training; doing it here too speeds up all three loops alike
+    # sweeplab.task does this before training; doing it here too speeds up all three loops alike
     reuse_freed_memory()
 
     data_cfg = OmegaConf.create({"name": "fashion_mnist", "root": "data", "download": False,

@@ -5,7 +5,7 @@ import pytest
 from conftest import FASHION_MNIST
 from sweeplab.data import read_pair
 from sweeplab.jobfiles import read_metrics
-from sweeplab.train import run
+from sweeplab.task import run
 
 pytestmark = pytest.mark.slow
 

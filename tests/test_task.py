@@ -9,7 +9,7 @@ import torch
 from conftest import TINY
 from sweeplab.errors import ConfigError, DataError
 from sweeplab.jobfiles import read_metrics
-from sweeplab.train import run
+from sweeplab.task import run
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
