@@ -8,7 +8,7 @@ from torchvision.transforms import ToTensor
 from conftest import write_idx_dataset
 from sweeplab.data import find_idx_folder, load_splits, read_pair
 from sweeplab.errors import DataError
-from sweeplab.idx import write_idx
+from sweeplab.idx import read_idx, write_idx
 
 
 def idx_cfg(root, name="fashion_mnist", system_root=None, download=False, **extra):
@@ -117,3 +117,54 @@ def test_synthetic_is_deterministic_and_balanced_enough(make_cfg):
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert len(torch.unique(a.train_y)) == 10
     assert a.train_x.min() >= 0 and a.train_x.max() <= 1
+
+
+# ---------------------------------------------------------------- loaded once per process
+
+
+@pytest.fixture
+def counted_reads(monkeypatch):
+    """How many IDX files load_splits has read since the test started."""
+    reads = []
+
+    def counting(path):
+        reads.append(path)
+        return read_idx(path)
+
+    monkeypatch.setattr("sweeplab.data.read_idx", counting)
+    return reads
+
+
+def test_same_config_gives_the_same_tensors_without_reading_files_again(tmp_path, counted_reads):
+    write_idx_dataset(tmp_path, n_train=50, n_test=10)
+    first = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    assert len(counted_reads) == 4
+    again = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    assert again.train_x is first.train_x and again.test_y is first.test_y
+    assert len(counted_reads) == 4
+
+
+@pytest.mark.parametrize("change", [{"val_fraction": 0.2}, {"split_seed": 1}, {"mean": 0.5, "std": 0.25}])
+def test_a_changed_key_gives_new_tensors(tmp_path, counted_reads, change):
+    write_idx_dataset(tmp_path, n_train=50, n_test=10)
+    first = load_splits(idx_cfg(tmp_path), torch.device("cpu"))
+    changed = load_splits(idx_cfg(tmp_path, **change), torch.device("cpu"))
+    assert changed.train_x is not first.train_x and not torch.equal(changed.val_x, first.val_x)
+    assert len(counted_reads) == 8
+
+
+def test_root_and_system_root_are_part_of_the_key(tmp_path, counted_reads):
+    write_idx_dataset(tmp_path / "a", seed=0)
+    write_idx_dataset(tmp_path / "b", seed=1)
+    a = load_splits(idx_cfg(tmp_path / "a"), torch.device("cpu"))
+    b = load_splits(idx_cfg(tmp_path / "empty", system_root=tmp_path / "b"), torch.device("cpu"))
+    assert not torch.equal(a.test_x, b.test_x)
+
+
+def test_synthetic_parameters_are_part_of_the_key(make_cfg):
+    small = load_splits(make_cfg("data=synthetic", "data.n_train=100").data, torch.device("cpu"))
+    noisier = load_splits(make_cfg("data=synthetic", "data.n_train=100", "data.noise=0.9").data, torch.device("cpu"))
+    other_seed = load_splits(make_cfg("data=synthetic", "data.n_train=100", "data.data_seed=1").data,
+                             torch.device("cpu"))
+    assert not torch.equal(small.train_x, noisier.train_x)
+    assert not torch.equal(small.train_x, other_seed.train_x)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import TINY
+from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError, DataError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -88,3 +89,14 @@ def test_early_stopping_ends_with_status_ok(make_cfg, tmp_path):
 def test_metrics_json_is_plain_json(make_cfg, tmp_path):
     run(make_cfg(*TINY), tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_jobs_share_the_loaded_data_and_leave_it_unchanged(make_cfg, tmp_path):
+    """The process keeps one copy of the data for all its jobs, so no job may modify it in place."""
+    cfg = make_cfg(*TINY, "data.n_train=640", "optimizer=adam", "model.dropout=0.1")
+    splits = load_splits(cfg.data, torch.device("cpu"))
+    before = [tensor.clone() for tensor in vars(splits).values()]
+    run(cfg, tmp_path / "a")
+    run(cfg, tmp_path / "b")
+    assert load_splits(cfg.data, torch.device("cpu")) is splits
+    assert all(torch.equal(now, then) for now, then in zip(vars(splits).values(), before))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -18,6 +19,7 @@ MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit for this setting on 64-
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 
+@functools.cache  # once per process: finding libc runs ldconfig, and a process may run many jobs
 def reuse_freed_memory() -> bool:
     """Tune glibc's malloc for this process; False (and nothing changed) where it is not glibc."""
     name = ctypes.util.find_library("c")
