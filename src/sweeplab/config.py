@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from sweeplab import targets
 from sweeplab.errors import ConfigError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "elu", "silu")
@@ -20,6 +21,9 @@ INITS = ("default", "normal", "xavier_uniform", "xavier_normal", "kaiming_unifor
 OUTPUTS = ("logits", "log_softmax")
 IDX_DATASETS = ("fashion_mnist", "kmnist", "mnist")
 PROGRESS_MODES = ("auto", "bar", "lines")
+SCHEDULER_INTERVALS = ("epoch", "step")
+SCHEDULER_OURS = ("interval",)  # scheduler keys that are ours, not the scheduler's arguments
+SCHEDULER_GIVEN = ("steps_per_epoch",)  # passed by the run to a scheduler that takes it
 # Names a job can return to a sweeper: keys of metrics.json that hold numbers.
 OBJECTIVES = (
     "best_val_acc", "val_acc", "val_loss", "test_acc_at_best_val", "test_acc", "test_loss",
@@ -122,12 +126,14 @@ class TrainConfig:
     model: MLPConfig = MISSING
     activation: ActivationConfig = MISSING
     optimizer: Any = MISSING
+    scheduler: Any = None  # a `_partial_` torch scheduler config (the scheduler group); None: constant lr
     lr: float = 0.1
     batch_size: int = 256
     epochs: int = 10
     seed: int = 0
     device: str = "auto"  # auto: cuda if present, else mps if present, else cpu
     drop_last: bool = False  # drop the last short batch of each epoch
+    grad_clip: Optional[float] = None  # clip the gradients' global L2 norm to this before each step
     patience: Optional[int] = None  # stop after this many epochs without a better val_acc
     checkpoint: bool = False  # save the best weights to checkpoint.pt
     threads: Optional[int] = None  # torch CPU threads; unset: torch's default
@@ -203,6 +209,12 @@ RULES: dict[str, tuple[Any, str]] = {
     "optimizer.weight_decay": _at_least(0),
     "optimizer.eps": _greater_than(0),
     "optimizer.alpha": _fraction(),
+    "grad_clip": _greater_than(0),
+    "scheduler.interval": _one_of(SCHEDULER_INTERVALS),
+    "scheduler.step_size": _at_least(1),
+    "scheduler.gamma": _greater_than(0),
+    "scheduler.warmup_epochs": _at_least(0),
+    "scheduler.min_lr_factor": _fraction(),
 }
 
 
@@ -247,6 +259,8 @@ def problems(cfg: DictConfig) -> list[str]:
         found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
     if (cfg.data.mean is None) != (cfg.data.std is None):
         found.append(f"data.mean={cfg.data.mean}, data.std={cfg.data.std}: set both or neither")
+    if cfg.scheduler is not None:
+        found += targets.problems("scheduler", cfg.scheduler, SCHEDULER_OURS, SCHEDULER_GIVEN, positional=1)
     objectives = cfg.objective if isinstance(cfg.objective, ListConfig) else [cfg.objective]
     for name in objectives:
         if name not in OBJECTIVES:

@@ -28,7 +28,8 @@ from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import save_checkpoint, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
-from sweeplab.trainer import Callback, evaluate, fit
+from sweeplab.schedule import build_schedule
+from sweeplab.trainer import Callback, batches_per_epoch, evaluate, fit
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg.model, cfg.activation, IMAGE_SIZE, N_CLASSES).to(device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
+    schedule = build_schedule(
+        cfg.scheduler, optimizer, batches_per_epoch(len(splits.train_y), cfg.batch_size, cfg.drop_last)
+    )
     loss_fn = loss_function(cfg.model.output)
     log.info("model: %s (%d parameters) on %s; %s; train %d, val %d, test %d",
              describe(model), count_parameters(model), device, type(optimizer).__name__,
@@ -107,7 +111,7 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]
     with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
         result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
                      drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
-                     callbacks=callbacks)
+                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks)
 
     # test: the final weights, then the weights of the best validation epoch
     last = result.history[-1]

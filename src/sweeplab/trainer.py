@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sweeplab.data import Splits
+from sweeplab.schedule import Schedule
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -73,6 +74,7 @@ def train_one_epoch(
     batch_size: int,
     drop_last: bool,
     generator: torch.Generator,
+    update: Callable[[], None],
     on_batch_end: Callable[[], None],
 ) -> tuple[float, float]:
     """One pass over (x, y) in a fresh random order; returns mean train loss and accuracy."""
@@ -90,7 +92,7 @@ def train_one_epoch(
         loss = loss_fn(out, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        update()
         # running sums stay on the device: no host sync per batch
         loss_sum += loss.detach() * len(yb)
         correct += (out.argmax(dim=1) == yb).sum()
@@ -111,6 +113,26 @@ def evaluate(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
     return loss_sum / len(y), correct / len(y)
 
 
+def optimizer_update(
+    optimizer: torch.optim.Optimizer, grad_clip: float | None, schedule: Schedule | None
+) -> Callable[[], None]:
+    """What follows each backward pass: clip, step, per-batch schedule step. Without clipping or a
+    per-batch schedule it is ``optimizer.step`` itself, so the plain path does no extra work."""
+    batch_scheduler = schedule.scheduler if schedule is not None and schedule.per_batch else None
+    if grad_clip is None and batch_scheduler is None:
+        return optimizer.step
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def update() -> None:
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        if batch_scheduler is not None:
+            batch_scheduler.step()
+
+    return update
+
+
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
@@ -126,14 +148,22 @@ def fit(
     drop_last: bool,
     seed: int,
     eval_batch_size: int,
+    schedule: Schedule | None = None,
+    grad_clip: float | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> FitResult:
-    """Train for ``epochs`` (or until a callback stops it, or the loss stops being finite)."""
+    """Train for ``epochs`` (or until a callback stops it, or the loss stops being finite).
+
+    The lr in the history is the one at the epoch's start: every batch's under a per-epoch
+    schedule, the first batch's under a per-batch one.
+    """
     generator = torch.Generator().manual_seed(seed)
     result = FitResult()
     n_batches = batches_per_epoch(len(splits.train_y), batch_size, drop_last)
     if n_batches == 0:
         raise ValueError(f"batch_size={batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
+
+    update = optimizer_update(optimizer, grad_clip, schedule)
 
     def on_batch_end() -> None:
         for callback in callbacks:
@@ -143,16 +173,15 @@ def fit(
         callback.on_train_start(epochs, n_batches)
     try:
         for epoch in range(1, epochs + 1):
-            tic = time.perf_counter()
+            tic, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
             train_loss, train_acc = train_one_epoch(
-                model, optimizer, loss_fn, splits.train_x, splits.train_y,
-                batch_size=batch_size, drop_last=drop_last, generator=generator, on_batch_end=on_batch_end,
+                model, optimizer, loss_fn, splits.train_x, splits.train_y, batch_size=batch_size,
+                drop_last=drop_last, generator=generator, update=update, on_batch_end=on_batch_end,
             )
+            if schedule is not None and not schedule.per_batch:
+                schedule.scheduler.step()
             val_loss, val_acc = evaluate(model, loss_fn, splits.val_x, splits.val_y, eval_batch_size)
-            record = EpochRecord(
-                epoch, train_loss, train_acc, val_loss, val_acc,
-                lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - tic,
-            )
+            record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr, time.perf_counter() - tic)
             result.history.append(record)
 
             if not val_acc <= result.best_val_acc:  # also true while best is still nan
