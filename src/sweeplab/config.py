@@ -86,6 +86,8 @@ class ActivationConfig:
 
 @dataclass
 class SGDConfig:
+    _target_: str = MISSING
+    _partial_: bool = True
     name: str = "sgd"
     lr: float = MISSING
     momentum: float = 0.0
@@ -95,6 +97,8 @@ class SGDConfig:
 
 @dataclass
 class AdamConfig:
+    _target_: str = MISSING
+    _partial_: bool = True
     name: str = "adam"
     lr: float = MISSING
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -110,6 +114,8 @@ class AdamWConfig(AdamConfig):
 
 @dataclass
 class RMSpropConfig:
+    _target_: str = MISSING
+    _partial_: bool = True
     name: str = "rmsprop"
     lr: float = MISSING
     alpha: float = 0.99
@@ -144,6 +150,7 @@ class TrainConfig:
 
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
 OPTIMIZER_NAMES = tuple(schema.name for schema in OPTIMIZER_SCHEMAS)
+OPTIMIZER_OURS = ("name",)  # optimizer keys that are ours, not the optimizer's arguments
 
 
 def register_configs() -> None:
@@ -259,6 +266,8 @@ def problems(cfg: DictConfig) -> list[str]:
         found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
     if (cfg.data.mean is None) != (cfg.data.std is None):
         found.append(f"data.mean={cfg.data.mean}, data.std={cfg.data.std}: set both or neither")
+    if "_target_" in cfg.optimizer:
+        found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:
         found += targets.problems("scheduler", cfg.scheduler, SCHEDULER_OURS, SCHEDULER_GIVEN, positional=1)
     objectives = cfg.objective if isinstance(cfg.objective, ListConfig) else [cfg.objective]
