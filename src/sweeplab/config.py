@@ -15,6 +15,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from sweeplab import targets
 from sweeplab.errors import ConfigError
+from sweeplab.jobfiles import NUMERIC_METRICS
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "elu", "silu")
 INITS = ("default", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
@@ -25,10 +26,7 @@ SCHEDULER_INTERVALS = ("epoch", "step")
 SCHEDULER_OURS = ("interval",)  # scheduler keys that are ours, not the scheduler's arguments
 SCHEDULER_GIVEN = ("steps_per_epoch",)  # passed by the run to a scheduler that takes it
 # Names a job can return to a sweeper: keys of metrics.json that hold numbers.
-OBJECTIVES = (
-    "best_val_acc", "val_acc", "val_loss", "test_acc_at_best_val", "test_acc", "test_loss",
-    "train_acc", "train_loss", "params", "wall_seconds", "epochs_completed",
-)
+OBJECTIVES = NUMERIC_METRICS
 
 
 @dataclass

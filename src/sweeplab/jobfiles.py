@@ -9,9 +9,9 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional, get_type_hints
 
 import pandas as pd
 
@@ -23,6 +23,43 @@ OPTUNA_RESULTS = "optimization_results.yaml"
 OPTUNA_TRIALS = "trials.csv"
 # Values of metrics.json's "status": finished ok first, then each way of not finishing.
 STATUSES = ("ok", "diverged", "pruned", "failed", "interrupted", "running")
+
+
+def _tracked_by(column: str) -> Any:
+    """A metric a pruner can follow epoch by epoch: ``column`` is history.csv's column for it."""
+    return field(default=None, metadata={"history": column})
+
+
+@dataclass
+class Metrics:
+    """The keys of metrics.json, defined here once: the objectives a job can return, the report's
+    columns and the metrics a pruner can follow are derived from these fields. A field left None
+    (a failed job's accuracies) is written as null, so every metrics.json has every key."""
+
+    status: str  # one of STATUSES
+    reason: Optional[str] = None  # why the job ended as it did (failure, pruning, early stop)
+    best_val_acc: Optional[float] = _tracked_by("val_acc")  # what model selection and sweeps use
+    test_acc_at_best_val: Optional[float] = None  # test accuracy of the best epoch's weights
+    best_epoch: Optional[int] = None
+    epochs_completed: Optional[int] = None
+    val_acc: Optional[float] = _tracked_by("val_acc")  # val_* to train_*: after the last epoch
+    val_loss: Optional[float] = _tracked_by("val_loss")
+    test_acc: Optional[float] = None
+    test_loss: Optional[float] = None
+    train_acc: Optional[float] = _tracked_by("train_acc")
+    train_loss: Optional[float] = _tracked_by("train_loss")
+    params: Optional[int] = None  # the model's parameter count
+    device: Optional[str] = None
+    wall_seconds: Optional[float] = None
+
+
+METRIC_KEYS = tuple(f.name for f in fields(Metrics))
+# The keys that hold numbers: what a job can return to a sweeper (config's `objective`).
+NUMERIC_METRICS = tuple(
+    name for name, hint in get_type_hints(Metrics).items() if hint in (Optional[int], Optional[float])
+)
+# metrics.json key -> the history.csv column that tracks it per epoch (for pruning).
+PER_EPOCH_METRICS = {f.name: f.metadata["history"] for f in fields(Metrics) if "history" in f.metadata}
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -38,13 +75,17 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def write_metrics(job_dir: Path, metrics: dict[str, Any]) -> None:
+def write_metrics(job_dir: Path, metrics: Metrics) -> None:
     """metrics.json, strict JSON: a nan or inf (a diverged loss) is written as null."""
-    strict = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+    if metrics.status not in STATUSES:
+        raise ValueError(f"metrics status={metrics.status!r}: must be one of {', '.join(STATUSES)}")
+    values = asdict(metrics)
+    strict = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
     write_atomic(job_dir / METRICS, lambda tmp: tmp.write_text(json.dumps(strict, indent=2, allow_nan=False) + "\n"))
 
 
 def read_metrics(job_dir: Path) -> dict[str, Any]:
+    """metrics.json as written, as a dict: files from older versions may lack keys of :class:`Metrics`."""
     return json.loads((job_dir / METRICS).read_text())
 
 

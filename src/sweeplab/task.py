@@ -11,7 +11,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -25,17 +24,13 @@ from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruni
 from sweeplab.config import validate
 from sweeplab.data import IMAGE_SIZE, N_CLASSES, load_splits
 from sweeplab.errors import ConfigError
-from sweeplab.jobfiles import save_checkpoint, write_metrics
+from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, save_checkpoint, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
 from sweeplab.trainer import Callback, batches_per_epoch, evaluate, fit
 
 log = logging.getLogger(__name__)
-
-# objective (a metrics.json key) -> the per-epoch history column that tracks it
-PRUNING_METRICS = {"best_val_acc": "val_acc", "val_acc": "val_acc", "val_loss": "val_loss",
-                   "train_acc": "train_acc", "train_loss": "train_loss"}
 
 
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
@@ -53,29 +48,28 @@ def run(
     """Train ``cfg`` into ``job_dir``. Any failure is written to metrics.json before it propagates."""
     started = time.perf_counter()
     job_dir.mkdir(parents=True, exist_ok=True)
-    write_metrics(job_dir, {"status": "running"})
+    write_metrics(job_dir, Metrics(status="running"))
     try:
         validate(cfg)
         metrics = train(cfg, job_dir, progress_bars)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         reason = f"{type(exc).__name__}: {exc}"
-        write_metrics(job_dir, {"status": status, "reason": reason,
-                                "wall_seconds": time.perf_counter() - started})
+        write_metrics(job_dir, Metrics(status=status, reason=reason, wall_seconds=time.perf_counter() - started))
         if log_failure:
             log.error("%s: %s", status, reason)
         raise
-    metrics["wall_seconds"] = time.perf_counter() - started
+    metrics.wall_seconds = time.perf_counter() - started
     write_metrics(job_dir, metrics)
     log.info(
         "%s: best val_acc %.4f (epoch %d)  final val_acc %.4f  test_acc %.4f  %.1fs  -> %s",
-        metrics["status"], metrics["best_val_acc"], metrics["best_epoch"], metrics["val_acc"],
-        metrics["test_acc"], metrics["wall_seconds"], job_dir,
+        metrics.status, metrics.best_val_acc, metrics.best_epoch, metrics.val_acc,
+        metrics.test_acc, metrics.wall_seconds, job_dir,
     )
     return objective_value(metrics, cfg.objective)
 
 
-def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]:
+def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
     """The run itself; returns the metrics.json contents (without wall time)."""
     # set-up
     reuse_freed_memory()
@@ -120,29 +114,29 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> dict[str, Any]
     _, test_acc_at_best_val = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
     if cfg.checkpoint:
         save_checkpoint(job_dir, result.best_state)
-    return {
-        "status": result.status,
-        "reason": result.reason,
-        "epochs_completed": len(result.history),
-        "best_epoch": result.best_epoch,
-        "best_val_acc": result.best_val_acc,
-        "test_acc_at_best_val": test_acc_at_best_val,
-        "val_acc": last.val_acc,
-        "val_loss": last.val_loss,
-        "test_acc": test_acc,
-        "test_loss": test_loss,
-        "train_acc": last.train_acc,
-        "train_loss": last.train_loss,
-        "params": count_parameters(model),
-        "device": str(device),
-    }
+    return Metrics(
+        status=result.status,
+        reason=result.reason,
+        epochs_completed=len(result.history),
+        best_epoch=result.best_epoch,
+        best_val_acc=result.best_val_acc,
+        test_acc_at_best_val=test_acc_at_best_val,
+        val_acc=last.val_acc,
+        val_loss=last.val_loss,
+        test_acc=test_acc,
+        test_loss=test_loss,
+        train_acc=last.train_acc,
+        train_loss=last.train_loss,
+        params=count_parameters(model),
+        device=str(device),
+    )
 
 
 def pruning_metric(objective: str | ListConfig) -> str | None:
     """The history column a pruner can judge ``objective`` by; None for several objectives or none."""
     if isinstance(objective, ListConfig):
         return None  # Optuna prunes single-objective studies only
-    return PRUNING_METRICS.get(objective)
+    return PER_EPOCH_METRICS.get(objective)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -164,10 +158,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def objective_value(metrics: dict[str, Any], objective: str | ListConfig) -> float | tuple[float, ...]:
+def objective_value(metrics: Metrics, objective: str | ListConfig) -> float | tuple[float, ...]:
     """The metric(s) named by ``objective``; nan when the run diverged (sweepers record it as failed)."""
     names = list(objective) if isinstance(objective, ListConfig) else [objective]
     values = tuple(
-        math.nan if metrics["status"] == "diverged" else float(metrics[name]) for name in names
+        math.nan if metrics.status == "diverged" else float(getattr(metrics, name)) for name in names
     )
     return values if len(values) > 1 else values[0]

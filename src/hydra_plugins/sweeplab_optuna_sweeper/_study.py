@@ -17,7 +17,9 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from sweeplab.jobfiles import METRICS, OPTUNA_RESULTS, OPTUNA_TRIALS, read_metrics, write_atomic, write_metrics
+from sweeplab.jobfiles import (
+    METRICS, OPTUNA_RESULTS, OPTUNA_TRIALS, Metrics, read_metrics, write_atomic, write_metrics,
+)
 
 from ._search_space import SearchSpace
 
@@ -69,8 +71,8 @@ def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
     job_dir = trial.user_attrs.get(JOB_DIR)
     log.warning("trial %d: its worker stopped sending heartbeats; marked FAIL (interrupted)", trial.number)
     if job_dir and (Path(job_dir) / METRICS).exists() and read_metrics(Path(job_dir))["status"] == "running":
-        write_metrics(Path(job_dir), {"status": "interrupted",
-                                      "reason": "its worker stopped (no heartbeat); the trial was marked FAIL"})
+        write_metrics(Path(job_dir), Metrics(
+            status="interrupted", reason="its worker stopped (no heartbeat); the trial was marked FAIL"))
 
 
 def spec_of(space: SearchSpace, directions: Sequence[str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from sweeplab.jobfiles import HISTORY, METRICS, read_metrics
+from sweeplab.jobfiles import HISTORY, METRIC_KEYS, METRICS, read_metrics
 from sweeplab.report.optuna_files import OptunaFiles, read_optuna_files
 from sweeplab.report.values import config_label
 
@@ -23,11 +23,7 @@ MISSING = "missing"  # the status of a job dir without metrics.json (killed befo
 SEED = "seed"
 STUDY_SELECTOR = "sweep"  # `+sweep=lr` picks the study; it is the same for every job, never a parameter
 # metrics.json's keys besides status and reason: columns even when no job got far enough to write them.
-METRIC_COLUMNS = [
-    "epochs_completed", "best_epoch", "best_val_acc", "test_acc_at_best_val",
-    "val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "params", "device",
-    "wall_seconds",
-]
+METRIC_COLUMNS = [key for key in METRIC_KEYS if key not in ("status", "reason")]
 EXPECTED = "a sweep dir holds one dir per job (0/, 1/, ...), each with .hydra/ or metrics.json"
 
 
