@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import subprocess
 import sys
@@ -146,45 +145,67 @@ def test_job_dirs_are_read_in_job_number_order(tmp_path):
     assert list(collect([sweep]).jobs["job"]) == [str(job) for job in range(12)]  # 10 after 9, not after 1
 
 
-# ------------------------------------------------------------------ significance
+# ------------------------------------------------------------------ comparisons with the best
 
 
-def welch_p(a: list[float], b: list[float]) -> float:
-    """Welch's two-sided p-value from its textbook formula, to check the report's against."""
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return 2 * stats.t.sf(abs(t), df)
-
-
-def test_clearly_separated_configs_are_distinguishable_and_close_ones_within_noise(tmp_path):
+def test_each_config_against_the_best_is_an_effect_with_an_interval_a_test_and_a_verdict(tmp_path):
     sweep = tmp_path / "lr"
-    separated = [0.60, 0.61, 0.62, 0.60]
-    close = [0.83, 0.80, 0.85, 0.81]
     best = [0.84, 0.80, 0.86, 0.82]
-    write_grid(sweep, {0.1: best, 0.01: close, 0.001: separated})
+    close = [0.83, 0.80, 0.84, 0.82]  # 0 to 2 points lower on each seed
+    separated = [0.60, 0.61, 0.62, 0.60]
+    write_grid(sweep, {0.1: best, 0.01: close, 0.001: separated})  # the same seeds, the same model size
 
     report = write_report([sweep], sweep)
     summary = pd.read_csv(sweep / "summary.csv")
 
     assert summary_row(summary, "lr=0.1")["vs_best"] == "best"
-    far = summary_row(summary, "lr=0.001")
-    assert far["p_value"] == pytest.approx(welch_p(best, separated)) and far["p_value"] < 0.001
-    assert far["vs_best"] == f"distinguishable (p={far['p_value']:.2g})"
-    near = summary_row(summary, "lr=0.01")
-    assert near["p_value"] == pytest.approx(welch_p(best, close)) and near["p_value"] > 0.3
-    assert near["vs_best"] == f"within noise (p={near['p_value']:.2g})"
+    far, near = summary_row(summary, "lr=0.001"), summary_row(summary, "lr=0.01")
+    for row, values in ((far, separated), (near, close)):
+        paired = stats.ttest_rel(100 * np.array(values), 100 * np.array(best))
+        assert row["test"] == "paired"
+        assert row["difference"] == pytest.approx(100 * (np.mean(values) - np.mean(best)))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(paired.confidence_interval()))
+        assert row["p_value"] == pytest.approx(paired.pvalue)
+    # Holm over the two: the smaller p doubled, the larger one kept (it is already above the doubled one)
+    assert (far["p_holm"], near["p_holm"]) == pytest.approx((2 * far["p_value"], near["p_value"]))
+    assert far["vs_best"] == "<" and near["vs_best"] == "inconclusive" and near["seeds_needed"] > 4
     markdown = (sweep / "report.md").read_text()
-    assert "Welch's t-test" in markdown and "alpha = 0.05" in markdown
-    assert f"more than seed-to-seed noise (p < 0.05): lr=0.001 (p={far['p_value']:.2g})" in report.text
-    assert f"within seed-to-seed noise of the best (p >= 0.05): lr=0.01 (p={near['p_value']:.2g})" in report.text
+    assert "Holm" in markdown and "TOST" in markdown and "95 % confidence interval" in markdown
+    assert "| -22.25 [" in markdown and "| < best |" in markdown
+    assert f"| inconclusive: ~{int(near['seeds_needed'])} seeds per config would likely decide |" in markdown
+    assert "worse than the best (Holm-adjusted p < 0.05): lr=0.001 (-22.25 [" in report.text
+    assert "inconclusive, neither shown worse nor shown as good: lr=0.01 (-0.75 [" in report.text
+    assert "within noise" not in markdown and "distinguishable" not in markdown
+
+
+def test_welch_when_the_configs_ran_different_seeds(tmp_path):
+    sweep = tmp_path / "lr"
+    for job, (lr, seed, val) in enumerate([(0.1, 0, 0.84), (0.1, 1, 0.80), (0.1, 2, 0.86),
+                                          (0.01, 3, 0.70), (0.01, 4, 0.72), (0.01, 5, 0.71)]):
+        write_job(sweep, job, [f"lr={lr}", f"seed={seed}"], ok_metrics(val, val))
+    row = summary_row(pd.read_csv(write_report([sweep], sweep).files[0]), "lr=0.01")
+    welch = stats.ttest_ind([70, 72, 71], [84, 80, 86], equal_var=False)
+    assert row["test"] == "Welch" and row["p_value"] == pytest.approx(welch.pvalue)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(welch.confidence_interval()))
+
+
+def test_the_margin_decides_what_counts_as_as_good_as_the_best(tmp_path):
+    sweep = tmp_path / "lr"
+    # 0.1, 0.1 and 0.2 points below the best on its seeds: equivalent within 0.5 points, not within 0.1
+    write_grid(sweep, {0.1: [0.800, 0.820, 0.840], 0.01: [0.799, 0.819, 0.838]})
+    default = summary_row(pd.read_csv(write_report([sweep], sweep).files[0]), "lr=0.01")
+    assert default["vs_best"] == "≈"
+    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p < 0.05): lr=0.01" in \
+        (sweep / "report.md").read_text()
+    strict = summary_row(pd.read_csv(write_report([sweep], sweep, margin=0.1).files[0]), "lr=0.01")
+    assert strict["vs_best"] == "inconclusive"
 
 
 def test_best_is_the_highest_mean_and_a_single_seed_is_untested(tmp_path):
     sweep = tmp_path / "lr"
     write_grid(sweep, {0.1: [0.95], 0.01: [0.80, 0.82, 0.84], 0.001: [0.5, 0.6]})
     summary = pd.read_csv(write_report([sweep], sweep).files[0])
-    assert list(summary["vs_best"]) == ["best", "n<2: untested", "n<2: untested"]
+    assert list(summary["vs_best"]) == ["best", "untested: n<2", "untested: n<2"]
     assert summary["p_value"].isna().all()
 
 
@@ -192,7 +213,7 @@ def test_no_spread_on_either_side_is_not_a_p_value(tmp_path):
     sweep = tmp_path / "lr"
     write_grid(sweep, {0.1: [0.8, 0.8], 0.01: [0.7, 0.7]})
     summary = pd.read_csv(write_report([sweep], sweep).files[0])
-    assert summary_row(summary, "lr=0.01")["vs_best"] == "no seed-to-seed spread: untested"
+    assert summary_row(summary, "lr=0.01")["vs_best"] == "untested: no seed-to-seed spread"
 
 
 # ------------------------------------------------------------------ statuses and partial sweeps
@@ -301,8 +322,7 @@ def test_several_sweeps_share_one_frame_and_their_series_overlay(tmp_path):
     assert "## Summary: lr_sgd" in markdown and "## Summary: lr_adam" in markdown
     assert "## Best config of each sweep" in markdown
     assert "across sweeps: best: lr_adam lr=0.001" in report.text
-    assert "across sweeps: worse than the best by more than seed-to-seed noise (p < 0.05): lr_sgd lr=0.1" \
-        in report.text
+    assert "across sweeps: worse than the best (Holm-adjusted p < 0.05): lr_sgd lr=0.1" in report.text
     assert not (sgd / "report.md").exists()  # the combined report is in --out only
     assert re.search(r"sweep +ok +total\n *lr_sgd +6 +6\n *lr_adam +6 +6\n *total +12 +12", report.text)
 

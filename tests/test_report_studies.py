@@ -1,14 +1,23 @@
-"""`sweeplab studies`: the notes' claims checked against sweeps whose answers are known."""
+"""`sweeplab studies`: the notes' claims (docs/claims.yaml) checked against sweeps whose answers are known."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import re
 
-from sweeplab.report.studies import STUDIES, Claim, Config, Study, accuracies_of, verdict, write_studies
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from conftest import REPO
+from sweeplab.cli import main as sweeplab_main
+from sweeplab.report.compare import BETTER, EQUIVALENT, INCONCLUSIVE, UNTESTED_FEW, WORSE, holm
+from sweeplab.report.studies import BadClaimsFile, Claim, Config, load_studies, outcome, sample_of, write_studies
 from test_report import ok_metrics, write_job
 
 SWEEP = "toy"
-LOW, HIGH = Config(SWEEP, {"lr": 0.1}), Config(SWEEP, {"lr": 0.01})
+LOW, HIGH, OTHER = Config(SWEEP, {"lr": 0.1}), Config(SWEEP, {"lr": 0.01}), Config(SWEEP, {"lr": 0.001})
+CLAIMS = REPO / "docs" / "claims.yaml"
 
 
 def write_toy_sweep(root, test_by_lr):
@@ -22,20 +31,36 @@ def write_toy_sweep(root, test_by_lr):
     return sweep_dir
 
 
+def write_claims(tmp_path, claims, note_numbers=()):
+    """A claims file of one study of the toy sweep: claims as (text, lr of a, relation, lr of b)."""
+    study = {"name": "toy", "title": "A toy study", "dirs": [SWEEP], "commands": ["python train.py -m +sweep=toy"],
+             "note": "one run each",
+             "note_numbers": [{"config": {"sweep": SWEEP, "lr": lr}, "reported": text} for lr, text in note_numbers],
+             "claims": [{"claim": text, "a": {"sweep": SWEEP, "lr": a}, "relation": relation, "b": {"sweep": SWEEP, "lr": b}}
+                        for text, a, relation, b in claims]}
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump({"studies": [study]}, allow_unicode=True))
+    return path
+
+
 @pytest.mark.parametrize(
-    "relation, a, b, expected",
+    "relation, verdict, within_margin, expected",
     [
-        (">", [0.90, 0.91, 0.92], [0.80, 0.81, 0.82], "holds (+10.00 points"),
-        (">", [0.80, 0.81, 0.82], [0.90, 0.91, 0.92], "does not hold: the reverse is true (-10.00 points"),
-        (">", [0.80, 0.85, 0.90], [0.81, 0.84, 0.89], "not shown: within seed noise (+0.33 points"),
-        ("~", [0.80, 0.85, 0.90], [0.81, 0.84, 0.89], "holds: within seed noise"),
-        ("~", [0.90, 0.91, 0.92], [0.80, 0.81, 0.82], "does not hold: a real difference (+10.00 points"),
-        ("~", [0.9], [0.8, 0.81], "untested: fewer than 2 ok jobs"),
+        (">", BETTER, False, "holds"),
+        (">", WORSE, False, "does not hold: the reverse"),
+        (">", EQUIVALENT, True, "does not hold: no difference beyond ± 0.5 points"),
+        (">", INCONCLUSIVE, False, "undecided: ~12 seeds per config would likely decide"),
+        ("~", EQUIVALENT, True, "holds"),
+        ("~", BETTER, False, "does not hold"),
+        ("~", WORSE, True, "holds: a real difference, but within ± 0.5 points"),
+        ("~", INCONCLUSIVE, False, "undecided: ~12 seeds per config would likely decide"),
+        ("~", UNTESTED_FEW, False, UNTESTED_FEW),
     ],
 )
-def test_verdicts(relation, a, b, expected):
-    claim = Claim("a claim", HIGH, relation, LOW)
-    assert verdict(claim, np.array(a), np.array(b)).startswith(expected)
+def test_what_our_verdict_says_of_the_claim(relation, verdict, within_margin, expected):
+    judged = pd.Series({"verdict": verdict, "p_equivalence_holm": 0.01 if within_margin else 0.5,
+                        "seeds_needed": 12.0 if verdict == INCONCLUSIVE else np.nan})
+    assert outcome(Claim("a claim", HIGH, relation, LOW), judged, margin=0.5) == expected
 
 
 def test_a_config_selects_its_ok_jobs(tmp_path):
@@ -44,35 +69,94 @@ def test_a_config_selects_its_ok_jobs(tmp_path):
     write_toy_sweep(tmp_path, {0.1: [0.80, 0.81], 0.01: [0.90, 0.92]})
     write_job(tmp_path / SWEEP, 9, ["lr=0.01", "seed=9"], {"status": "failed", "reason": "boom"})
     jobs = collect([tmp_path / SWEEP]).jobs
-    np.testing.assert_allclose(sorted(accuracies_of(jobs, HIGH)), [0.90, 0.92])
-    np.testing.assert_allclose(sorted(accuracies_of(jobs, LOW)), [0.80, 0.81])
+    np.testing.assert_allclose(sorted(sample_of(jobs, HIGH).values), [90, 92])
+    np.testing.assert_allclose(sorted(sample_of(jobs, LOW).values), [80, 81])
+    assert len(sample_of(jobs, Config(SWEEP, {"model.width": 64})).values) == 0  # a key the sweep does not sweep
 
 
-def test_studies_page_puts_the_note_beside_ours_and_judges_each_claim(tmp_path):
-    write_toy_sweep(tmp_path / "sweeps", {0.1: [0.80, 0.81, 0.82], 0.01: [0.90, 0.91, 0.92]})
-    study = Study("toy", "A toy study", (SWEEP,), ("python train.py -m +sweep=toy",), "The note: one run.",
-                  ((LOW, "86.49 %"), (HIGH, "86.9 %")),
-                  (Claim("0.01 beats 0.1", HIGH, ">", LOW), Claim("0.01 is as good as 0.1", HIGH, "~", LOW)))
-    page = write_studies(tmp_path / "sweeps", tmp_path / "docs", studies=(study,)).read_text()
-    assert "| lr=0.1 | 86.49 % | 81.00 ± 1.00 % (n=3) |" in page
+def test_studies_page_puts_the_note_beside_ours_and_judges_all_claims_as_one_family(tmp_path):
+    # per seed: 0.01 is 9.5-10.5 points above 0.1; 0.001 is 0.1-0.2 points below 0.01
+    low, high, other = [0.795, 0.81, 0.825], [0.90, 0.91, 0.92], [0.899, 0.908, 0.919]
+    write_toy_sweep(tmp_path / "sweeps", {0.1: low, 0.01: high, 0.001: other})
+    claims = write_claims(tmp_path, [("0.01 beats 0.1", 0.01, ">", 0.1), ("0.01 is as good as 0.1", 0.01, "~", 0.1),
+                                     ("0.001 is as good as 0.01", 0.001, "~", 0.01)],
+                          note_numbers=[(0.1, "86.49 %"), (0.01, "86.9 %")])
+    page = write_studies(tmp_path / "sweeps", tmp_path / "docs", claims).read_text()
+
+    assert "| lr=0.1 | 86.49 % | 81.00 ± 1.50 % (n=3) |" in page
     assert "| lr=0.01 | 86.9 % | 91.00 ± 1.00 % (n=3) |" in page
-    assert "| 0.01 beats 0.1 | lr=0.01 | lr=0.1 | 91.00 ± 1.00 % (n=3) | 81.00 ± 1.00 % (n=3) | holds (+10.00 points" in page
-    assert "| 0.01 is as good as 0.1 |" in page and "does not hold: a real difference" in page
-    assert "`python train.py -m +sweep=toy` (toy: 6 jobs in" in page
+    assert "| 0.01 beats 0.1 | lr=0.01 | lr=0.1 | 91.00 ± 1.00 % (n=3) | 81.00 ± 1.50 % (n=3) | +10.00" in page
+    overview = [line for line in page.splitlines() if line.startswith("| toy | 0.0")]
+    beats, same, close = [line for line in page.splitlines() if line.startswith("| 0.0")]
+    assert len(overview) == 3 and overview[0].endswith("| A > B | holds |")
+    assert beats.endswith("| A > B | holds |") and same.endswith("| A > B | does not hold |")
+    assert close.endswith("| A ≈ B | holds |")
+    # Holm over the page's three claims; the first two are the same comparison
+    p_beats = stats.ttest_rel(np.array(high) * 100, np.array(low) * 100).pvalue
+    p_close = stats.ttest_rel(np.array(other) * 100, np.array(high) * 100).pvalue
+    assert f"| paired | {p_close:.2g} | {holm([p_beats, p_beats, p_close])[2]:.2g} |" in close
+    assert "`python train.py -m +sweep=toy` (toy: 9 jobs in" in page
+    assert "The note's 3 claims: holds 2, does not hold 1." in page
+    assert "All 3 claims on this page are one family" in page
     assert (tmp_path / "docs" / "studies" / "toy" / "report.html").is_file()
     assert "[studies/toy/report.md](studies/toy/report.md)" in page
 
 
-def test_every_claim_compares_configs_its_study_sweeps():
-    """The catalogue names only sweep dirs of its study and keys that its sweep file sweeps."""
-    import yaml
+def test_an_undecided_claim_says_how_many_seeds_would_decide_it(tmp_path):
+    write_toy_sweep(tmp_path / "sweeps", {0.1: [0.80, 0.84, 0.82], 0.01: [0.83, 0.80, 0.84]})
+    claims = write_claims(tmp_path, [("0.01 beats 0.1", 0.01, ">", 0.1)])
+    page = write_studies(tmp_path / "sweeps", tmp_path / "docs", claims).read_text()
+    assert "| inconclusive | undecided: ~" in page and "seeds per config would likely decide |" in page
 
-    from conftest import REPO
 
-    for study in STUDIES:
+def test_the_claims_file_holds_the_seed_notes_claims_and_each_compares_configs_its_study_sweeps():
+    studies = load_studies(CLAIMS)
+    assert [study.name for study in studies] == ["neurons", "depth", "activation", "lr", "batch_size", "optimizer"]
+    assert sum(len(study.claims) for study in studies) == 17
+    for study in studies:
         configs = [c for claim in study.claims for c in (claim.a, claim.b)] + [c for c, _ in study.note_numbers]
+        sweep_file = yaml.safe_load((REPO / "sweeps" / f"{study.name}.yaml").read_text())
+        swept = set(sweep_file["hydra"]["sweeper"]["params"]) | ({"optimizer"} if study.name == "lr" else set())
         for config in configs:
             assert config.sweep in study.dirs
-            sweep_file = yaml.safe_load((REPO / "sweeps" / f"{study.name}.yaml").read_text())
-            swept = set(sweep_file["hydra"]["sweeper"]["params"]) | ({"optimizer"} if study.name == "lr" else set())
             assert set(config.values) <= swept, (study.name, config)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[1, 2]", "claims.yaml: expected a top-level 'studies:' list"),
+        ("studies: [{name: x, title: t, dirs: [x], commands: [c], note: n, claims: "
+         "[{claim: c, a: {sweep: x, lr: 1}, relation: '>>', b: {sweep: x, lr: 2}}]}]",
+         "claims.yaml: studies[0].claims[0].relation='>>': must be one of >, ~"),
+        ("studies: [{name: x, title: t, dirs: [x], commands: [c], note: n, claims: "
+         "[{claim: c, a: {sweep: y, lr: 1}, relation: '>', b: {sweep: x, lr: 2}}]}]",
+         "claims.yaml: studies[0].claims[0].a={'sweep': 'y', 'lr': 1}: must be a mapping of sweep (one of the "
+         "study's dirs: x) and the swept values that pick the config"),
+        ("studies: [{name: x, title: t, dirs: [], commands: [c], note: n}]",
+         "claims.yaml: studies[0].dirs=[]: must be a non-empty list of strings"),
+        ("studies: [", "claims.yaml: not YAML: "),
+        (None, "claims.yaml: cannot read the claims file: No such file or directory"),
+    ],
+)
+def test_a_bad_claims_file_is_one_line_naming_the_entry(tmp_path, capsys, text, message):
+    claims = tmp_path / "claims.yaml"
+    if text is not None:
+        claims.write_text(text)
+    with pytest.raises(BadClaimsFile, match="^" + re.escape(f"{tmp_path}/{message}")):
+        load_studies(claims)
+    with pytest.raises(SystemExit) as exit:
+        sweeplab_main(["studies", "--claims", str(claims), "--sweeps", str(tmp_path), "--out", str(tmp_path / "d")])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and error.startswith(f"sweeplab studies: error: {tmp_path}/{message}")
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("command", [["report", "somewhere"], ["studies"]])
+@pytest.mark.parametrize("margin", ["0", "-1", "nan", "inf", "half"])
+def test_the_margin_must_be_a_positive_number_of_points(capsys, command, margin):
+    with pytest.raises(SystemExit) as exit:
+        sweeplab_main([*command, "--margin", margin])
+    assert exit.value.code == 2
+    assert f"--margin={margin}: must be a finite number of accuracy points > 0" in capsys.readouterr().err

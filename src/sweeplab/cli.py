@@ -1,9 +1,13 @@
-"""The ``sweeplab`` command: ``sweeplab report DIR [DIR ...] [--out OUT]``."""
+"""The ``sweeplab`` command: ``sweeplab report DIR [DIR ...] [--out OUT] [--margin POINTS]`` and
+``sweeplab studies [--sweeps DIR] [--out DIR] [--claims FILE] [--margin POINTS]``."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import NoReturn, Sequence
+
+from sweeplab.report import MARGIN
 
 REPORT_HELP = """\
 Write the comparison report of one or several sweep dirs (outputs/sweeps/<name>/, one dir per job):
@@ -11,13 +15,30 @@ summary.csv (one row per config), jobs.csv (one row per job), report.md, a self-
 report.html and PNG plots. Prints the findings and the summary tables.
 
 With one DIR the report goes into that DIR unless --out is given. With several DIRs, shown side by
-side, --out is required: a combined report belongs to none of the sweeps."""
+side, --out is required: a combined report belongs to none of the sweeps.
+
+Each config is compared with its sweep's best: the difference in points with its 95 % interval, a
+paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
+best within --margin points (TOST), or inconclusive with the seeds that would likely decide it."""
 
 
 STUDIES_HELP = """\
 Write docs/studies.md from the seed studies' sweep dirs (outputs/sweeps/neurons, depth, activation,
 lr_sgd, lr_adam, batch_size, optimizer): each study's full report under docs/studies/<name>/, and
-one page with the seed notes' numbers beside ours and a verdict on each of the notes' claims."""
+one page with the seed notes' numbers beside ours and a verdict on each of the notes' claims (read
+from --claims), Holm-corrected over all of them; an undecided claim says how many seeds per config
+would likely decide it."""
+
+
+def margin_points(text: str) -> float:
+    """The equivalence margin: a finite number of accuracy points > 0."""
+    try:
+        margin = float(text)
+    except ValueError:
+        margin = math.nan
+    if not 0 < margin < math.inf:
+        raise argparse.ArgumentTypeError(f"--margin={text}: must be a finite number of accuracy points > 0")
+    return margin
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -27,21 +48,27 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  description=REPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="a sweep dir")
     report.add_argument("--out", type=Path, help="where to write the report (default: the DIR, if only one)")
+    report.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
+                        help=f"equivalence margin in accuracy points (default {MARGIN:g})")
     studies = commands.add_parser("studies", help="docs/studies.md: the seed notes' studies beside our runs",
-                                  description=STUDIES_HELP)
+                                  description=STUDIES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     studies.add_argument("--sweeps", type=Path, default=Path("outputs/sweeps"), help="where the study sweeps are")
     studies.add_argument("--out", type=Path, default=Path("docs"), help="where studies.md and studies/ go")
+    studies.add_argument("--claims", type=Path, default=Path("docs/claims.yaml"), metavar="FILE",
+                         help="the studies and the notes' claims (default docs/claims.yaml)")
+    studies.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
+                         help=f"equivalence margin in accuracy points (default {MARGIN:g})")
     args = parser.parse_args(argv)
 
     if args.command == "studies":
-        run_studies(studies, args.sweeps, args.out)
+        run_studies(studies, args.sweeps, args.out, args.claims, args.margin)
         return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
-    run_report(report, args.dirs, args.out or args.dirs[0])
+    run_report(report, args.dirs, args.out or args.dirs[0], args.margin)
 
 
-def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path) -> None:
+def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, margin: float) -> None:
     # Imported here so `sweeplab --help` answers before pandas, matplotlib and optuna load.
     import optuna
 
@@ -50,19 +77,21 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path) -> 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" when rebuilding one
     try:
-        report = write_report(dirs, out)
+        report = write_report(dirs, out, margin)
     except (NotASweepDir, OSError) as exc:
         fail(parser, str(exc))
     print(report.text, end="")
     print(f"wrote {len(report.files)} files into {out}: " + ", ".join(path.name for path in report.files))
 
 
-def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path) -> None:
+def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float) -> None:
     from sweeplab.report.collect import NotASweepDir
-    from sweeplab.report.studies import write_studies
+    from sweeplab.report.studies import BadClaimsFile, write_studies
 
     try:
-        path = write_studies(sweeps, out)
+        path = write_studies(sweeps, out, claims, margin)
+    except BadClaimsFile as exc:
+        fail(parser, str(exc))
     except (NotASweepDir, OSError) as exc:
         fail(parser, f"{exc} (run the studies first: see sweeps/*.yaml)")
     print(f"wrote {path} and the reports under {out / 'studies'}")

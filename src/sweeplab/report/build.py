@@ -16,6 +16,7 @@ from sweeplab.report.optuna_files import OptunaFiles, load_study, param_importan
 from sweeplab.report.plots import (
     accuracy_vs_param, importance_chart, learning_curves, optimisation_history, save_png,
 )
+from sweeplab.report.compare import MARGIN
 from sweeplab.report.stats import TEST, VAL, compare_sweep_bests, status_counts, summarize
 
 
@@ -25,24 +26,25 @@ class Report:
     text: str  # for the terminal: findings, job status and the summary tables
 
 
-def write_report(dirs: Sequence[Path], out: Path) -> Report:
-    """The report of the sweeps in ``dirs``, written into ``out``. Raises
-    :class:`~sweeplab.report.collect.NotASweepDir` before writing anything if a dir is not a sweep."""
+def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Report:
+    """The report of the sweeps in ``dirs``, written into ``out``; ``margin`` (accuracy points) is the
+    equivalence margin. Raises :class:`~sweeplab.report.collect.NotASweepDir` before writing anything
+    if a dir is not a sweep."""
     sweeps = collect(dirs)
-    summary = summarize(sweeps.jobs, sweeps.swept)
-    bests = compare_sweep_bests(summary, sweeps.jobs) if len(sweeps.paths) > 1 else None
+    summary = summarize(sweeps.jobs, sweeps.swept, margin)
+    bests = compare_sweep_bests(summary, sweeps.jobs, margin) if len(sweeps.paths) > 1 else None
     out.mkdir(parents=True, exist_ok=True)
 
     images = accuracy_images(summary, sweeps.swept, out) + curve_images(sweeps, summary, out)
     optuna_blocks = [block for name, files in sweeps.optuna.items()
                      for block in optuna_section(name, files, sweeps.paths[name], out)]
     headline = [
-        *sections.findings(summary, bests),
+        *sections.findings(summary, bests, margin),
         *sections.status(sweeps.jobs, status_counts(sweeps.jobs)),
         *sections.summaries(summary, sweeps.swept),
         *(sections.sweep_bests(bests) if bests is not None else []),
     ]
-    blocks = [*sections.overview(sweeps), *sections.method(), *headline, *sections.plots(images),
+    blocks = [*sections.overview(sweeps), *sections.method(margin), *headline, *sections.plots(images),
               *optuna_blocks, *sections.jobs_section(sweeps.jobs, sweeps.swept)]
 
     tables = {out / "summary.csv": summary, out / "jobs.csv": sweeps.jobs}
@@ -60,7 +62,8 @@ def accuracy_images(summary: pd.DataFrame, swept: dict[str, list[str]], out: Pat
         figure = accuracy_vs_param(summary, param, swept)
         if figure is not None:
             images.append(Image(save_png(figure, out / f"accuracy_vs_{slug(param)}.png"),
-                                f"Accuracy against {param}: mean ± std over the seeds of each config's ok jobs; "
+                                f"Accuracy against {param}: mean over the seeds of each config's ok jobs, error "
+                                f"bars the 95 % confidence interval of that mean (t, n−1 df; none for n=1); "
                                 f"validation = {VAL}, test = {TEST}."))
     return images
 
@@ -72,7 +75,8 @@ def curve_images(sweeps: Sweeps, summary: pd.DataFrame, out: Path) -> list[Image
         figure = learning_curves(sweeps.histories, sweeps.jobs, summary, name)
         if figure is not None:
             images.append(Image(save_png(figure, out / f"curves_{slug(name)}.png"),
-                                f"{name}: validation accuracy per epoch, mean over seeds with a ± std band."))
+                                f"{name}: validation accuracy per epoch, mean over seeds; the band is the 95 % "
+                                "confidence interval of that mean (t, n−1 df; none for n=1)."))
     return images
 
 

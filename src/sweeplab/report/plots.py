@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from sweeplab.report.optuna_files import OptunaFiles
+from sweeplab.report.stats import mean_interval_half_width
 from sweeplab.report.values import all_numbers, config_label, format_value, wants_log_scale
 
 DPI = 100
@@ -30,7 +32,7 @@ def save_png(figure: Figure, path: Path) -> Path:
 
 
 def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[str]]) -> Figure | None:
-    """Mean ± std over seeds against ``param``, validation and test side by side; one series per
+    """Mean over seeds with its 95 % interval against ``param``, validation and test side by side; one series per
     sweep that sweeps it, split by that sweep's other swept parameters when they are few (a grid).
     None when no config has an ok job."""
     sweeps = [name for name, params in swept.items() if param in params]
@@ -47,7 +49,7 @@ def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[s
         x = points[param].map(format_value).map(categories.index) if categorical else points[param]
         points = points.assign(position=x.to_numpy()).sort_values("position")
         for ax, metric in zip(axes, ACCURACIES):
-            ax.errorbar(points["position"], points[f"{metric}_mean"], yerr=points[f"{metric}_std"],
+            ax.errorbar(points["position"], points[f"{metric}_mean"], yerr=points[f"{metric}_ci"],
                         fmt="o-" if joined else "o", capsize=3, label=label)
     for ax, axis_label in zip(axes, ACCURACIES.values()):
         ax.set_xlabel(param)
@@ -61,7 +63,7 @@ def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[s
     axes[0].set_ylabel("accuracy")
     if any(label for label, _, _ in series):
         axes[1].legend(fontsize="small")
-    figure.suptitle(f"Accuracy against {param}: mean ± std over seeds (ok jobs)")
+    figure.suptitle(f"Accuracy against {param}: mean over seeds (ok jobs), error bars its 95 % CI")
     return figure
 
 
@@ -85,14 +87,15 @@ def accuracy_series(
 
 def learning_curves(histories: pd.DataFrame, jobs: pd.DataFrame, summary: pd.DataFrame, sweep: str) -> Figure | None:
     """Validation accuracy per epoch of each config of one sweep, over its ok jobs: mean over seeds,
-    shaded ± std. None when no ok job of the sweep has a history."""
+    shaded its 95 % interval. None when no ok job of the sweep has a history."""
     ok_jobs = jobs.loc[(jobs["sweep"] == sweep) & (jobs["status"] == "ok"), ["sweep", "job", "config"]]
     curves = histories.merge(ok_jobs, on=["sweep", "job"])
     if curves.empty:
         return None
     ranked = summary[summary["sweep"] == sweep].dropna(subset=["val_mean"]).sort_values("val_mean", ascending=False)
     shown = ranked["config"].head(MAX_LINES)
-    per_epoch = curves.groupby(["config", "epoch"])["val_acc"].agg(["mean", "std"])
+    per_epoch = curves.groupby(["config", "epoch"])["val_acc"].agg(["mean", "std", "count"])
+    per_epoch["ci"] = mean_interval_half_width(per_epoch["std"], per_epoch["count"])
     first_job = ok_jobs.groupby("config")["job"].first()
 
     figure = Figure(figsize=(1.4 * PANEL[0], PANEL[1]), layout="constrained")
@@ -104,15 +107,16 @@ def learning_curves(histories: pd.DataFrame, jobs: pd.DataFrame, summary: pd.Dat
         # an Optuna trial's config names every parameter: too long for a legend, so name its job (= trial)
         label = config if len(config) <= MAX_LABEL else f"job {first_job[config]}"
         line, = ax.plot(curve.index, curve["mean"], label=label)
-        ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
+        ax.fill_between(curve.index, curve["mean"] - curve["ci"], curve["mean"] + curve["ci"],
                         color=line.get_color(), alpha=0.2)
     capped = f"; best {len(shown)} of {len(ranked)} configs" if len(ranked) > len(shown) else ""
-    ax.set_title(f"{sweep}: validation accuracy per epoch\n(mean ± std over seeds, ok jobs{capped})")
+    ax.set_title(f"{sweep}: validation accuracy per epoch\n(mean over seeds, ok jobs{capped})")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    band = Patch(color="grey", alpha=0.2, label="95 % CI of the mean")
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], band], fontsize="small")
     return figure
 
 

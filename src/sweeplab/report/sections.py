@@ -6,11 +6,14 @@ import pandas as pd
 from sweeplab.report.collect import Sweeps
 from sweeplab.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from sweeplab.report.optuna_files import OptunaFiles
-from sweeplab.report.stats import ALPHA, TEST, SIGNIFICANCE_TEST, VAL
-from sweeplab.report.tables import bests_table, jobs_table, mean_std_text, status_table, summary_table
+from sweeplab.report.compare import (
+    ALPHA, EQUIVALENT, HOLM_WHY, INCONCLUSIVE, METHOD, POWER_METHOD, UNTESTED_FEW, UNTESTED_FLAT, WORSE,
+)
+from sweeplab.report.stats import BEST, NO_OK_JOBS, TEST, VAL
+from sweeplab.report.tables import (
+    bests_table, effect_text, jobs_table, mean_std_text, seeds_text, status_table, summary_table,
+)
 from sweeplab.report.values import format_value
-
-UNTESTED = ("n<2", "no seed-to-seed spread")
 
 
 def overview(sweeps: Sweeps) -> list[Block]:
@@ -23,7 +26,7 @@ def overview(sweeps: Sweeps) -> list[Block]:
     return [Heading("Sweep report", level=1), Bullets(items)]
 
 
-def method() -> list[Block]:
+def method(margin: float) -> list[Block]:
     return [Heading("How to read it"), Bullets([
         f"Validation accuracy is {VAL}: the accuracy of the epoch with the highest validation accuracy. "
         f"Test accuracy is {TEST}: the test accuracy of that same epoch's weights, not of the last epoch.",
@@ -31,48 +34,66 @@ def method() -> list[Block]:
         "value across its jobs, seed excepted); its jobs differ by seed. mean ± std (sample std, ddof=1), "
         "min–max and n ok are over its jobs with status ok. 'not ok' counts its other jobs (failed, "
         "diverged, pruned, interrupted, running, missing): left out of the statistics, listed under Jobs.",
-        f"'vs best': {SIGNIFICANCE_TEST} of each config's per-seed validation accuracies against those of the best "
-        f"config of its sweep (highest mean), at alpha = {ALPHA}. 'distinguishable' means the difference is "
-        "larger than seed-to-seed noise, 'within noise' that it is not. No correction for multiple "
-        "comparisons. With fewer than 2 ok jobs on either side the test is not run ('n<2: untested').",
+        "Each config is compared with the best config of its sweep (highest mean validation accuracy): "
+        "'val − best' is the difference of the means in accuracy points with its 95 % confidence interval "
+        f"(per comparison, not adjusted for the table). The test: {METHOD}. The best is picked by the same "
+        "data, so its lead over the others is slightly flattered.",
+        f"Verdicts, at alpha = {ALPHA} after correcting each table's p-values with {HOLM_WHY}: "
+        f"'{WORSE} best' when the adjusted p of the difference is below alpha; '{EQUIVALENT} best' when "
+        f"instead two one-sided tests (TOST, Holm-adjusted) show the difference lies within ± {margin:g} "
+        f"points (the equivalence margin, `--margin`); '{INCONCLUSIVE}' when neither: the data cannot tell, "
+        "which is not the same as equal. An inconclusive verdict says how many seeds per config would likely "
+        f"decide it ({POWER_METHOD}).",
+        f"'{UNTESTED_FEW}': fewer than 2 ok jobs on a side; '{UNTESTED_FLAT}': every seed gave the same "
+        "difference, so a t-test has nothing to go on.",
     ])]
 
 
-def findings(summary: pd.DataFrame, bests: pd.DataFrame | None) -> list[Block]:
-    """Plain statements: which configs differ from the best by more than seed-to-seed noise."""
+def findings(summary: pd.DataFrame, bests: pd.DataFrame | None, margin: float) -> list[Block]:
+    """Plain statements: which configs are worse than the best, which are as good, which are undecided."""
     names = list(dict.fromkeys(summary["sweep"]))
     items = [item for name in names
-             for item in sweep_findings(summary[summary["sweep"] == name], f"{name}: " if len(names) > 1 else "")]
+             for item in sweep_findings(summary[summary["sweep"] == name], f"{name}: " if len(names) > 1 else "",
+                                        margin)]
     if bests is not None:
-        items += sweep_findings(bests.assign(config=bests["sweep"] + " " + bests["config"]), "across sweeps: ")
+        items += sweep_findings(bests.assign(config=bests["sweep"] + " " + bests["config"]), "across sweeps: ",
+                                margin)
     return [Heading("Findings"), Bullets(items)]
 
 
-def sweep_findings(rows: pd.DataFrame, prefix: str) -> list[str]:
-    best = rows[rows["vs_best"] == "best"]
+def sweep_findings(rows: pd.DataFrame, prefix: str, margin: float) -> list[str]:
+    best = rows[rows["vs_best"] == BEST]
     if best.empty:
         return [f"{prefix}no job finished ok, so there is nothing to compare."]
     top = best.iloc[0]
     lines = [f"{prefix}best: {top['config']}: validation accuracy {mean_std_text(top['val_mean'], top['val_std'])}, "
              f"test accuracy {mean_std_text(top['test_mean'], top['test_std'])} (n={top['n']})."]
-    distinct = rows[rows["vs_best"].str.startswith("distinguishable")]
-    within = rows[rows["vs_best"].str.startswith("within noise")]
-    if not distinct.empty or not within.empty:
-        lines.append(f"{prefix}worse than the best by more than seed-to-seed noise (p < {ALPHA}): "
-                     + (listing(distinct) or "none"))
-        lines.append(f"{prefix}within seed-to-seed noise of the best (p >= {ALPHA}): " + (listing(within) or "none"))
-    untested = int(rows["vs_best"].str.startswith(UNTESTED).sum())
+    verdicts = {
+        WORSE: f"worse than the best (Holm-adjusted p < {ALPHA})",
+        EQUIVALENT: f"as good as the best within ± {margin:g} points (TOST, Holm-adjusted p < {ALPHA})",
+        INCONCLUSIVE: "inconclusive, neither shown worse nor shown as good",
+    }
+    if rows["vs_best"].isin(list(verdicts)).any():
+        lines += [f"{prefix}{text}: " + (listing(rows[rows["vs_best"] == verdict]) or "none")
+                  for verdict, text in verdicts.items()]
+    untested = int(rows["vs_best"].isin([UNTESTED_FEW, UNTESTED_FLAT]).sum())
     if untested:
         lines.append(f"{prefix}{untested} config(s) not tested against the best: fewer than 2 ok jobs on a side "
                      "(run them with several seeds to test them), or no spread at all.")
-    without_ok = int((rows["vs_best"] == "no ok jobs").sum())
+    without_ok = int((rows["vs_best"] == NO_OK_JOBS).sum())
     if without_ok:
         lines.append(f"{prefix}{without_ok} config(s) without any ok job.")
     return lines
 
 
 def listing(rows: pd.DataFrame) -> str:
-    return "; ".join(f"{config} (p={p:.2g})" for config, p in zip(rows["config"], rows["p_value"]))
+    """``lr=0.01 (-0.50 [-1.20, +0.20] points, paired, p (Holm)=0.31; ~14 seeds ...)``; ..."""
+    items = []
+    for _, row in rows.iterrows():
+        seeds = f"; {seeds_text(row['seeds_needed'])}" if row["vs_best"] == INCONCLUSIVE else ""
+        items.append(f"{row['config']} ({effect_text(row['difference'], row['ci_low'], row['ci_high'])} points, "
+                     f"{row['test']}, p (Holm)={row['p_holm']:.2g}{seeds})")
+    return "; ".join(items)
 
 
 def status(jobs: pd.DataFrame, counts: pd.DataFrame) -> list[Block]:
@@ -96,7 +117,8 @@ def summaries(summary: pd.DataFrame, swept: dict[str, list[str]]) -> list[Block]
 
 def sweep_bests(bests: pd.DataFrame) -> list[Block]:
     return [Heading("Best config of each sweep"),
-            Paragraph("Each sweep's best config against the best of them all, with the same test."),
+            Paragraph("Each sweep's best config against the best of them all, with the same tests; "
+                      "this table is its own family for Holm's correction."),
             Table(bests_table(bests), "bests")]
 
 

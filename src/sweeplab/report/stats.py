@@ -1,7 +1,8 @@
-"""Per-config statistics over seeds, and which configs are distinguishable from the best one.
+"""Per-config statistics over seeds, and each config of a sweep compared with the sweep's best one.
 
 A config is one combination of a sweep's swept parameters; its jobs differ by seed (or repeat it).
-Only jobs with status ``ok`` enter the accuracy statistics; ``not_ok`` counts the others.
+Only jobs with status ``ok`` enter the accuracy statistics; ``not_ok`` counts the others. How two
+configs are compared and judged is :mod:`sweeplab.report.compare`.
 """
 from __future__ import annotations
 
@@ -11,25 +12,30 @@ from scipy import stats
 
 from sweeplab.jobfiles import STATUSES
 from sweeplab.report.collect import MISSING
-
+from sweeplab.report.compare import CONFIDENCE, MARGIN, Sample, compare, judge
 
 VAL = "best_val_acc"  # validation accuracy of the best epoch: what model selection and sweeps use
 TEST = "test_acc_at_best_val"  # test accuracy of that same epoch's weights
-ALPHA = 0.05
-SIGNIFICANCE_TEST = "Welch's t-test (two-sided, unequal variances; scipy.stats.ttest_ind with equal_var=False)"
 STATUS_ORDER = [*STATUSES, MISSING]
+BEST, NO_OK_JOBS = "best", "no ok jobs"
+# What summary.csv says of each config against its sweep's best (compare.compare and compare.judge)
+COMPARISON_COLUMNS = ["vs_best", "test", "difference", "ci_low", "ci_high", "p_value", "p_holm",
+                      "p_equivalence", "p_equivalence_holm", "seeds_needed"]
 
 
-def val_samples(jobs: pd.DataFrame) -> pd.Series:
-    """(sweep, config) -> the per-seed validation accuracies of its ok jobs (an array)."""
+def val_samples(jobs: pd.DataFrame, configs: pd.MultiIndex) -> pd.Series:
+    """(sweep, config) of ``configs`` -> the :class:`~sweeplab.report.compare.Sample` of its ok jobs'
+    validation accuracies (empty for a config without any)."""
     ok = jobs[jobs["status"] == "ok"]
-    return ok.groupby(["sweep", "config"], sort=False)[VAL].apply(lambda values: values.dropna().to_numpy())
+    by_config = {key: Sample.of(rows, VAL) for key, rows in ok.groupby(["sweep", "config"], sort=False)}
+    return pd.Series([by_config.get(key, Sample(np.array([]))) for key in configs], index=configs, dtype=object)
 
 
-def summarize(jobs: pd.DataFrame, swept: dict[str, list[str]]) -> pd.DataFrame:
+def summarize(jobs: pd.DataFrame, swept: dict[str, list[str]], margin: float = MARGIN) -> pd.DataFrame:
     """One row per config of each sweep (``jobs`` as :func:`~sweeplab.report.collect.collect` reads
-    them), in the order its jobs ran (the order the values were given), with ``vs_best`` comparing it
-    to the best config of its own sweep."""
+    them), in the order its jobs ran (the order the values were given): mean, std, min, max and the
+    half-width of the mean's 95 % interval over seeds, and the comparison with the best config of its
+    own sweep (one family per sweep)."""
     ok = jobs[jobs["status"] == "ok"]
     params = list(dict.fromkeys(param for params in swept.values() for param in params))
     keys = ["sweep", "config"]
@@ -43,54 +49,43 @@ def summarize(jobs: pd.DataFrame, swept: dict[str, list[str]]) -> pd.DataFrame:
         epochs_mean=("epochs_completed", "mean"), wall_seconds_mean=("wall_seconds", "mean"),
     ))
     summary["n"] = summary["n"].fillna(0).astype(int)
-    samples = val_samples(jobs).reindex(summary.index)
-    comparisons = [compare_with_best(samples[samples.index.get_level_values("sweep") == name]) for name in swept]
+    for metric in ("val", "test"):
+        summary[f"{metric}_ci"] = mean_interval_half_width(summary[f"{metric}_std"], summary["n"])
+    samples = val_samples(jobs, summary.index)
+    comparisons = [compare_with_best(samples[samples.index.get_level_values("sweep") == name], margin)
+                   for name in swept]
     return summary.join(pd.concat(comparisons)).reset_index()
 
 
-def compare_with_best(samples: pd.Series) -> pd.DataFrame:
-    """``p_value`` and ``vs_best`` for each entry of ``samples`` (arrays of per-seed values, NaN for
-    none): Welch's t-test against the entry with the highest mean."""
-    samples = samples.apply(lambda values: values if isinstance(values, np.ndarray) else np.array([]))
-    means = samples.apply(lambda values: values.mean() if len(values) else np.nan)
-    result = pd.DataFrame({"p_value": np.nan, "vs_best": "no ok jobs"}, index=samples.index)
+def mean_interval_half_width(std: pd.Series, n: pd.Series) -> pd.Series:
+    """Half the width of the 95 % t interval of a mean over n seeds (NaN for fewer than 2)."""
+    n = n.where(n >= 2)
+    return stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / np.sqrt(n)
+
+
+def compare_with_best(samples: pd.Series, margin: float = MARGIN) -> pd.DataFrame:
+    """Each entry of ``samples`` (Samples) against the entry with the highest mean: the columns of
+    :data:`COMPARISON_COLUMNS`, judged as one family."""
+    means = samples.apply(lambda sample: sample.values.mean() if len(sample.values) else np.nan)
+    result = pd.DataFrame({"vs_best": NO_OK_JOBS}, index=samples.index, columns=COMPARISON_COLUMNS)
     if means.isna().all():
         return result
-    best = means.idxmax()
-    for key, values in samples.items():
-        if key == best:
-            result.loc[key, "vs_best"] = "best"
-        elif len(values) == 0:
-            continue  # stays "no ok jobs"
-        elif min(len(values), len(samples[best])) < 2:
-            result.loc[key, "vs_best"] = "n<2: untested"
-        else:
-            p_value = welch_p_value(values, samples[best])
-            result.loc[key, ["p_value", "vs_best"]] = [p_value, verdict(p_value)]
+    is_best = np.arange(len(samples)) == np.nanargmax(means.to_numpy())
+    best = samples[is_best].iloc[0]
+    others = samples[~is_best]
+    if len(others):
+        rows = pd.DataFrame([compare(sample, best, margin) for sample in others], index=others.index)
+        result.loc[~is_best] = judge(rows, margin).rename(columns={"verdict": "vs_best"})[COMPARISON_COLUMNS]
+    result.loc[is_best, "vs_best"] = BEST
     return result
 
 
-def welch_p_value(values: np.ndarray, best: np.ndarray) -> float:
-    """NaN when both samples have no spread at all (the t statistic is undefined)."""
-    if np.ptp(values) == 0 and np.ptp(best) == 0:
-        return np.nan
-    return float(stats.ttest_ind(values, best, equal_var=False).pvalue)
-
-
-def verdict(p_value: float) -> str:
-    if np.isnan(p_value):
-        return "no seed-to-seed spread: untested"
-    if p_value < ALPHA:
-        return f"distinguishable (p={p_value:.2g})"
-    return f"within noise (p={p_value:.2g})"
-
-
-def compare_sweep_bests(summary: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
+def compare_sweep_bests(summary: pd.DataFrame, jobs: pd.DataFrame, margin: float = MARGIN) -> pd.DataFrame:
     """The best config of each sweep, tested against the best of them all (several sweeps side by side)."""
-    best_rows = summary[summary["vs_best"] == "best"].set_index(["sweep", "config"])
-    samples = val_samples(jobs).reindex(best_rows.index)
+    best_rows = summary[summary["vs_best"] == BEST].set_index(["sweep", "config"])
+    samples = val_samples(jobs, best_rows.index)
     columns = ["n", "val_mean", "val_std", "test_mean", "test_std"]
-    return best_rows[columns].join(compare_with_best(samples)).reset_index()
+    return best_rows[columns].join(compare_with_best(samples, margin)).reset_index()
 
 
 def status_counts(jobs: pd.DataFrame) -> pd.DataFrame:

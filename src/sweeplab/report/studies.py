@@ -1,27 +1,39 @@
 """docs/studies.md: the seed notes' studies, run with several seeds, beside what the notes reported.
 
-Each study names its sweep dirs, the commands that make them, the numbers its seed note reported
-(``../shared/seeds/``, one run each) and the note's claims, each as a comparison of two configs.
-``sweeplab studies`` writes every study's full report into ``<out>/studies/<name>/`` and checks
-each claim with Welch's t-test over the seeds' test accuracies (test accuracy is what the notes
-reported).
+The studies and the notes' claims are data (docs/claims.yaml, read by :func:`load_studies`): each
+study names its sweep dirs, the commands that make them, the numbers its seed note reported (one run
+each) and the note's claims, each a comparison of two configs. ``sweeplab studies`` writes every
+study's full report into ``<out>/studies/<name>/`` and judges every claim on the seeds' test
+accuracies (what the notes reported) with :mod:`sweeplab.report.compare`, all claims of the page as
+one family.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import yaml
 
 from sweeplab.jobfiles import METRICS
+from sweeplab.report import MARGIN
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
+from sweeplab.report.compare import (
+    ALPHA, BETTER, EQUIVALENT, HOLM_WHY, INCONCLUSIVE, METHOD, POWER_METHOD, WORSE, Sample, compare, judge,
+)
 from sweeplab.report.document import Block, Bullets, Heading, Paragraph, Table, to_markdown
-from sweeplab.report.stats import ALPHA, TEST, welch_p_value
+from sweeplab.report.stats import TEST
+from sweeplab.report.tables import effect_text, formatted, seeds_text, verdict_text
 from sweeplab.report.values import format_value
+
+RELATIONS = (">", "~")  # a is better; no real difference
+
+
+class BadClaimsFile(ValueError):
+    """The claims file is not what :func:`load_studies` expects; the message names the entry and why."""
 
 
 @dataclass(frozen=True)
@@ -54,131 +66,95 @@ class Study:
     commands: tuple[str, ...]
     note: str  # what the seed note did
     note_numbers: tuple[tuple[Config, str], ...] = ()  # what it reported, per config
-    claims: tuple[Claim, ...] = field(default_factory=tuple)
+    claims: tuple[Claim, ...] = ()
 
 
-def _in(sweep: str, **values: Any) -> Config:
-    return Config(sweep, {key.replace("__", "."): value for key, value in values.items()})
+def load_studies(path: Path) -> tuple[Study, ...]:
+    """The studies of a claims file (see docs/claims.yaml); :class:`BadClaimsFile` names what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise BadClaimsFile(f"{path}: cannot read the claims file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise BadClaimsFile(f"{path}: not YAML: {' '.join(str(exc).split())}") from exc
+    entries = data.get("studies") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise BadClaimsFile(f"{path}: expected a top-level 'studies:' list")
+    return tuple(study_from(entry, f"{path}: studies[{i}]") for i, entry in enumerate(entries))
 
 
-NOTE_002 = "Seed note 002 (KMNIST, 784-W-10, SGD lr 0.01, batch 32; one run each)"
-STUDIES = (
-    Study(
-        "neurons", "Hidden width", ("neurons",), ("python train.py -m +sweep=neurons",),
-        f"{NOTE_002}: 64 → 68.11 %, 128 → 68.36 %, 256 → 68.12 % with Sigmoid; it blamed Sigmoid's "
-        "vanishing gradients for the small gain.",
-        tuple((_in("neurons", model__width=w, activation="sigmoid"), f"{a} %")
-              for w, a in ((64, 68.11), (128, 68.36), (256, 68.12))),
-        (
-            Claim("Sigmoid: 128 neurons are no better than 64 (68.36 vs 68.11 %)",
-                  _in("neurons", model__width=128, activation="sigmoid"), "~",
-                  _in("neurons", model__width=64, activation="sigmoid")),
-            Claim("Sigmoid: 256 neurons are no better than 64 (68.12 vs 68.11 %)",
-                  _in("neurons", model__width=256, activation="sigmoid"), "~",
-                  _in("neurons", model__width=64, activation="sigmoid")),
-            Claim("Sigmoid is what holds the wide layer back: ReLU beats it at 256 neurons",
-                  _in("neurons", model__width=256, activation="relu"), ">",
-                  _in("neurons", model__width=256, activation="sigmoid")),
-        ),
-    ),
-    Study(
-        "depth", "Hidden layers", ("depth",), ("python train.py -m +sweep=depth",),
-        f"{NOTE_002}: a second Sigmoid layer of 64 gave \"no significant gain\" (no numbers); it "
-        "recommended 2-3 layers with ReLU.",
-        claims=(
-            Claim("Sigmoid: a second layer gives no significant gain",
-                  _in("depth", model__depth=2, activation="sigmoid"), "~",
-                  _in("depth", model__depth=1, activation="sigmoid")),
-            Claim("ReLU: two layers beat one",
-                  _in("depth", model__depth=2, activation="relu"), ">",
-                  _in("depth", model__depth=1, activation="relu")),
-            Claim("ReLU: three layers beat one",
-                  _in("depth", model__depth=3, activation="relu"), ">",
-                  _in("depth", model__depth=1, activation="relu")),
-        ),
-    ),
-    Study(
-        "activation", "Activation function", ("activation",), ("python train.py -m +sweep=activation",),
-        "Seed notes 002 and 003: ReLU and its variants should beat Sigmoid (003's 784-13-8-10 net with "
-        "a Sigmoid layer reached only ~47 %); not measured.",
-        claims=(
-            Claim("ReLU beats Sigmoid", _in("activation", activation="relu"), ">",
-                  _in("activation", activation="sigmoid")),
-            Claim("LeakyReLU beats Sigmoid", _in("activation", activation="leaky_relu"), ">",
-                  _in("activation", activation="sigmoid")),
-            Claim("LeakyReLU is as good as ReLU", _in("activation", activation="leaky_relu"), "~",
-                  _in("activation", activation="relu")),
-        ),
-    ),
-    Study(
-        "lr", "Learning rate, under SGD and under Adam", ("lr_sgd", "lr_adam"),
-        ("python train.py -m +sweep=lr", "python train.py -m +sweep=lr optimizer=adam"),
-        "Seed note 002 (setup not given; one run each): 0.1 → 86.49 %, 0.01 → 86.9 %, "
-        "0.001 → 86.91 %; it recommends starting at 1e-3 with an adaptive optimizer such as Adam.",
-        tuple((_in("lr_sgd", lr=lr), f"{a} %") for lr, a in ((0.1, 86.49), (0.01, 86.9), (0.001, 86.91))),
-        (
-            Claim("0.001 is as good as 0.01 (86.91 vs 86.9 %)", _in("lr_sgd", lr=0.001), "~",
-                  _in("lr_sgd", lr=0.01)),
-            Claim("0.01 beats 0.1 (86.9 vs 86.49 %)", _in("lr_sgd", lr=0.01), ">", _in("lr_sgd", lr=0.1)),
-            Claim("at 1e-3, Adam beats SGD", _in("lr_adam", lr=0.001), ">", _in("lr_sgd", lr=0.001)),
-        ),
-    ),
-    Study(
-        "batch_size", "Batch size", ("batch_size",), ("python train.py -m +sweep=batch_size",),
-        "Seed note 002 (setup not given; one run each): 32 → 86.49 %, 64 → 86.9 %, 128 → 86.91 % "
-        "(the same three numbers as its learning-rate study).",
-        tuple((_in("batch_size", batch_size=b), f"{a} %") for b, a in ((32, 86.49), (64, 86.9), (128, 86.91))),
-        (
-            Claim("64 is as good as 128 (86.9 vs 86.91 %)", _in("batch_size", batch_size=64), "~",
-                  _in("batch_size", batch_size=128)),
-            Claim("64 beats 32 (86.9 vs 86.49 %)", _in("batch_size", batch_size=64), ">",
-                  _in("batch_size", batch_size=32)),
-        ),
-    ),
-    Study(
-        "optimizer", "Optimizer", ("optimizer",), ("python train.py -m +sweep=optimizer",),
-        "Seed note 002 suggests comparing Adam with SGD; note 004 trains with Adam at 1e-3 and note 001 "
-        "with plain SGD at 0.1. Not measured.",
-        claims=(
-            Claim("Adam at 1e-3 (note 004) beats plain SGD at 0.1 (note 001)",
-                  _in("optimizer", optimizer="adam", lr=0.001), ">", _in("optimizer", optimizer="sgd", lr=0.1)),
-            Claim("AdamW is as good as Adam at 1e-3", _in("optimizer", optimizer="adamw", lr=0.001), "~",
-                  _in("optimizer", optimizer="adam", lr=0.001)),
-            Claim("momentum helps SGD at 0.01", _in("optimizer", optimizer="sgd_momentum", lr=0.01), ">",
-                  _in("optimizer", optimizer="sgd", lr=0.01)),
-        ),
-    ),
-)
+def study_from(entry: Any, where: str) -> Study:
+    if not isinstance(entry, dict):
+        raise BadClaimsFile(f"{where}: must be a mapping with name, title, dirs, commands, note, claims")
+    dirs = strings(entry.get("dirs"), f"{where}.dirs")
+    numbers = tuple((config_from(item.get("config"), dirs, f"{where}.note_numbers[{i}].config"),
+                     string(item.get("reported"), f"{where}.note_numbers[{i}].reported"))
+                    for i, item in enumerate(entry.get("note_numbers") or []))
+    claims = tuple(claim_from(item, dirs, f"{where}.claims[{i}]") for i, item in enumerate(entry.get("claims") or []))
+    return Study(string(entry.get("name"), f"{where}.name"), string(entry.get("title"), f"{where}.title"), dirs,
+                 strings(entry.get("commands"), f"{where}.commands"), string(entry.get("note"), f"{where}.note"),
+                 numbers, claims)
 
 
-def accuracies_of(jobs: pd.DataFrame, config: Config) -> np.ndarray:
+def string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadClaimsFile(f"{where}={value!r}: must be a non-empty string")
+    return value
+
+
+def strings(values: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(values, list) or not values:
+        raise BadClaimsFile(f"{where}={values!r}: must be a non-empty list of strings")
+    return tuple(string(value, f"{where}[{i}]") for i, value in enumerate(values))
+
+
+def claim_from(entry: Any, dirs: tuple[str, ...], where: str) -> Claim:
+    if not isinstance(entry, dict) or not isinstance(entry.get("claim"), str):
+        raise BadClaimsFile(f"{where}: must be a mapping with claim (its text), a, relation, b")
+    if entry.get("relation") not in RELATIONS:
+        raise BadClaimsFile(f"{where}.relation={entry.get('relation')!r}: must be one of {', '.join(RELATIONS)}")
+    return Claim(entry["claim"], config_from(entry.get("a"), dirs, f"{where}.a"), entry["relation"],
+                 config_from(entry.get("b"), dirs, f"{where}.b"))
+
+
+def config_from(entry: Any, dirs: tuple[str, ...], where: str) -> Config:
+    if not isinstance(entry, dict) or entry.get("sweep") not in dirs:
+        raise BadClaimsFile(f"{where}={entry!r}: must be a mapping of sweep (one of the study's dirs: "
+                            f"{', '.join(dirs)}) and the swept values that pick the config")
+    values = {key: value for key, value in entry.items() if key != "sweep"}
+    return Config(entry["sweep"], values)
+
+
+def sample_of(jobs: pd.DataFrame, config: Config) -> Sample:
     """The per-seed test accuracies of ``config``'s ok jobs."""
     rows = jobs[(jobs["sweep"] == config.sweep) & (jobs["status"] == "ok")]
     for key, value in config.values.items():
-        rows = rows[rows[key] == value]
-    return rows[TEST].dropna().to_numpy()
+        rows = rows[rows[key] == value] if key in rows else rows.iloc[:0]
+    return Sample.of(rows, TEST)
 
 
-def percent(values: np.ndarray) -> str:
+def percent(sample: Sample) -> str:
+    values = sample.values
     if len(values) == 0:
         return "no ok jobs"
-    spread = f" ± {100 * values.std(ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{100 * values.mean():.2f}{spread} % (n={len(values)})"
+    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+    return f"{values.mean():.2f}{spread} % (n={len(values)})"
 
 
-def verdict(claim: Claim, a: np.ndarray, b: np.ndarray) -> str:
-    """Does our data support the note's claim? Welch's t-test at ``ALPHA``."""
-    if min(len(a), len(b)) < 2:
-        return "untested: fewer than 2 ok jobs"
-    p_value = welch_p_value(a, b)
-    difference = 100 * (a.mean() - b.mean())
-    measured = f"{difference:+.2f} points, p={p_value:.2g}"
-    real = not np.isnan(p_value) and p_value < ALPHA
-    if claim.relation == "~":
-        return f"holds: within seed noise ({measured})" if not real else f"does not hold: a real difference ({measured})"
-    if real:
-        return f"holds ({measured})" if difference > 0 else f"does not hold: the reverse is true ({measured})"
-    return f"not shown: within seed noise ({measured})"
+def outcome(claim: Claim, judged: pd.Series, margin: float) -> str:
+    """What our verdict on a and b says of the note's claim."""
+    verdict = judged["verdict"]
+    within_margin = judged["p_equivalence_holm"] < ALPHA
+    if verdict == INCONCLUSIVE:
+        return f"undecided: {seeds_text(judged['seeds_needed'])}"
+    if verdict not in (BETTER, WORSE, EQUIVALENT):
+        return verdict  # why it is untested
+    if claim.relation == ">":
+        return {BETTER: "holds", WORSE: "does not hold: the reverse",
+                EQUIVALENT: f"does not hold: no difference beyond ± {margin:g} points"}[verdict]
+    if verdict == EQUIVALENT:
+        return "holds"
+    return f"holds: a real difference, but within ± {margin:g} points" if within_margin else "does not hold"
 
 
 def elapsed_minutes(sweep_dir: Path) -> float:
@@ -187,12 +163,10 @@ def elapsed_minutes(sweep_dir: Path) -> float:
     return (max(ends) - (sweep_dir / "multirun.yaml").stat().st_mtime) / 60
 
 
-def study_blocks(study: Study, sweeps_root: Path, out: Path) -> list[Block]:
-    """The study's section of studies.md; writes its full report into ``out/studies/<name>/``."""
+def study_blocks(study: Study, jobs: pd.DataFrame, claims: pd.DataFrame, sweeps_root: Path, out: Path) -> list[Block]:
+    """The study's section of studies.md: how it ran, the note's numbers beside ours, its claims."""
     dirs = [sweeps_root / name for name in study.dirs]
     report_dir = out / "studies" / study.name
-    write_report(dirs, report_dir)
-    jobs = collect(dirs).jobs
     took = "; ".join(f"{name}: {len(jobs[jobs['sweep'] == name])} jobs in {elapsed_minutes(d):.1f} min"
                      for name, d in zip(study.dirs, dirs))
     link = report_dir.relative_to(out) / "report.md"
@@ -205,42 +179,83 @@ def study_blocks(study: Study, sweeps_root: Path, out: Path) -> list[Block]:
     several = len(study.dirs) > 1  # then a config needs its sweep's name
     if study.note_numbers:
         rows = [{"config": config.label(several), "seed note (one run)": number,
-                 "ours: test accuracy": percent(accuracies_of(jobs, config))}
+                 "ours: test accuracy": percent(sample_of(jobs, config))}
                 for config, number in study.note_numbers]
         blocks.append(Table(pd.DataFrame(rows)))
-    rows = []
-    for claim in study.claims:
-        a, b = accuracies_of(jobs, claim.a), accuracies_of(jobs, claim.b)
-        rows.append({"the note's claim": claim.text, "A": claim.a.label(several), "B": claim.b.label(several),
-                     "A: ours": percent(a), "B: ours": percent(b), "verdict": verdict(claim, a, b)})
-    outcomes = pd.Series([row["verdict"].split(":")[0].split(" (")[0] for row in rows]).value_counts()
-    blocks.append(Paragraph(f"The note's {len(rows)} claims: "
-                            + ", ".join(f"{outcome}: {count}" for outcome, count in outcomes.items()) + "."))
-    blocks.append(Table(pd.DataFrame(rows)))
+    if not claims.empty:
+        outcomes = claims["the claim"].str.split(":").str[0].value_counts()
+        blocks.append(Paragraph(f"The note's {len(claims)} claims: "
+                                + ", ".join(f"{outcome} {count}" for outcome, count in outcomes.items()) + "."))
+        blocks.append(Table(claims.drop(columns="study").reset_index(drop=True)))
     return blocks
 
 
-def write_studies(sweeps_root: Path, out: Path, studies: tuple[Study, ...] = STUDIES) -> Path:
-    """Every study's report under ``out/studies/``, and ``out/studies.md`` beside them."""
+def claim_rows(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame], margin: float) -> pd.DataFrame:
+    """Every claim of every study, judged as one family, as studies.md shows them."""
+    claims = [(study, claim) for study in studies for claim in study.claims]
+    if not claims:
+        return pd.DataFrame(columns=["study"])
+    samples = [(sample_of(jobs[study.name], claim.a), sample_of(jobs[study.name], claim.b)) for study, claim in claims]
+    judged = judge(pd.DataFrame([compare(a, b, margin) for a, b in samples]), margin)
+    rows = []
+    for (study, claim), (a, b), (_, verdict) in zip(claims, samples, judged.iterrows()):
+        several = len(study.dirs) > 1
+        decided = verdict["verdict"] in (BETTER, WORSE, EQUIVALENT)
+        rows.append({
+            "study": study.name, "the note's claim": claim.text,
+            "A": claim.a.label(several), "B": claim.b.label(several), "A: ours": percent(a), "B: ours": percent(b),
+            "A − B, points (95 % CI)": effect_text(verdict["difference"], verdict["ci_low"], verdict["ci_high"]),
+            "test": verdict["test"], "p": verdict["p_value"], "p (Holm)": verdict["p_holm"],
+            "TOST p (Holm)": verdict["p_equivalence_holm"],
+            "ours": verdict_text(verdict["verdict"], verdict["seeds_needed"], "A", "B") if decided else verdict["verdict"],
+            "the claim": outcome(claim, verdict, margin),
+        })
+    table = pd.DataFrame(rows)
+    for column in ("p", "p (Holm)", "TOST p (Holm)"):
+        table[column] = formatted(table[column], ".2g")
+    return table
+
+
+def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float = MARGIN) -> Path:
+    """Every study of ``claims_file`` (see :func:`load_studies`): its report under ``out/studies/``, and
+    ``out/studies.md`` beside them."""
+    studies = load_studies(claims_file)
+    jobs = {}
+    for study in studies:
+        dirs = [sweeps_root / name for name in study.dirs]
+        write_report(dirs, out / "studies" / study.name, margin)
+        jobs[study.name] = collect(dirs).jobs
+    claims = claim_rows(studies, jobs, margin)
     blocks: list[Block] = [
         Heading("The seed notes' studies, with seeds", level=1),
-        Paragraph(f"Generated by `sweeplab studies --sweeps {sweeps_root} --out {out}` on "
-                  f"{datetime.now():%Y-%m-%d} from the sweeps it names. The seed notes drew conclusions from "
-                  "single runs whose differences were at most half a point; here every config ran with 5 "
-                  "seeds on FashionMNIST (Debian's dataset-fashion-mnist; note 002 used KMNIST, which "
-                  "cannot be downloaded on our machines), training on 54 000 images and selecting on 6 000."),
+        Paragraph(f"Generated by `sweeplab studies --sweeps {sweeps_root} --out {out} --claims {claims_file} "
+                  f"--margin {margin:g}` on {datetime.now():%Y-%m-%d} from the sweeps and the claims it names. The "
+                  "seed notes drew conclusions from single runs whose differences were at most half a point; here "
+                  "every config ran with several seeds (n in the tables) on FashionMNIST (Debian's "
+                  "dataset-fashion-mnist; note 002 used KMNIST, which cannot be downloaded on our machines), "
+                  "training on 54 000 images and selecting on 6 000."),
         Bullets([
-            "Accuracies are test accuracy of the weights from each run's best validation epoch, "
+            "Accuracies are test accuracy of the weights from each run's best validation epoch, in %: "
             "mean ± sample std over seeds, n = runs with status ok.",
-            f"A claim `A > B` holds when A's mean is higher and Welch's t-test gives p < {ALPHA}; "
-            f"`A ~ B` holds when p ≥ {ALPHA}. 'Not shown' means the difference is within seed-to-seed "
-            "noise. No correction for multiple comparisons.",
-            "Every study's full report (all configs, validation accuracy, learning curves, the test of "
-            "each config against the best) is linked under its heading.",
+            "A − B is the difference of the means in accuracy points with its 95 % confidence interval (per "
+            f"claim, not adjusted). The test: {METHOD}.",
+            f"All {len(claims)} claims on this page are one family: their p-values are corrected with {HOLM_WHY}. "
+            f"Our verdict, at alpha = {ALPHA}: 'A > B' (or 'A < B') when the Holm-adjusted p of the difference "
+            f"is below alpha; 'A ≈ B' when instead two one-sided tests (TOST, Holm-adjusted) show the "
+            f"difference lies within ± {margin:g} points (the equivalence margin); 'inconclusive' when neither.",
+            "The claim 'A beats B' holds on 'A > B'; 'A is no better than / as good as B' holds on 'A ≈ B' (or "
+            "on a real difference smaller than the margin). An inconclusive verdict leaves the claim undecided "
+            "(not confirmed, not refuted) and says how many seeds per config would likely decide it "
+            f"({POWER_METHOD}); rerun the study with `seed=range(0,N)` on the command line to get them.",
+            "Every study's full report (all configs, validation accuracy, learning curves, each config against "
+            "the best) is linked under its heading.",
         ]),
     ]
+    if not claims.empty:
+        overview = claims[["study", "the note's claim", "A − B, points (95 % CI)", "ours", "the claim"]]
+        blocks += [Heading("All claims"), Table(overview)]
     for study in studies:
-        blocks += study_blocks(study, sweeps_root, out)
+        blocks += study_blocks(study, jobs[study.name], claims[claims["study"] == study.name], sweeps_root, out)
     path = out / "studies.md"
     path.write_text(to_markdown(blocks))
     return path

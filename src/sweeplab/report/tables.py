@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sweeplab.report.compare import BETTER, EQUIVALENT, INCONCLUSIVE, WORSE
 from sweeplab.report.values import format_value
 
 REASON_WIDTH = 60  # a failed job's reason can be a long exception message
@@ -26,8 +27,7 @@ def summary_table(summary: pd.DataFrame, params: list[str]) -> pd.DataFrame:
         "test min–max": min_max(summary["test_min"], summary["test_max"]),
         "epochs": formatted(summary["epochs_mean"], ".1f"),
         "wall s": formatted(summary["wall_seconds_mean"], ".3g"),
-        "p (Welch)": formatted(summary["p_value"], ".2g"),
-        "vs best": summary["vs_best"],
+        **comparison_columns(summary, "val − best, points (95 % CI)"),
     }).reset_index(drop=True)
 
 
@@ -39,9 +39,42 @@ def bests_table(bests: pd.DataFrame) -> pd.DataFrame:
         "n ok": bests["n"],
         "val acc (mean ± std)": mean_std(bests["val_mean"], bests["val_std"]),
         "test acc (mean ± std)": mean_std(bests["test_mean"], bests["test_std"]),
-        "p (Welch)": formatted(bests["p_value"], ".2g"),
-        "vs best": bests["vs_best"],
+        **comparison_columns(bests, "val − best of all, points (95 % CI)"),
     })
+
+
+def comparison_columns(rows: pd.DataFrame, effect_name: str) -> dict[str, pd.Series]:
+    """The effect with its interval, the test used, raw and Holm-adjusted p, and the verdict."""
+    return {
+        effect_name: pd.Series([effect_text(*values) for values in zip(rows["difference"], rows["ci_low"],
+                                                                      rows["ci_high"])], index=rows.index),
+        "test": rows["test"].fillna(""),
+        "p": formatted(rows["p_value"], ".2g"),
+        "p (Holm)": formatted(rows["p_holm"], ".2g"),
+        "vs best": pd.Series([verdict_text(verdict, seeds) for verdict, seeds
+                              in zip(rows["vs_best"], rows["seeds_needed"])], index=rows.index),
+    }
+
+
+def effect_text(difference: float, low: float, high: float) -> str:
+    """``-1.23 [-2.01, -0.45]``; the difference alone without an interval; empty without either."""
+    if pd.isna(difference):
+        return ""
+    return f"{difference:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if pd.notna(low) else "")
+
+
+def verdict_text(verdict: str, seeds_needed: float, a: str = "", b: str = "best") -> str:
+    """``< best`` (or ``A > B``), ``≈ best``, ``inconclusive: ~12 seeds per config would likely decide``;
+    any other verdict (``best``, why untested) as it is."""
+    if verdict in (BETTER, WORSE, EQUIVALENT):
+        return f"{a} {verdict} {b}".strip()
+    if verdict == INCONCLUSIVE:
+        return f"{INCONCLUSIVE}: {seeds_text(seeds_needed)}"
+    return verdict
+
+
+def seeds_text(seeds_needed: float) -> str:
+    return f"~{int(seeds_needed)} seeds per config would likely decide"
 
 
 def jobs_table(jobs: pd.DataFrame, params: list[str]) -> pd.DataFrame:
