@@ -275,6 +275,25 @@ def test_learning_curves_average_the_ok_jobs_per_epoch(tmp_path):
     assert list(lines) == ["lr=0.1", "lr=0.01"]
     assert list(lines["lr=0.1"].get_ydata()) == pytest.approx([0.3, 0.5, 0.7])
     assert list(lines["lr=0.01"].get_xdata()) == [1, 2]
+    # the band is the 95 % interval of the mean over the 2 seeds (std 0.1414 every epoch), and says so
+    band = figure.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    half_width = stats.t.ppf(0.975, 1) * np.std([0.2, 0.4], ddof=1) / np.sqrt(2)
+    assert (band.min(), band.max()) == pytest.approx((0.3 - half_width, 0.7 + half_width))
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["lr=0.1", "lr=0.01", "95 % CI of the mean"]
+
+
+def test_error_bars_are_the_95_percent_interval_of_each_mean(tmp_path):
+    sweep = tmp_path / "lr"
+    write_grid(sweep, {0.1: [0.80, 0.82, 0.84], 0.01: [0.70, 0.75]})
+    sweeps = collect([sweep])
+    figure = accuracy_vs_param(summarize(sweeps.jobs, sweeps.swept), "lr", sweeps.swept)
+    segments = figure.axes[0].containers[0].lines[2][0].get_segments()  # the vertical bars, by lr
+    half_widths = sorted((top[1] - bottom[1]) / 2 for bottom, top in segments)
+    expected = [stats.t.ppf(0.975, 2) * 0.02 / np.sqrt(3),  # lr=0.1: std 0.02 over 3 seeds
+                stats.t.ppf(0.975, 1) * np.std([0.70, 0.75], ddof=1) / np.sqrt(2)]
+    assert half_widths == pytest.approx(sorted(expected))
+    assert "95 % CI" in figure.get_suptitle()
 
 
 def test_a_partial_sweep_still_reports(tmp_path):

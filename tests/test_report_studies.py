@@ -36,8 +36,8 @@ def write_claims(tmp_path, claims, note_numbers=()):
     study = {"name": "toy", "title": "A toy study", "dirs": [SWEEP], "commands": ["python train.py -m +sweep=toy"],
              "note": "one run each",
              "note_numbers": [{"config": {"sweep": SWEEP, "lr": lr}, "reported": text} for lr, text in note_numbers],
-             "claims": [{"claim": text, "a": {"sweep": SWEEP, "lr": a}, "relation": relation, "b": {"sweep": SWEEP, "lr": b}}
-                        for text, a, relation, b in claims]}
+             "claims": [{"claim": text, "a": {"sweep": SWEEP, "lr": a}, "relation": relation,
+                         "b": {"sweep": SWEEP, "lr": b}} for text, a, relation, b in claims]}
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump({"studies": [study]}, allow_unicode=True))
     return path

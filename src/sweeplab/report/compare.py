@@ -4,7 +4,8 @@ Each comparison is an effect (mean difference in accuracy points) with its 95 % 
 difference (H0: no difference) and a test of equivalence (TOST, H0: the difference is at least the
 margin). The tests are paired t-tests when both configs ran the same seeds with the same model shape
 (then seed s means the same initial weights and the same data order in both, so the per-seed
-difference removes that shared noise), Welch's t-tests otherwise. A family of comparisons (one table)
+difference removes that shared noise; pairing by seed would be valid for any configs, this is where
+it pays), Welch's t-tests otherwise. A family of comparisons (one table)
 gets Holm-adjusted p-values, and each comparison one of three verdicts:
 
 - ``>`` or ``<``: the Holm-adjusted p of the difference test is below ``alpha``;

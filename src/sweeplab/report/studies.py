@@ -26,7 +26,7 @@ from sweeplab.report.compare import (
 )
 from sweeplab.report.document import Block, Bullets, Heading, Paragraph, Table, to_markdown
 from sweeplab.report.stats import TEST
-from sweeplab.report.tables import effect_text, formatted, seeds_text, verdict_text
+from sweeplab.report.tables import effect_text, formatted, seeds_text
 from sweeplab.report.values import format_value
 
 RELATIONS = (">", "~")  # a is better; no real difference
@@ -200,14 +200,14 @@ def claim_rows(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame], margin
     rows = []
     for (study, claim), (a, b), (_, verdict) in zip(claims, samples, judged.iterrows()):
         several = len(study.dirs) > 1
-        decided = verdict["verdict"] in (BETTER, WORSE, EQUIVALENT)
+        ours = verdict["verdict"]
         rows.append({
             "study": study.name, "the note's claim": claim.text,
             "A": claim.a.label(several), "B": claim.b.label(several), "A: ours": percent(a), "B: ours": percent(b),
             "A − B, points (95 % CI)": effect_text(verdict["difference"], verdict["ci_low"], verdict["ci_high"]),
             "test": verdict["test"], "p": verdict["p_value"], "p (Holm)": verdict["p_holm"],
             "TOST p (Holm)": verdict["p_equivalence_holm"],
-            "ours": verdict_text(verdict["verdict"], verdict["seeds_needed"], "A", "B") if decided else verdict["verdict"],
+            "ours": f"A {ours} B" if ours in (BETTER, WORSE, EQUIVALENT) else ours,
             "the claim": outcome(claim, verdict, margin),
         })
     table = pd.DataFrame(rows)

@@ -63,11 +63,11 @@ def effect_text(difference: float, low: float, high: float) -> str:
     return f"{difference:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]" if pd.notna(low) else "")
 
 
-def verdict_text(verdict: str, seeds_needed: float, a: str = "", b: str = "best") -> str:
-    """``< best`` (or ``A > B``), ``≈ best``, ``inconclusive: ~12 seeds per config would likely decide``;
-    any other verdict (``best``, why untested) as it is."""
+def verdict_text(verdict: str, seeds_needed: float) -> str:
+    """``< best``, ``≈ best``, ``inconclusive: ~12 seeds per config would likely decide``; any other
+    verdict (``best``, why untested) as it is."""
     if verdict in (BETTER, WORSE, EQUIVALENT):
-        return f"{a} {verdict} {b}".strip()
+        return f"{verdict} best"
     if verdict == INCONCLUSIVE:
         return f"{INCONCLUSIVE}: {seeds_text(seeds_needed)}"
     return verdict
