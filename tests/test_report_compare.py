@@ -56,17 +56,23 @@ def test_a_small_difference_measured_loosely_is_inconclusive_and_says_how_many_s
     assert result["p_value"] > 0.5
     judged = judge(pd.DataFrame([result]))
     assert judged["verdict"][0] == INCONCLUSIVE
-    # variance of one seed's share: 0.5 + 0.5 = 1. Equivalence (the margin is 0.3 away):
-    # (z(0.95) + z(0.8))^2 * 1 / 0.3^2 = (1.6449 + 0.8416)^2 / 0.09 = 68.7 -> 69; showing the difference
-    # would take (1.9600 + 0.8416)^2 / 0.2^2 = 196.2 -> 197; the fewer decide.
-    assert result["variance"] == pytest.approx(1.0)
-    assert judged["seeds_needed"][0] == 69
+    # variance of one seed's share: 0.5 + 0.5 = 1; Welch's df here is 8 for 5 seeds, 2 per seed beyond one.
+    # Equivalence (the margin is 0.3 away): (t(0.95, df) + t(0.8, df))^2 * 1 / 0.3^2 with df = 2 (n - 1)
+    # is 69.47 at n = 69 (not enough) and 69.46 at n = 70 (enough); with normal quantiles it would be 68.7.
+    # Showing the difference would take over (1.96 + 0.84)^2 / 0.2^2 = 196; the fewer decide.
+    assert result["variance"] == pytest.approx(1.0) and result["df"] == pytest.approx(8)
+    asks = [(stats.t.ppf(0.95, 2 * (n - 1)) + stats.t.ppf(0.8, 2 * (n - 1))) ** 2 / 0.09 for n in (69, 70)]
+    assert asks == pytest.approx([69.47, 69.46], abs=0.005)
+    assert judged["seeds_needed"][0] == 70
 
 
 def test_seeds_needed_for_a_difference_beyond_the_margin():
-    # one of three tests (alpha 0.05/3): (z(1 - 0.05/6) + z(0.8))^2 * 0.25 / 0.75^2 = 3.2356^2 * 0.444 = 4.65 -> 5
-    assert seeds_needed(0.75, 0.25, margin=0.5, alpha=0.05 / 3, n_now=3) == 5
-    assert seeds_needed(0.75, 0.25, margin=0.5, alpha=0.05 / 3, n_now=5) == 6  # always more than it had
+    # paired (df = n - 1), one of three tests (alpha 0.05/3): (t(1 - 0.05/6, n-1) + t(0.8, n-1))^2 * 0.25 / 0.75^2
+    # is 7.81 at n = 7 and 7.20 at n = 8; normal quantiles would say 4.65 (z: 2.394 + 0.842)
+    asks = {n: (stats.t.ppf(1 - 0.05 / 6, n - 1) + stats.t.ppf(0.8, n - 1)) ** 2 * 0.25 / 0.75**2 for n in (7, 8)}
+    assert asks == pytest.approx({7: 7.81, 8: 7.20}, abs=0.01)
+    assert seeds_needed(0.75, 0.25, margin=0.5, alpha=0.05 / 3, n_now=3) == 8
+    assert seeds_needed(0.75, 0.25, margin=0.5, alpha=0.05 / 3, n_now=8) == 9  # always more than it had
 
 
 def test_holm_on_a_fixed_set_of_p_values():
@@ -76,7 +82,7 @@ def test_holm_on_a_fixed_set_of_p_values():
 
 def comparison_row(p_value: float, p_equivalence: float, difference: float = -1.0) -> dict:
     return {"test": WELCH, "n_a": 5, "n_b": 5, "difference": difference, "ci_low": np.nan, "ci_high": np.nan,
-            "p_value": p_value, "p_equivalence": p_equivalence, "variance": 1.0, "untested": ""}
+            "p_value": p_value, "p_equivalence": p_equivalence, "variance": 1.0, "df": 8.0, "untested": ""}
 
 
 def test_verdicts_use_the_holm_adjusted_p_values_of_the_table():

@@ -45,9 +45,10 @@ HOLM_WHY = (
     "would be too weak"
 )
 POWER_METHOD = (
-    f"normal approximation, {POWER:.0%} power at the Bonferroni level alpha/k (k tests in the table: the "
-    "strictest step of Holm), taking the observed difference and spread as true; the smaller of the seeds "
-    "that would show the difference and, when it is below the margin, those that would show equivalence"
+    f"{POWER:.0%} power at the Bonferroni level alpha/k (k tests in the table: the strictest step of Holm), "
+    "taking the observed difference and spread as true, by the normal-approximation formula with t "
+    "quantiles at the planned degrees of freedom; the fewer of the seeds that would show the difference "
+    "and, when it is below the margin, those that would show equivalence"
 )
 
 
@@ -83,10 +84,11 @@ def compare(a: Sample, b: Sample, margin: float = MARGIN) -> dict[str, Any]:
     """``a`` against ``b``: ``test``, ``n_a``, ``n_b``, ``difference`` (mean a − mean b, points), ``ci_low``
     and ``ci_high`` (95 %), ``p_value`` (two-sided, no difference), ``p_equivalence`` (TOST at ±
     ``margin``), ``variance`` (of one seed's share of the difference: with n seeds each, the
-    difference's variance is variance/n) and ``untested`` (why no test ran, else empty)."""
+    difference's variance is variance/n), ``df`` (the t-test's degrees of freedom) and ``untested``
+    (why no test ran, else empty)."""
     result: dict[str, Any] = {"test": "", "n_a": len(a.values), "n_b": len(b.values), "difference": np.nan,
                               "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "p_equivalence": np.nan,
-                              "variance": np.nan, "untested": ""}
+                              "variance": np.nan, "df": np.nan, "untested": ""}
     if min(len(a.values), len(b.values)) == 0:
         return result | {"untested": "no ok jobs"}
     result["difference"] = a.values.mean() - b.values.mean()
@@ -104,7 +106,7 @@ def compare(a: Sample, b: Sample, margin: float = MARGIN) -> dict[str, Any]:
     below_upper = t_test(x - margin, y, paired, alternative="less").pvalue
     return result | {"test": PAIRED if paired else WELCH, "ci_low": interval.low, "ci_high": interval.high,
                      "p_value": both_sides.pvalue, "p_equivalence": max(above_lower, below_upper),
-                     "variance": variance}
+                     "variance": variance, "df": float(both_sides.df)}
 
 
 def flat(values: np.ndarray) -> bool:
@@ -140,8 +142,9 @@ def judge(comparisons: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPH
             judged.loc[index, "verdict"] = EQUIVALENT
         else:
             judged.loc[index, "verdict"] = INCONCLUSIVE
-            judged.loc[index, "seeds_needed"] = seeds_needed(row["difference"], row["variance"], margin,
-                                                             alpha / k, n_now=min(row["n_a"], row["n_b"]))
+            n_now = min(row["n_a"], row["n_b"])
+            judged.loc[index, "seeds_needed"] = seeds_needed(row["difference"], row["variance"], margin, alpha / k,
+                                                             n_now, df_per_seed=row["df"] / (n_now - 1))
     return judged
 
 
@@ -151,19 +154,33 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 
 def seeds_needed(difference: float, variance: float, margin: float, alpha: float, n_now: int,
-                 power: float = POWER) -> int:
+                 df_per_seed: float = 1.0, power: float = POWER) -> int:
     """Seeds per config that would likely decide a comparison whose true difference and spread are the
-    observed ones (normal approximation): the fewer of those that would show the difference at
-    two-sided ``alpha`` and, when ``|difference| < margin``, those that would show equivalence (TOST at
-    ``alpha``; Chow, Shao & Wang, Sample Size Calculations in Clinical Research, 3.2). At least one more
-    than ``n_now``, since ``n_now`` did not decide it."""
-    z = stats.norm.ppf
-    candidates = []
+    observed ones: the fewer of those that would show the difference at two-sided ``alpha`` and, when
+    ``|difference| < margin``, those that would show equivalence (TOST at ``alpha``; Chow, Shao & Wang,
+    Sample Size Calculations in Clinical Research, 3.2). The normal-approximation formula with t
+    quantiles at the degrees of freedom of n seeds, ``df_per_seed * (n - 1)`` (1 paired, up to 2 for
+    Welch), solved by iteration; more than ``n_now``, since ``n_now`` did not decide it."""
+    # (shift to detect, quantile of the test's alpha, quantile of the power) per way of deciding
+    ways = []
     if difference != 0:
-        candidates.append((z(1 - alpha / 2) + z(power)) ** 2 * variance / difference**2)
+        ways.append((abs(difference), 1 - alpha / 2, power))
     room = margin - abs(difference)
     if room > 0:
         # at a true difference of 0 both one-sided tests must succeed; otherwise the nearer bound decides
-        z_power = z(1 - (1 - power) / 2) if difference == 0 else z(power)
-        candidates.append((z(1 - alpha) + z_power) ** 2 * variance / room**2)
-    return max(math.ceil(min(candidates)), n_now + 1)
+        ways.append((room, 1 - alpha, 1 - (1 - power) / 2 if difference == 0 else power))
+    return min(seeds_for(shift, alpha_quantile, power_quantile, variance, n_now + 1, df_per_seed)
+               for shift, alpha_quantile, power_quantile in ways)
+
+
+def seeds_for(shift: float, alpha_quantile: float, power_quantile: float, variance: float, n_min: int,
+              df_per_seed: float) -> int:
+    """The least n >= ``n_min`` with (t_a + t_b)^2 * variance / shift^2 <= n, the t quantiles at
+    df_per_seed * (n - 1). The normal quantiles give a lower bound; t's exceed them by less than a
+    factor of 3 in n once there are a few degrees of freedom, which bounds the search."""
+    normal = (stats.norm.ppf(alpha_quantile) + stats.norm.ppf(power_quantile)) ** 2 * variance / shift**2
+    n = np.arange(n_min, n_min + 20 + 3 * math.ceil(normal))
+    df = df_per_seed * (n - 1)
+    needed = (stats.t.ppf(alpha_quantile, df) + stats.t.ppf(power_quantile, df)) ** 2 * variance / shift**2
+    enough = n[needed <= n]
+    return int(enough[0]) if len(enough) else int(n[-1])

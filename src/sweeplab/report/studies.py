@@ -186,7 +186,7 @@ def study_blocks(study: Study, jobs: pd.DataFrame, claims: pd.DataFrame, sweeps_
         outcomes = claims["the claim"].str.split(":").str[0].value_counts()
         blocks.append(Paragraph(f"The note's {len(claims)} claims: "
                                 + ", ".join(f"{outcome} {count}" for outcome, count in outcomes.items()) + "."))
-        blocks.append(Table(claims.drop(columns="study").reset_index(drop=True)))
+        blocks.append(Table(claims.drop(columns=["study", "seeds_needed"]).reset_index(drop=True)))
     return blocks
 
 
@@ -208,12 +208,30 @@ def claim_rows(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame], margin
             "test": verdict["test"], "p": verdict["p_value"], "p (Holm)": verdict["p_holm"],
             "TOST p (Holm)": verdict["p_equivalence_holm"],
             "ours": f"A {ours} B" if ours in (BETTER, WORSE, EQUIVALENT) else ours,
-            "the claim": outcome(claim, verdict, margin),
+            "the claim": outcome(claim, verdict, margin), "seeds_needed": verdict["seeds_needed"],
         })
     table = pd.DataFrame(rows)
     for column in ("p", "p (Holm)", "TOST p (Holm)"):
         table[column] = formatted(table[column], ".2g")
     return table
+
+
+def more_seeds(studies: tuple[Study, ...], claims: pd.DataFrame) -> list[Block]:
+    """Per study with undecided claims, the seeds per config that would likely decide them all, and
+    the commands that run them (the sweep files take ``seed=range(0,N)`` from the command line)."""
+    items = []
+    for study in studies:
+        needed = claims.loc[claims["study"] == study.name, "seeds_needed"].dropna()
+        if needed.empty:
+            continue
+        seeds = int(needed.max())
+        commands = "; ".join(f"`{command} 'seed=range(0,{seeds})'`" for command in study.commands)
+        items.append(f"{study.name}: {len(needed)} undecided claim(s), ~{seeds} seeds per config would likely "
+                     f"decide them: {commands}")
+    if not items:
+        return []
+    return [Paragraph("To decide the undecided claims, rerun these studies with more seeds, then this command:"),
+            Bullets(items)]
 
 
 def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float = MARGIN) -> Path:
@@ -253,7 +271,7 @@ def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float
     ]
     if not claims.empty:
         overview = claims[["study", "the note's claim", "A − B, points (95 % CI)", "ours", "the claim"]]
-        blocks += [Heading("All claims"), Table(overview)]
+        blocks += [Heading("All claims"), Table(overview), *more_seeds(studies, claims)]
     for study in studies:
         blocks += study_blocks(study, jobs[study.name], claims[claims["study"] == study.name], sweeps_root, out)
     path = out / "studies.md"
