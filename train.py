@@ -2,12 +2,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from sweeplab import sweeplab_task
 from sweeplab.config import register_configs
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@sweeplab_task
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     import sweeplab.task  # imported here so a mistyped override is reported before torch loads
 

@@ -11,28 +11,32 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
+from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import sweeplab.trial
+from sweeplab import sweeplab_task
 from sweeplab.allocator import reuse_freed_memory
 from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, ProgressBars
 from sweeplab.config import validate
-from sweeplab.data import IMAGE_SIZE, N_CLASSES, load_splits
+from sweeplab.data import IMAGE_SIZE, N_CLASSES, Splits, load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, save_checkpoint, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
-from sweeplab.trainer import Callback, batches_per_epoch, evaluate, fit
+from sweeplab.trainer import Callback, FitResult, batches_per_epoch, evaluate, fit
 
 log = logging.getLogger(__name__)
 
 
+@sweeplab_task
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra task: one run in Hydra's job dir. Progress bars only on a terminal outside a multirun."""
     hydra_cfg = HydraConfig.get()
@@ -47,11 +51,23 @@ def run(
 ) -> float | tuple[float, ...]:
     """Train ``cfg`` into ``job_dir``. Any failure is written to metrics.json before it propagates."""
     started = time.perf_counter()
-    job_dir.mkdir(parents=True, exist_ok=True)
-    write_metrics(job_dir, Metrics(status="running"))
-    try:
+    begin_job(job_dir)
+    with failure_recorded(job_dir, started, log_failure):
         validate(cfg)
         metrics = train(cfg, job_dir, progress_bars)
+    return end_job(cfg, job_dir, metrics, time.perf_counter() - started)
+
+
+def begin_job(job_dir: Path) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(job_dir, Metrics(status="running"))
+
+
+@contextlib.contextmanager
+def failure_recorded(job_dir: Path, started: float, log_failure: bool = True) -> Iterator[None]:
+    """Write ``failed`` (or ``interrupted``, on Ctrl-C) with the reason to metrics.json, then re-raise."""
+    try:
+        yield
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         reason = f"{type(exc).__name__}: {exc}"
@@ -59,7 +75,11 @@ def run(
         if log_failure:
             log.error("%s: %s", status, reason)
         raise
-    metrics.wall_seconds = time.perf_counter() - started
+
+
+def end_job(cfg: DictConfig, job_dir: Path, metrics: Metrics, wall_seconds: float) -> float | tuple[float, ...]:
+    """Write the finished job's metrics.json, log its result line; returns its objective."""
+    metrics.wall_seconds = wall_seconds
     write_metrics(job_dir, metrics)
     log.info(
         "%s: best val_acc %.4f (epoch %d)  final val_acc %.4f  test_acc %.4f  %.1fs  -> %s",
@@ -72,22 +92,47 @@ def run(
 def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
     """The run itself; returns the metrics.json contents (without wall time)."""
     # set-up
-    reuse_freed_memory()
-    device = resolve_device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    splits = load_splits(cfg.data, device)
-    torch.manual_seed(cfg.seed)
-    model = build_mlp(cfg.model, cfg.activation, IMAGE_SIZE, N_CLASSES).to(device)
+    device, splits = set_up(cfg)
+    model = build_model(cfg, device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     schedule = build_schedule(
         cfg.scheduler, optimizer, batches_per_epoch(len(splits.train_y), cfg.batch_size, cfg.drop_last)
     )
     loss_fn = loss_function(cfg.model.output)
+    log_setup(model, device, type(optimizer).__name__, splits)
+    callbacks = job_callbacks(cfg, job_dir, progress_bars)
+
+    # fit
+    with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
+        result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                     drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
+                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks)
+    return final_metrics(cfg, job_dir, model, loss_fn, splits, result, device)
+
+
+def set_up(cfg: DictConfig) -> tuple[torch.device, Splits]:
+    """The process-wide part of a run: allocator, device, torch threads, data."""
+    reuse_freed_memory()
+    device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    return device, load_splits(cfg.data, device)
+
+
+def build_model(cfg: DictConfig, device: torch.device) -> nn.Sequential:
+    """The job's network with its initial weights: drawn after ``torch.manual_seed(cfg.seed)``."""
+    torch.manual_seed(cfg.seed)
+    return build_mlp(cfg.model, cfg.activation, IMAGE_SIZE, N_CLASSES).to(device)
+
+
+def log_setup(model: nn.Module, device: torch.device, optimizer: str, splits: Splits) -> None:
     log.info("model: %s (%d parameters) on %s; %s; train %d, val %d, test %d",
-             describe(model), count_parameters(model), device, type(optimizer).__name__,
+             describe(model), count_parameters(model), device, optimizer,
              len(splits.train_y), len(splits.val_y), len(splits.test_y))
 
+
+def job_callbacks(cfg: DictConfig, job_dir: Path, progress_bars: bool = False) -> list[Callback]:
+    """History file, epoch lines, and as configured: progress bars, early stopping, Optuna pruning."""
     callbacks: list[Callback] = [HistoryFile(job_dir), EpochLog()]
     if progress_bars:
         callbacks.append(ProgressBars())
@@ -100,14 +145,15 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
             callbacks.append(OptunaPruning(trial, metric))
         else:
             log.info("pruning off: no per-epoch metric matches objective=%s", cfg.objective)
+    return callbacks
 
-    # fit
-    with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
-        result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                     drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
-                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks)
 
-    # test: the final weights, then the weights of the best validation epoch
+def final_metrics(
+    cfg: DictConfig, job_dir: Path, model: nn.Module, loss_fn: Any, splits: Splits, result: FitResult,
+    device: torch.device,
+) -> Metrics:
+    """Test ``model`` (its final weights), then the weights of its best validation epoch (and save
+    those with ``checkpoint``); returns the metrics.json contents (without wall time)."""
     last = result.history[-1]
     test_loss, test_acc = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
     model.load_state_dict(result.best_state)

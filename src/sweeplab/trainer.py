@@ -133,6 +133,32 @@ def optimizer_update(
     return update
 
 
+def end_epoch(
+    result: FitResult, record: EpochRecord, state: Callable[[], dict[str, torch.Tensor]],
+    callbacks: Sequence[Callback],
+) -> StopTraining | None:
+    """Add ``record`` to ``result``, keep ``state()`` if it is the best epoch, ask the callbacks.
+
+    Returns why training must stop (a callback's verdict, or a loss that is no longer finite), if it
+    must; ``result`` then holds that status. The fused loop ends each member's epoch here too.
+    """
+    result.history.append(record)
+    if not record.val_acc <= result.best_val_acc:  # also true while best is still nan
+        result.best_epoch, result.best_val_acc = record.epoch, record.val_acc
+        result.best_state = state()
+    stop = None
+    try:
+        for callback in callbacks:
+            callback.on_epoch_end(record)
+    except StopTraining as exc:
+        stop = exc
+    if not math.isfinite(record.train_loss):
+        stop = StopTraining("diverged", f"train loss became {record.train_loss} in epoch {record.epoch}")
+    if stop is not None:
+        result.status, result.reason = stop.status, stop.reason
+    return stop
+
+
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
@@ -182,23 +208,7 @@ def fit(
                 schedule.scheduler.step()
             val_loss, val_acc = evaluate(model, loss_fn, splits.val_x, splits.val_y, eval_batch_size)
             record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, lr, time.perf_counter() - tic)
-            result.history.append(record)
-
-            if not val_acc <= result.best_val_acc:  # also true while best is still nan
-                result.best_epoch, result.best_val_acc = epoch, val_acc
-                result.best_state = copy.deepcopy(model.state_dict())
-
-            # termination conditions: a callback's verdict, or a loss that is no longer finite
-            stop = None
-            try:
-                for callback in callbacks:
-                    callback.on_epoch_end(record)
-            except StopTraining as exc:
-                stop = exc
-            if not math.isfinite(train_loss):
-                stop = StopTraining("diverged", f"train loss became {train_loss} in epoch {epoch}")
-            if stop is not None:
-                result.status, result.reason = stop.status, stop.reason
+            if end_epoch(result, record, lambda: copy.deepcopy(model.state_dict()), callbacks) is not None:
                 break
     finally:
         for callback in callbacks:

@@ -1,0 +1,1 @@
+"""sweeplab's fused launcher for Hydra (`hydra/launcher=fused`): same-shape jobs trained as one stacked model."""

@@ -1,0 +1,224 @@
+"""The fused launcher: compose every job's config, group the ones that fuse, run each group as one
+stacked model (``sweeplab.fused``) and every other job as Hydra's basic launcher runs it.
+
+A fused member is set up as Hydra's ``run_job`` sets up a job (output dir, ``.hydra/`` files, job
+callbacks, its log file, a ``JobReturn``); only the training is shared.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _flush_loggers, _save_config, configure_log,
+                              env_override, filter_overrides, run_job, setup_globals)
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from sweeplab.errors import ConfigError
+from sweeplab.fused import Member, run_group
+from sweeplab.task import resolve_device
+
+from ._groups import MB, chunk_size, default_budget_bytes, describe_shape, differing_keys, fusion_key, split, unfusable_reason
+
+log = logging.getLogger(__name__)
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    setup_globals()
+    config, hydra_context = launcher.config, launcher.hydra_context
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    for key in ("max_memory_mb", "max_members"):
+        value = getattr(launcher, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"hydra.launcher.{key}={value}: must be an integer >= 1, or null")
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    configs = []
+    for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = idx
+            sweep_config.hydra.job.num = idx
+        configs.append(sweep_config)
+
+    def run_alone(sweep_config: DictConfig) -> JobReturn:
+        ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=sweep_config,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        return ret
+
+    if not getattr(launcher.task_function, "sweeplab_task", False):
+        log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
+                 "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
+        return [run_alone(c) for c in configs]
+
+    returns: dict[int, JobReturn] = {}
+    for group in plan(configs, launcher.max_memory_mb, launcher.max_members):
+        if len(group) == 1:
+            returns[group[0]] = run_alone(configs[group[0]])
+        else:
+            returns.update(zip(group, run_fused([configs[i] for i in group], launcher)))
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    return [returns[i] for i in range(len(configs))]
+
+
+def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_members: Optional[int]) -> list[list[int]]:
+    """Positions of ``configs`` grouped: jobs that fuse together, and jobs alone; logged, one line each.
+
+    Every group's device and memory budget is checked here, before any job runs.
+    """
+    log.info("fused launcher: %d jobs", len(configs))
+    by_key: dict[str, list[int]] = {}
+    alone: dict[int, str] = {}
+    for position, sweep_config in enumerate(configs):
+        cfg = task_config(sweep_config)
+        reason = unfusable_reason(cfg)
+        if reason is None and sweep_config.hydra.job.chdir:
+            reason = "hydra.job.chdir=true (members of a group share one working dir)"
+        if reason is None:
+            shared_hydra = OmegaConf.to_container(sweep_config.hydra.job.env_set, resolve=True)
+            by_key.setdefault(fusion_key(cfg) + repr(sorted(shared_hydra.items())), []).append(position)
+        else:
+            alone[position] = reason
+
+    groups: dict[int, list[int]] = {}
+    for positions in by_key.values():
+        cfgs = [task_config(configs[p]) for p in positions]
+        device = resolve_device(cfgs[0].device)
+        budget = max_memory_mb * MB if max_memory_mb is not None else default_budget_bytes(device)
+        size = chunk_size(cfgs[0], budget, max_members, "hydra.launcher.max_memory_mb")
+        if len(positions) == 1:
+            alone[positions[0]] = "no other job of its shape"
+        for chunk in split(positions, size) if len(positions) > 1 else []:
+            if len(chunk) == 1:
+                alone[chunk[0]] = f"the rest of its group after splitting it to fit {budget // MB} MB"
+                continue
+            groups[chunk[0]] = chunk
+            members = [task_config(configs[p]) for p in chunk]
+            log.info("  fused %s: %d members, %s on %s, differing in %s", job_numbers(configs, chunk), len(chunk),
+                     describe_shape(members[0]), device, ", ".join(differing_keys(members)) or "nothing")
+    for position, reason in sorted(alone.items()):
+        log.info("  alone %s: %s", job_numbers(configs, [position]), reason)
+        groups[position] = [position]
+    return [groups[first] for first in sorted(groups)]
+
+
+def job_numbers(configs: Sequence[DictConfig], positions: Sequence[int]) -> str:
+    return ",".join(f"#{configs[p].hydra.job.num}" for p in positions)
+
+
+def task_config(sweep_config: DictConfig) -> DictConfig:
+    cfg = copy.deepcopy(sweep_config)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_fused(configs: Sequence[DictConfig], launcher: Any) -> list[JobReturn]:
+    """Set up each member as ``run_job`` would, train them together, end each as its own job."""
+    callbacks = launcher.hydra_context.callbacks
+    saved_hydra_config = HydraConfig.instance().cfg
+    try:
+        jobs = [open_job(c) for c in configs]
+        for sweep_config, job in zip(configs, jobs):
+            log.info("\t#%d : %s", sweep_config.hydra.job.num, " ".join(filter_overrides(job.overrides)))
+        HydraConfig.instance().set_config(configs[0])
+        configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
+                         [c.hydra.job.num for c in configs]) as logging_of:
+            members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), logging_of(k))
+                       for k, j in enumerate(jobs)]
+            with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
+                for sweep_config in configs:
+                    callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
+                try:
+                    values: list[Any] = run_group(members)
+                    status = JobStatus.COMPLETED
+                except Exception as exc:
+                    values, status = [exc] * len(jobs), JobStatus.FAILED
+            _flush_loggers()
+        for sweep_config, job, value in zip(configs, jobs, values):
+            job.return_value, job.status = value, status
+            callbacks.on_job_end(config=sweep_config, job_return=job)
+        return jobs
+    finally:
+        HydraConfig.instance().cfg = saved_hydra_config
+
+
+def open_job(sweep_config: DictConfig) -> JobReturn:
+    """What ``hydra.core.utils.run_job`` does before it calls the task: output dir, ``.hydra/`` files."""
+    HydraConfig.instance().set_config(sweep_config)
+    output_dir = os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir))
+    with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+        sweep_config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    HydraConfig.instance().set_config(sweep_config)
+    ret = JobReturn()
+    ret.cfg = task_config(sweep_config)
+    ret.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    ret.overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
+    ret.working_dir = os.getcwd()
+    ret.task_name = JobRuntime.instance().get("name")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    if sweep_config.hydra.output_subdir is not None:
+        hydra_output = Path(output_dir) / str(sweep_config.hydra.output_subdir)
+        _save_config(ret.cfg, "config.yaml", hydra_output)
+        _save_config(ret.hydra_cfg, "hydra.yaml", hydra_output)
+        _save_config(sweep_config.hydra.overrides.task, "overrides.yaml", hydra_output)
+    return ret
+
+
+@contextlib.contextmanager
+def member_logs(output_dirs: Sequence[Path], job_numbers: Sequence[int]) -> Iterator[Callable[[int], Callable]]:
+    """Give every member the log file(s) the first member's job logging opened, in its own dir.
+
+    Yields ``logging_of(k)``: a context in which log records go to member k's files only (lines
+    logged outside any member's context go to every member's files), and console lines start with
+    the member's job number.
+    """
+    root = logging.getLogger()
+    current: list[Optional[int]] = [None]
+
+    def only(k: int) -> Callable[[logging.LogRecord], bool]:
+        return lambda record: current[0] is None or current[0] == k
+
+    def tag(record: logging.LogRecord) -> bool:
+        if current[0] is not None and not getattr(record, "fused_member", False):
+            record.msg, record.fused_member = f"#{job_numbers[current[0]]} {record.msg}", True
+        return True
+
+    added: list[logging.Handler] = []
+    for handler in list(root.handlers):
+        if not isinstance(handler, logging.FileHandler):
+            handler.addFilter(tag)
+            continue
+        handler.addFilter(only(0))
+        try:
+            relative = Path(handler.baseFilename).relative_to(output_dirs[0])
+        except ValueError:
+            continue  # a log file outside the job dir: shared by the group as it is
+        for k, output_dir in enumerate(output_dirs[1:], start=1):
+            copy_ = logging.FileHandler(output_dir / relative)
+            copy_.setFormatter(handler.formatter)
+            copy_.setLevel(handler.level)
+            copy_.addFilter(only(k))
+            root.addHandler(copy_)
+            added.append(copy_)
+
+    @contextlib.contextmanager
+    def selected(k: int) -> Iterator[None]:
+        current[0] = k
+        try:
+            yield
+        finally:
+            current[0] = None
+
+    try:
+        yield lambda k: (lambda: selected(k))
+    finally:
+        for handler in added:
+            root.removeHandler(handler)
+            handler.close()

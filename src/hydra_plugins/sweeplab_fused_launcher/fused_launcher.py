@@ -1,0 +1,24 @@
+"""The Launcher Hydra discovers. The work is in ``_impl`` and ``_groups``: Hydra's plugin scan skips
+modules whose names start with "_", so discovery stays fast and imports no torch."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class FusedLauncher(Launcher):
+    def __init__(self, max_memory_mb: Optional[int] = None, max_members: Optional[int] = None) -> None:
+        self.max_memory_mb = max_memory_mb
+        self.max_members = max_members
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from ._impl import launch
+
+        return launch(self, job_overrides, initial_job_idx)

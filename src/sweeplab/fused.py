@@ -1,0 +1,157 @@
+"""Train a group of same-shape jobs as one stacked model; each member still ends as its own job.
+
+The fused launcher (``hydra/launcher=fused``) decides which jobs form a group and sets up each
+member's Hydra job dir; this module does what :func:`sweeplab.task.run` does, for K jobs at once:
+every member gets its own initial weights (``task.build_model``), data order (a generator seeded
+with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters, callbacks
+(history file, epoch log, early stopping, Optuna pruning), best state, test and metrics.json.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from sweeplab.data import Splits
+from sweeplab.model import loss_function
+from sweeplab.stacked import StackedMLP, StackedOptimizer
+from sweeplab.task import begin_job, build_model, end_job, failure_recorded, final_metrics, job_callbacks, log_setup, set_up
+from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_per_epoch, end_epoch
+
+
+@dataclass
+class Member:
+    """One job of a fused group. ``logging`` routes log lines to this job's log while it is entered."""
+
+    cfg: DictConfig
+    job_dir: Path
+    logging: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    model: nn.Sequential | None = None  # its own network: initial weights, then the final test
+    callbacks: list[Callback] = field(default_factory=list)
+    result: FitResult = field(default_factory=FitResult)
+    final_state: dict[str, torch.Tensor] | None = None
+
+
+def run_group(members: Sequence[Member]) -> list[Any]:
+    """Train ``members`` as one stacked model; returns each member's objective value.
+
+    A failure of the group is written to every member's metrics.json before it propagates.
+    """
+    started = time.perf_counter()
+    first = members[0].cfg
+    with contextlib.ExitStack() as failures:
+        for member in members:
+            begin_job(member.job_dir)
+            failures.enter_context(failure_recorded(member.job_dir, started))
+        device, splits = set_up(first)
+        loss_fn = loss_function(first.model.output)
+        for member in members:
+            member.model = build_model(member.cfg, device)
+            with member.logging():
+                log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
+                member.callbacks = job_callbacks(member.cfg, member.job_dir)
+        fit_members(members, splits, loss_fn, first)
+        metrics = []
+        for member in members:
+            member.model.load_state_dict(member.final_state)
+            metrics.append(final_metrics(member.cfg, member.job_dir, member.model, loss_fn, splits,
+                                         member.result, device))
+    share = (time.perf_counter() - started) / len(members)  # each member's share of the group's time
+    values = []
+    for member, member_metrics in zip(members, metrics):
+        with member.logging():
+            values.append(end_job(member.cfg, member.job_dir, member_metrics, share))
+    return values
+
+
+def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shared: DictConfig) -> None:
+    """Train until each member's epochs end, a callback stops it, or its loss diverges; a stopped
+    member leaves the stack and the others go on. ``shared`` holds the keys all members share."""
+    stacked = StackedMLP([m.model for m in members], [m.cfg.model.dropout for m in members])
+    optimizer = StackedOptimizer(stacked.parameters(), [m.cfg.optimizer for m in members])
+    generators = {seed: torch.Generator().manual_seed(seed) for seed in sorted({m.cfg.seed for m in members})}
+    n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
+    if n_batches == 0:
+        raise ValueError(f"batch_size={shared.batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
+    active = list(members)
+    for callback in (c for m in members for c in m.callbacks):
+        callback.on_train_start(shared.epochs, n_batches)
+    try:
+        for epoch in range(1, shared.epochs + 1):
+            tic = time.perf_counter()
+            # each seed's data order, drawn as its own run draws it; members that share a seed share it
+            orders = {seed: torch.randperm(len(splits.train_y), generator=generators[seed]).to(splits.train_x.device)
+                      for seed in sorted({m.cfg.seed for m in active})}
+            train_loss, train_acc = train_one_epoch(
+                stacked, optimizer, loss_fn, splits.train_x, splits.train_y,
+                torch.stack([orders[m.cfg.seed] for m in active]),
+                batch_size=shared.batch_size, drop_last=shared.drop_last,
+            )
+            val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
+            seconds = (time.perf_counter() - tic) / len(active)
+
+            stopped = []
+            for k, member in enumerate(active):
+                record = EpochRecord(epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k],
+                                       lr=member.cfg.optimizer.lr, seconds=seconds)  # constant: no schedulers fused
+                with member.logging():
+                    stop = end_epoch(member.result, record, lambda k=k: stacked.member_state(k), member.callbacks)
+                if stop is not None or epoch == shared.epochs:
+                    member.final_state = stacked.member_state(k)
+                    stopped.append(k)
+            kept = [k for k in range(len(active)) if k not in stopped]
+            active = [active[k] for k in kept]
+            if not active:
+                break
+            if stopped:
+                index = torch.tensor(kept, device=splits.train_x.device)
+                stacked.keep(index)
+                optimizer.keep(index, stacked.parameters())
+    finally:
+        for callback in (c for m in members for c in m.callbacks):
+            callback.on_train_end()
+
+
+def train_one_epoch(
+    stacked: StackedMLP, optimizer: StackedOptimizer, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
+    orders: torch.Tensor, *, batch_size: int, drop_last: bool,
+) -> tuple[list[float], list[float]]:
+    """One pass for every member in its own order (``orders``: K x N); per-member mean loss and accuracy."""
+    stacked.training = True
+    n_members, n = orders.shape
+    end = n - n % batch_size if drop_last else n
+    loss_sum = torch.zeros(n_members, device=x.device)
+    correct = torch.zeros(n_members, dtype=torch.long, device=x.device)
+    for start in range(0, end, batch_size):
+        # one gather for all members: K x B rows
+        idx = orders[:, start : start + batch_size]
+        xb = x.index_select(0, idx.flatten()).view(n_members, -1, x.shape[1])
+        yb = y.index_select(0, idx.flatten()).view(n_members, -1)
+        # forward, backward, update: the sum of per-member mean losses keeps each member's gradient its own
+        out = stacked(xb)
+        losses = loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(n_members, -1).mean(dim=1)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step()
+        loss_sum += losses.detach() * yb.shape[1]
+        correct += (out.argmax(dim=2) == yb).sum(dim=1)
+    return (loss_sum.double() / end).tolist(), (correct.double() / end).tolist()
+
+
+@torch.no_grad()
+def evaluate(stacked: StackedMLP, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[list[float], list[float]]:
+    """Per-member mean loss and accuracy on (x, y), every member seeing the same batches."""
+    stacked.training = False
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        out = stacked(x[start : start + batch_size])
+        yb = y[start : start + batch_size].expand(out.shape[0], -1)
+        loss_sum = loss_sum + loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(out.shape[0], -1).sum(dim=1).double()
+        correct = correct + (out.argmax(dim=2) == yb).sum(dim=1)
+    return (loss_sum / len(y)).tolist(), (correct.double() / len(y)).tolist()

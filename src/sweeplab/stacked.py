@@ -1,0 +1,188 @@
+"""K same-shape MLPs as one stacked model, and their optimizers with per-member hyperparameters.
+
+Member k's Linear(in, out) is slice k of a (K, in, out) weight (its ``weight.T``) and a (K, 1, out)
+bias, so one ``torch.baddbmm`` runs a layer for all members. A member's optimizer hyperparameters are
+(K, 1, 1) tensors that broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam,
+AdamW), op for op, so a member trains as its own run would up to float rounding (tests/test_stacked.py).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.nn import functional as F
+
+# The built-in optimizers (their `name` and `_target_`) whose arithmetic the stacked optimizer does.
+OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
+
+
+class StackedMLP:
+    """The forward pass of K ``build_mlp`` networks of one shape, from their own initial weights."""
+
+    def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
+        self.layers: list[tuple[str, object]] = []  # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
+        self.names: list[tuple[str, str | None]] = []  # state_dict keys of each Linear's weight and bias
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor | None] = []
+        for position, layer in enumerate(models[0]):
+            if isinstance(layer, nn.Linear):
+                members = [model[position] for model in models]
+                self.layers.append(("linear", len(self.weights)))
+                self.weights.append(torch.stack([m.weight.detach().T for m in members]).contiguous())
+                has_bias = layer.bias is not None
+                self.biases.append(torch.stack([m.bias.detach()[None] for m in members]) if has_bias else None)
+                self.names.append((f"{position}.weight", f"{position}.bias" if has_bias else None))
+            elif isinstance(layer, nn.Dropout):
+                self.layers.append(("dropout", None))
+            elif isinstance(layer, nn.LogSoftmax):
+                self.layers.append(("log_softmax", None))
+            else:  # an elementwise activation: the same module works on (K, B, H)
+                self.layers.append(("act", layer))
+        device = self.weights[0].device
+        self.dropout = torch.tensor(dropout, device=device).view(-1, 1, 1)
+        for tensor in self.parameters():
+            tensor.requires_grad_(True)
+        self.training = True
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.weights + [b for b in self.biases if b is not None]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, B, in) per-member inputs, or (B, in) shared by all members -> (K, B, classes)."""
+        for kind, what in self.layers:
+            if kind == "linear":
+                weight, bias = self.weights[what], self.biases[what]
+                if x.dim() == 2:  # shared input: matmul folds it into one plain GEMM
+                    x = torch.matmul(x, weight) if bias is None else torch.matmul(x, weight) + bias
+                else:
+                    x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias, x, weight)
+            elif kind == "act":
+                x = what(x)
+            elif kind == "dropout" and self.training:
+                x = x * (torch.rand_like(x) >= self.dropout) / (1 - self.dropout)
+            elif kind == "log_softmax":
+                x = F.log_softmax(x, dim=-1)
+        return x
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights as the ``state_dict`` of its own ``nn.Sequential`` (copies)."""
+        state = {}
+        for (weight_name, bias_name), weight, bias in zip(self.names, self.weights, self.biases):
+            state[weight_name] = weight[k].detach().T.clone()
+            if bias is not None:
+                state[bias_name] = bias[k, 0].detach().clone()
+        return state
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the members at ``index`` (the others stopped)."""
+        self.weights = [w.detach()[index].requires_grad_(True) for w in self.weights]
+        self.biases = [None if b is None else b.detach()[index].requires_grad_(True) for b in self.biases]
+        self.dropout = self.dropout[index]
+
+
+def member_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """One value per member as a (K, 1, 1) tensor that broadcasts over each member's slices."""
+    return torch.tensor([float(v) for v in values], dtype=torch.float32, device=device).view(-1, 1, 1)
+
+
+class StackedOptimizer:
+    """torch.optim's SGD (momentum, nesterov, weight decay), Adam and AdamW, per member.
+
+    ``configs`` are the members' ``optimizer`` groups: one ``name`` (and ``nesterov``), any per-member
+    lr, momentum, betas, eps and weight decay.
+    """
+
+    def __init__(self, params: list[torch.Tensor], configs: Sequence[DictConfig]):
+        self.name = configs[0].name
+        self.params = params
+        device = params[0].device
+        self.lr = member_tensor([c.lr for c in configs], device)
+        self.weight_decay = member_tensor([c.weight_decay for c in configs], device)
+        self.decays = any(c.weight_decay != 0 for c in configs)
+        if self.name == "sgd":
+            self.momentum = member_tensor([c.momentum for c in configs], device)
+            self.nesterov = bool(configs[0].nesterov)
+            self.uses_momentum = any(c.momentum != 0 for c in configs)
+        else:
+            self.beta1 = member_tensor([c.betas[0] for c in configs], device)
+            self.beta2 = member_tensor([c.betas[1] for c in configs], device)
+            self.eps = member_tensor([c.eps for c in configs], device)
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        if self.name == "sgd":
+            for p, state in zip(self.params, self.state):
+                self._sgd(p, p.grad, state)
+            return
+        # Adam's bias corrections, once per step for all parameters
+        bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
+        neg_step_size = -self.lr / (1 - self.beta1 ** self.steps)
+        for p, state in zip(self.params, self.state):
+            self._adam(p, p.grad, state, bias_correction2_sqrt, neg_step_size)
+
+    def _sgd(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        # torch.optim.SGD (dampening 0); a member with momentum 0 gets buf = grad, i.e. plain SGD.
+        # In place on the fresh gradient: every op here is a pass over the whole stack.
+        d_p = grad.addcmul_(self.weight_decay, p) if self.decays else grad
+        if self.uses_momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d_p.clone()
+            else:
+                buf.mul_(self.momentum).add_(d_p)
+            d_p = d_p.addcmul_(self.momentum, buf) if self.nesterov else buf
+        p.addcmul_(-self.lr, d_p)
+
+    def _adam(
+        self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
+        bias_correction2_sqrt: torch.Tensor, neg_step_size: torch.Tensor,
+    ) -> None:
+        # torch.optim.Adam / AdamW (amsgrad off): L2 decay into the gradient, or decoupled decay
+        if self.decays and self.name == "adam":
+            grad = grad.addcmul_(self.weight_decay, p)
+        elif self.decays:
+            p.mul_(1 - self.lr * self.weight_decay)
+        if not state:
+            state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, (1 - self.beta1).expand_as(p))
+        exp_avg_sq.mul_(self.beta2).addcmul_(grad * (1 - self.beta2), grad)
+        denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
+        p.addcdiv_(exp_avg, denom.div_(neg_step_size))  # p - step_size * exp_avg / denom
+
+    def keep(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """Keep only the members at ``index``, now stacked in ``params``."""
+        self.params = params
+        for name in ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps"):
+            if hasattr(self, name):
+                setattr(self, name, getattr(self, name)[index])
+        self.state = [{key: value[index] for key, value in state.items()} for state in self.state]
+
+
+def parameter_count(sizes: Sequence[int], bias: bool) -> int:
+    """Parameters of one member with layer sizes ``[in, hidden..., out]``."""
+    return sum(a * b + (b if bias else 0) for a, b in zip(sizes, sizes[1:]))
+
+
+def bytes_per_member(sizes: Sequence[int], bias: bool, optimizer: str, batch_size: int, eval_batch_size: int) -> int:
+    """An upper estimate of one member's share of a stacked model's memory, float32.
+
+    Weights, gradients and optimizer state (SGD momentum: 1 copy, Adam: 2), a training batch's input
+    gather and activations kept for backward (about 3 floats per unit: output, activation, its
+    gradient), and an evaluation batch's activations.
+    """
+    params = parameter_count(sizes, bias)
+    copies = 2 + (1 if optimizer == "sgd" else 2)
+    units = sum(sizes[1:])
+    floats = params * copies + batch_size * (sizes[0] + 3 * units) + eval_batch_size * units
+    return 4 * floats
+

@@ -1,0 +1,176 @@
+"""The fused launcher and the stacked model: same results as one job at a time, grouping, memory, bad input.
+
+Tolerance, fused against unfused: every loss within 1e-3 relative (observed: <= 2e-4 after 2 epochs),
+every accuracy within 0.01 (observed: equal). A stacked layer is a batched matmul, whose float
+summation order differs from a plain one, so the last bits differ and grow a little per step.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+
+import sweeplab.task
+from conftest import CONF, TINY
+from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes, unfusable_reason
+from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
+from sweeplab.errors import ConfigError
+from sweeplab.jobfiles import read_metrics
+from sweeplab.optim import build_optimizer
+from sweeplab.stacked import OPTIMIZERS, StackedOptimizer
+
+LOSS_RTOL, ACC_ATOL = 1e-3, 0.01
+GRID = [*TINY, "model.width=32", "seed=0,1"]
+
+
+def multirun(sweep_dir: Path, *overrides: str, task=sweeplab.task.main) -> list:
+    """``python train.py -m OVERRIDES`` in-process; returns the jobs' JobReturns."""
+    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
+        batches = GlobalHydra.instance().hydra.multirun(
+            config_name="train", task_function=task, overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"])
+    return [job for batch in batches for job in batch]
+
+
+def sweep_configs(*overrides_per_job: list[str]) -> list:
+    """Composed configs with their hydra node, numbered as a launcher numbers its jobs."""
+    configs = []
+    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
+        for num, overrides in enumerate(overrides_per_job):
+            cfg = compose("train", overrides, return_hydra_config=True)
+            with open_dict(cfg):
+                cfg.hydra.job.num = num
+            configs.append(cfg)
+    return configs
+
+
+ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [0.95, 0.9]], "eps": [1e-8, 1e-6, 1e-8]}
+
+
+@pytest.mark.parametrize("shared, members", [
+    ({"name": "sgd", "nesterov": False}, {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.0, 0.5], "weight_decay": [0.0, 1e-3, 1e-2]}),
+    ({"name": "sgd", "nesterov": True}, {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.8, 0.5], "weight_decay": [0.0, 0.0, 1e-3]}),
+    ({"name": "adam"}, {**ADAM_MEMBERS, "weight_decay": [0.0, 1e-2, 0.0]}),
+    ({"name": "adamw"}, {**ADAM_MEMBERS, "weight_decay": [0.01, 0.1, 0.0]}),
+], ids=["sgd", "sgd-nesterov", "adam", "adamw"])
+def test_the_stacked_optimizer_steps_as_torch_optim_does_per_member(shared, members):
+    configs = [OmegaConf.create({"_target_": OPTIMIZERS[shared["name"]], "_partial_": True, **shared,
+                                 **{key: values[k] for key, values in members.items()}}) for k in range(3)]
+    torch.manual_seed(0)
+    start = torch.randn(3, 20, 7)
+    stacked = start.clone().requires_grad_(True)
+    stacked_optimizer = StackedOptimizer([stacked], configs)
+    members = [start[k].clone().requires_grad_(True) for k in range(3)]
+    references = [build_optimizer(cfg, [p], torch.device("cpu")) for cfg, p in zip(configs, members)]
+    for _ in range(5):
+        grad = torch.randn(3, 20, 7)
+        stacked.grad = grad.clone()
+        stacked_optimizer.step()
+        for k, (p, reference) in enumerate(zip(members, references)):
+            p.grad = grad[k].clone()
+            reference.step()
+    for k in range(3):
+        torch.testing.assert_close(stacked.detach()[k], members[k].detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer, lrs", [("sgd_momentum", "0.1,0.01,1e30"), ("adam", "0.01,0.001,1e30")])
+def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
+    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}"]
+    basic = multirun(tmp_path / "basic", *overrides)
+    fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    assert len(basic) == len(fused) == 6
+    for job_basic, job_fused in zip(basic, fused):
+        assert job_basic.overrides == job_fused.overrides
+        num = job_fused.hydra_cfg.hydra.job.num
+        a, b = read_metrics(tmp_path / "basic" / str(num)), read_metrics(tmp_path / "fused" / str(num))
+        diverging = job_fused.cfg.lr > 1e20
+        assert a["status"] == b["status"] == ("diverged" if diverging else "ok"), num
+        assert (tmp_path / "fused" / str(num) / ".hydra" / "overrides.yaml").is_file()
+        assert (tmp_path / "fused" / str(num) / "train.log").read_text().count("epoch ") >= 1
+        if diverging:
+            assert math.isnan(job_fused.return_value)
+            continue
+        assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)
+        history_a = pd.read_csv(tmp_path / "basic" / str(num) / "history.csv")
+        history_b = pd.read_csv(tmp_path / "fused" / str(num) / "history.csv")
+        assert len(history_a) == len(history_b) == 2
+        for column in ("train_loss", "val_loss"):
+            assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), rel=LOSS_RTOL), column
+        for column in ("train_acc", "val_acc"):
+            assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), abs=ACC_ATOL), column
+        assert history_b["lr"].tolist() == history_a["lr"].tolist()
+        for key in ("val_loss", "test_loss", "train_loss"):
+            assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
+        for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
+            assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
+        assert (b["best_epoch"], b["epochs_completed"], b["params"]) == (a["best_epoch"], a["epochs_completed"], a["params"])
+
+
+def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
+    configs = sweep_configs(
+        [*TINY, "lr=0.1", "seed=0"], [*TINY, "lr=0.01", "seed=1", "model.init=normal", "model.init_std=0.1"],
+        [*TINY, "lr=0.1", "model.width=32"], [*TINY, "lr=0.01", "model.width=32", "optimizer.momentum=0.9"],
+        [*TINY, "optimizer=rmsprop"], [*TINY, "model.dropout=0.2"], [*TINY, "lr=-1"],
+        [*TINY, "lr=0.1", "seed=0"],
+    )
+    with caplog.at_level("INFO"):
+        groups = plan(configs, max_memory_mb=None, max_members=None)
+    # init=normal changes the init op (not fusable with default init); dropout on is another op
+    assert groups == [[0, 7], [1], [2, 3], [4], [5], [6]]
+    assert "fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, differing in optimizer.momentum, lr" in caplog.text
+    assert "alone #4: optimizer rmsprop (fused: the built-in sgd, adam, adamw)" in caplog.text
+    assert "alone #6: invalid config: lr=-1.0" in caplog.text
+
+
+@pytest.mark.parametrize("override, reason", [
+    ("scheduler=cosine", "a scheduler"), ("grad_clip=1.0", "grad_clip"),
+    ("optimizer._target_=torch.optim.NAdam", "optimizer sgd"), ("optimizer=nadam", "optimizer torch.optim.NAdam"),
+])
+def test_what_the_stacked_model_does_not_do_runs_alone(override, reason):
+    (cfg,) = sweep_configs([*TINY, override])
+    assert unfusable_reason(task_config(cfg)).startswith(reason)
+
+
+def test_a_group_is_split_to_fit_the_memory_budget():
+    configs = sweep_configs(*([*TINY, f"seed={s}"] for s in range(5)))
+    two_members_mb = math.ceil(2.5 * member_bytes(configs[0]) / MB)
+    assert plan(configs, max_memory_mb=two_members_mb, max_members=None) == [[0, 1], [2, 3], [4]]
+    assert plan(configs, max_memory_mb=None, max_members=3) == [[0, 1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("hydra.launcher.max_memory_mb=1", "hydra.launcher.max_memory_mb=1: too small for one member of shape 784-256-10"),
+    ("hydra.launcher.max_memory_mb=0", "hydra.launcher.max_memory_mb=0: must be an integer >= 1"),
+    ("device=cuda:7" if not torch.cuda.is_available() else "device=nonsense", "device="),
+])
+def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, bad, message):
+    multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused")
+    def job_files() -> dict:  # multirun.yaml is Hydra's sweeper's, rewritten before any launcher runs
+        return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.glob("*/**/*") if p.is_file()}
+
+    before = job_files()
+    assert len(before) == 2 * 6
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused", bad)
+    assert job_files() == before
+
+
+def test_a_task_that_is_not_sweeplabs_runs_as_the_basic_launcher_runs_it(tmp_path):
+    jobs = multirun(tmp_path, "lr=0.1,0.01", "hydra/launcher=fused", task=lambda cfg: cfg.lr * 2)
+    assert [job.return_value for job in jobs] == [0.2, 0.02]
+    assert not (tmp_path / "0" / "metrics.json").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fused_on_cuda_matches_unfused(tmp_path):
+    overrides = [*GRID, "device=cuda", "lr=0.1,0.01"]
+    basic = multirun(tmp_path / "basic", *overrides)
+    fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    for job_basic, job_fused in zip(basic, fused):
+        assert read_metrics(Path(job_fused.hydra_cfg.hydra.runtime.output_dir))["device"].startswith("cuda")
+        assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)
