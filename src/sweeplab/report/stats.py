@@ -67,7 +67,7 @@ def compare_with_best(samples: pd.Series, margin: float = MARGIN) -> pd.DataFram
     """Each entry of ``samples`` (Samples) against the entry with the highest mean: the columns of
     :data:`COMPARISON_COLUMNS`, judged as one family."""
     means = samples.apply(lambda sample: sample.values.mean() if len(sample.values) else np.nan)
-    result = pd.DataFrame({"vs_best": NO_OK_JOBS}, index=samples.index, columns=COMPARISON_COLUMNS)
+    result = pd.DataFrame({"vs_best": NO_OK_JOBS, "test": ""}, index=samples.index, columns=COMPARISON_COLUMNS)
     if means.isna().all():
         return result
     is_best = np.arange(len(samples)) == np.nanargmax(means.to_numpy())
@@ -77,7 +77,7 @@ def compare_with_best(samples: pd.Series, margin: float = MARGIN) -> pd.DataFram
         rows = pd.DataFrame([compare(sample, best, margin) for sample in others], index=others.index)
         result.loc[~is_best] = judge(rows, margin).rename(columns={"verdict": "vs_best"})[COMPARISON_COLUMNS]
     result.loc[is_best, "vs_best"] = BEST
-    return result
+    return result.infer_objects()  # the numbers as floats again, after rows of text were set
 
 
 def compare_sweep_bests(summary: pd.DataFrame, jobs: pd.DataFrame, margin: float = MARGIN) -> pd.DataFrame:

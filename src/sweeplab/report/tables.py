@@ -48,7 +48,7 @@ def comparison_columns(rows: pd.DataFrame, effect_name: str) -> dict[str, pd.Ser
     return {
         effect_name: pd.Series([effect_text(*values) for values in zip(rows["difference"], rows["ci_low"],
                                                                       rows["ci_high"])], index=rows.index),
-        "test": rows["test"].fillna(""),
+        "test": rows["test"],
         "p": formatted(rows["p_value"], ".2g"),
         "p (Holm)": formatted(rows["p_holm"], ".2g"),
         "vs best": pd.Series([verdict_text(verdict, seeds) for verdict, seeds
