@@ -30,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import sweeplab.trial
 from sweeplab.jobfiles import METRICS, read_metrics
+from sweeplab.workers import become_worker, raise_keyboard_interrupt
 
 from ._search_space import SearchSpaceError, grid, parse_search_space, suggest
 from ._study import (
@@ -178,14 +179,7 @@ class OptunaSweeperImpl(Sweeper):
 
     def _worker_main(self, index: int) -> None:
         """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
-        threads = str(max(1, (os.cpu_count() or 1) // self.n_workers))
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(variable, threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, stop_once)
-        die_with_parent()
+        become_worker(self.n_workers)
         try:
             code = self._work(index)
         except KeyboardInterrupt:
@@ -321,26 +315,3 @@ class OptunaSweeperImpl(Sweeper):
 def as_overrides(params: Optional[DictConfig]) -> list[str]:
     """``{lr: "interval(0.1, 1)"}`` -> ``["lr=interval(0.1, 1)"]``."""
     return [f"{key}={value}" for key, value in (params or {}).items()]
-
-
-def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handler: stop the way Ctrl-C does, so the running trial and its job record it."""
-    raise KeyboardInterrupt
-
-
-def stop_once(signum: int, frame: Any) -> None:
-    """A worker's SIGINT and SIGTERM handler: stop like Ctrl-C, and let a second signal (Ctrl-C
-    reaches the workers and the main process forwards it too) not cut the recording short."""
-    for other in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(other, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def die_with_parent() -> None:
-    """Linux: a worker gets SIGTERM when the main process dies, even by kill -9, and records it."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -1,0 +1,126 @@
+"""hydra/launcher=pool: jobs on worker processes that stay alive between jobs.
+
+The launcher's mechanics are tested in-process with Hydra's sweep runner and a trivial task (no
+torch, milliseconds per job); one end-to-end run of train.py checks the real task against the basic
+launcher.
+"""
+import os
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import sweeplab.task
+from conftest import REPO, TINY, run_train
+from sweeplab.jobfiles import read_metrics
+
+
+def task(cfg: DictConfig) -> int:
+    """Writes its pid into its job dir, after ``cfg.x`` tenths of a second, unless told to fail."""
+    if cfg.x == cfg.get("raise_at"):
+        raise ValueError(f"x={cfg.x} is bad")
+    if cfg.x == cfg.get("die_at"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if cfg.x == cfg.get("unpicklable_at"):
+        raise TwoArgumentError("a", "b")
+    time.sleep(cfg.x / 10)
+    (Path(HydraConfig.get().runtime.output_dir) / "pid").write_text(str(os.getpid()))
+    return cfg.x
+
+
+class TwoArgumentError(Exception):
+    """Pickles, but cannot be rebuilt from its args: unpickling it raises TypeError."""
+
+    def __init__(self, first: str, second: str):
+        super().__init__(f"{first} and {second}")
+
+
+def sweep(runner, tmp_path: Path, *overrides: str) -> tuple[list, list[int | None]]:
+    """The sweep's JobReturns and each job's worker pid (None: the job wrote none). The runner deletes
+    the sweep dir when a sweep succeeds, so the pids are read inside; when it raises, they stay there."""
+    jobs = range(len(overrides[0].split(",")))  # the first override sweeps x
+    with runner(calling_file=__file__, calling_module=None, task_function=task, config_path=None,
+                config_name=None, overrides=["hydra/launcher=pool", "hydra.launcher.n_workers=2", *overrides],
+                temp_dir=tmp_path) as result:
+        return result.returns, pids(tmp_path, jobs)
+
+
+def pids(tmp_path: Path, jobs: range) -> list[int | None]:
+    return [int((tmp_path / str(job) / "pid").read_text()) if (tmp_path / str(job) / "pid").exists() else None
+            for job in jobs]
+
+
+def test_jobs_run_on_two_reused_workers_and_return_in_job_order(hydra_sweep_runner, tmp_path):
+    # job 0 takes longest, so the second worker runs jobs 1, 2 and 3 meanwhile: no batch barrier
+    (batch,), workers = sweep(hydra_sweep_runner, tmp_path, "+x=5,1,1,1")
+    assert [job.return_value for job in batch] == [5, 1, 1, 1]
+    assert [job.overrides for job in batch] == [["+x=5"], ["+x=1"], ["+x=1"], ["+x=1"]]
+    assert len(set(workers)) == 2 and os.getpid() not in workers
+    assert workers[1] == workers[2] == workers[3] != workers[0]
+
+
+def test_a_failing_job_does_not_stop_the_others(hydra_sweep_runner, tmp_path):
+    with pytest.raises(ValueError, match="x=2 is bad"):  # the sweeper raises a failed job's error at the end
+        sweep(hydra_sweep_runner, tmp_path, "+x=1,2,3,4", "+raise_at=2")
+    assert [pid is not None for pid in pids(tmp_path, range(4))] == [True, False, True, True]
+
+
+def test_a_killed_worker_fails_its_job_alone_and_is_replaced(hydra_sweep_runner, tmp_path):
+    with pytest.raises(RuntimeError, match=r"job #1: its worker process \(pid \d+\) ended with exit code -9"):
+        sweep(hydra_sweep_runner, tmp_path, "+x=0,1,2,3,4", "+die_at=1")
+    workers = pids(tmp_path, range(5))
+    assert workers[1] is None and all(workers[job] for job in (0, 2, 3, 4))
+
+
+def test_an_exception_that_cannot_travel_back_is_reported_by_name(hydra_sweep_runner, tmp_path):
+    with pytest.raises(RuntimeError, match=r"TwoArgumentError: a and b\) cannot be sent from its worker"):
+        sweep(hydra_sweep_runner, tmp_path, "+x=0,1", "+unpicklable_at=1")
+    assert pids(tmp_path, range(2))[0] is not None
+
+
+def test_n_workers_below_one_is_refused(tmp_path):
+    result = run_train("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=0", "seed=0,1", *TINY, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "hydra.launcher.n_workers=0: must be an integer >= 1, or null for one per CPU core" in result.stderr
+    assert not (tmp_path / "outputs" / "sweeps").exists()
+
+
+@pytest.mark.slow
+def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_path, keep_torch_threads):
+    """Same histories as the basic launcher; each worker loads the data once; a bad value fails alone.
+    Both use one torch thread: a matmul split over more threads sums in another order."""
+    pool = run_train("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=2", "lr=0.1,0.05,-1", "seed=0,1",
+                     "threads=1", *TINY, "hydra.sweep.dir=pool", cwd=tmp_path)
+    assert pool.returncode == 1  # the two lr=-1 jobs failed, after every job ran
+    assert pool.stdout.count("data: synthetic loaded in") == 2  # 6 jobs, 2 workers: one load each
+    assert pool.stdout.count("data: synthetic, already in memory in this process") == 2  # the other valid jobs
+    for failed_job in "45":
+        metrics = read_metrics(tmp_path / "pool" / failed_job)
+        assert metrics["status"] == "failed" and "lr=-1.0: must be a number > 0" in metrics["reason"]
+
+    # the basic launcher, in this process; jobs 0-3 are (lr, seed) = (0.1, 0), (0.1, 1), (0.05, 0), (0.05, 1) in both
+    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
+                            config_path="conf", config_name="train", overrides=["lr=0.1,0.05", "seed=0,1", "threads=1", *TINY],
+                            temp_dir=tmp_path / "basic"):
+        for job in "0123":
+            expected = pd.read_csv(tmp_path / "basic" / job / "history.csv").drop(columns="seconds")
+            actual = pd.read_csv(tmp_path / "pool" / job / "history.csv").drop(columns="seconds")
+            pd.testing.assert_frame_equal(actual, expected, check_exact=True)
+            assert without_time(read_metrics(tmp_path / "pool" / job)) == without_time(read_metrics(tmp_path / "basic" / job))
+
+
+def without_time(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if key != "wall_seconds"}
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """The in-process jobs set torch's thread count for this whole test process: put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
