@@ -6,6 +6,8 @@ launcher.
 """
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from omegaconf import DictConfig
 import sweeplab.task
 from conftest import REPO, TINY, run_train
 from sweeplab.jobfiles import read_metrics
+from test_optuna_resume import processes_running
 
 
 def task(cfg: DictConfig) -> int:
@@ -124,3 +127,24 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_sigterm_records_running_jobs_as_interrupted_and_stops_every_worker(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    marker = f"hydra.sweep.dir={sweep_dir}"  # also on the forked workers' command line
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=pool",
+                             "hydra.launcher.n_workers=2", "seed=0,1,2", *TINY, "epochs=1000", marker],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    histories = [sweep_dir / job / "history.csv" for job in "01"]
+    deadline = time.time() + 120
+    while not all(history.exists() for history in histories):  # both workers are training
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert [read_metrics(sweep_dir / job)["status"] for job in "01"] == ["interrupted", "interrupted"], stderr
+    assert not (sweep_dir / "2").exists()  # never started
+    time.sleep(0.5)
+    assert processes_running(marker) == []
