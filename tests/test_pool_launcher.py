@@ -24,15 +24,22 @@ from test_optuna_resume import processes_running
 
 
 def task(cfg: DictConfig) -> int:
-    """Writes its pid into its job dir, after ``cfg.x`` tenths of a second, unless told to fail."""
+    """Writes its pid into its job dir, unless told to fail; job ``wait_at`` first waits until every
+    other job of the sweep (``n_jobs`` in all) has written its pid."""
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.x == cfg.get("raise_at"):
         raise ValueError(f"x={cfg.x} is bad")
     if cfg.x == cfg.get("die_at"):
         os.kill(os.getpid(), signal.SIGKILL)
     if cfg.x == cfg.get("unpicklable_at"):
         raise TwoArgumentError("a", "b")
-    time.sleep(cfg.x / 10)
-    (Path(HydraConfig.get().runtime.output_dir) / "pid").write_text(str(os.getpid()))
+    if cfg.x == cfg.get("wait_at"):
+        deadline = time.time() + 60
+        while len(list(job_dir.parent.glob("*/pid"))) < cfg.n_jobs - 1:
+            if time.time() > deadline:
+                raise TimeoutError("the other jobs did not run while this one waited")
+            time.sleep(0.01)
+    (job_dir / "pid").write_text(str(os.getpid()))
     return cfg.x
 
 
@@ -59,10 +66,10 @@ def pids(tmp_path: Path, jobs: range) -> list[int | None]:
 
 
 def test_jobs_run_on_two_reused_workers_and_return_in_job_order(hydra_sweep_runner, tmp_path):
-    # job 0 takes longest, so the second worker runs jobs 1, 2 and 3 meanwhile: no batch barrier
-    (batch,), workers = sweep(hydra_sweep_runner, tmp_path, "+x=5,1,1,1")
-    assert [job.return_value for job in batch] == [5, 1, 1, 1]
-    assert [job.overrides for job in batch] == [["+x=5"], ["+x=1"], ["+x=1"], ["+x=1"]]
+    # job 0 waits for the three others, so the second worker runs them all meanwhile: no batch barrier
+    (batch,), workers = sweep(hydra_sweep_runner, tmp_path, "+x=0,1,2,3", "+wait_at=0", "+n_jobs=4")
+    assert [job.return_value for job in batch] == [0, 1, 2, 3]
+    assert [job.overrides[0] for job in batch] == ["+x=0", "+x=1", "+x=2", "+x=3"]
     assert len(set(workers)) == 2 and os.getpid() not in workers
     assert workers[1] == workers[2] == workers[3] != workers[0]
 
