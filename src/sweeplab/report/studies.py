@@ -230,7 +230,7 @@ def more_seeds(studies: tuple[Study, ...], claims: pd.DataFrame) -> list[Block]:
                      f"decide them: {commands}")
     if not items:
         return []
-    return [Paragraph("To decide the undecided claims, rerun these studies with more seeds, then this command:"),
+    return [Paragraph("To decide the undecided claims, rerun these studies with more seeds, then `sweeplab studies`:"),
             Bullets(items)]
 
 
