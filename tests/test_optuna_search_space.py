@@ -3,9 +3,10 @@ import warnings
 
 import optuna
 import pytest
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from hydra_plugins.sweeplab_optuna_sweeper._build import build_pruner, build_sampler
 from hydra_plugins.sweeplab_optuna_sweeper._search_space import (
     SearchSpaceError,
     grid,
@@ -96,12 +97,11 @@ def test_suggest_stays_inside_each_distribution():
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_every_sampler_config_builds_a_working_sampler(name):
+def test_every_sampler_option_builds_a_working_sampler(name):
     space = parse_search_space(["x=range(0, 4)", "y=choice(a, b)"])
-    options = {"search_space": grid(space)} if name == "grid" else {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler
-        sampler = instantiate(SAMPLERS[name](seed=3), **options)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler, GPSampler
+        sampler = build_sampler(OmegaConf.structured(SAMPLERS[name]), seed=3, grid=grid(space))
     study = optuna.create_study(sampler=sampler)
     for _ in range(4):
         trial = study.ask()
@@ -109,7 +109,13 @@ def test_every_sampler_config_builds_a_working_sampler(name):
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
+# the pruners Optuna cannot build from their defaults alone
+PRUNER_SETTINGS = {"threshold": {"lower": 0.1}, "patient": {"wrapped_pruner": {"_target_": "optuna.pruners.MedianPruner"}}}
+
+
 @pytest.mark.parametrize("name", sorted(PRUNERS))
-def test_every_pruner_config_builds_an_optuna_pruner(name):
-    pruner = instantiate(PRUNERS[name]())
-    assert isinstance(pruner, optuna.pruners.BasePruner)
+def test_every_pruner_option_builds_an_optuna_pruner(name):
+    node = OmegaConf.merge(OmegaConf.structured(PRUNERS[name]), PRUNER_SETTINGS.get(name, {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PatientPruner, WilcoxonPruner
+        assert isinstance(build_pruner(node), optuna.pruners.BasePruner)

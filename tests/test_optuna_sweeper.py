@@ -7,8 +7,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
 from conftest import run_train
-from hydra_plugins.sweeplab_optuna_sweeper.config import DEFAULT_SEARCH_SPACE
 from sweeplab.jobfiles import read_metrics
+from sweeplab.optuna_settings import DEFAULT_SEARCH_SPACE
 
 pytestmark = pytest.mark.slow
 
@@ -29,10 +29,11 @@ def states(study):
 def test_the_sweeper_is_discovered_and_its_config_registered():
     assert "OptunaSweeper" in [plugin.__name__ for plugin in Plugins.instance().discover(Sweeper)]
     repo = ConfigStore.instance().repo["hydra"]
-    assert "optuna.yaml" in repo["sweeper"]
-    assert {"tpe.yaml", "random.yaml", "grid.yaml", "cmaes.yaml", "qmc.yaml", "nsgaii.yaml"} <= set(repo["sweeper"]["sampler"])
-    assert {"none.yaml", "median.yaml", "percentile.yaml", "successive_halving.yaml", "hyperband.yaml"} <= set(
-        repo["sweeper"]["pruner"])
+    assert {"optuna.yaml", "sweeplab_optuna.yaml"} <= set(repo["sweeper"])
+    assert {"tpe.yaml", "motpe.yaml", "random.yaml", "grid.yaml", "cmaes.yaml", "qmc.yaml", "nsgaii.yaml",
+            "nsgaiii.yaml", "gp.yaml", "bruteforce.yaml"} <= set(repo["sweeper"]["sampler"])
+    assert {"nop.yaml", "none.yaml", "median.yaml", "percentile.yaml", "successive_halving.yaml", "hyperband.yaml",
+            "threshold.yaml", "patient.yaml", "wilcoxon.yaml"} <= set(repo["sweeper"]["pruner"])
 
 
 def test_a_study_prunes_records_failures_and_writes_results(tmp_path):

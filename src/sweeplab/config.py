@@ -16,6 +16,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from sweeplab import targets
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import NUMERIC_METRICS
+from sweeplab.optuna_settings import register_optuna_settings
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "elu", "silu")
 INITS = ("default", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
@@ -161,6 +162,7 @@ def register_configs() -> None:
     cs.store(group="schema/activation", name="activation", node=ActivationConfig)
     for node in OPTIMIZER_SCHEMAS:
         cs.store(group="schema/optimizer", name=node.name, node=node)
+    register_optuna_settings()
 
 
 # ---------------------------------------------------------------- range checks

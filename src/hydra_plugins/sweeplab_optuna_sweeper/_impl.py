@@ -24,7 +24,6 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import instantiate
 from optuna.trial import FrozenTrial
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -32,7 +31,15 @@ import sweeplab.trial
 from sweeplab.jobfiles import METRICS, read_metrics
 from sweeplab.workers import become_worker, raise_keyboard_interrupt
 
-from ._search_space import SearchSpaceError, grid, parse_search_space, suggest
+from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
+from ._search_space import (
+    SearchSpaceError,
+    distributions_from_dicts,
+    grid,
+    load_custom_search_space,
+    parse_search_space,
+    suggest,
+)
 from ._study import (
     FAIL_REASON,
     JOB_DIR,
@@ -40,9 +47,10 @@ from ._study import (
     StudyError,
     Tally,
     check_spec,
+    close_storage,
+    describe_storage,
     max_failures,
     open_storage,
-    printable,
     spec_of,
     trial_line,
     write_results,
@@ -63,19 +71,26 @@ class OptunaSweeperImpl(Sweeper):
     def __init__(
         self,
         sampler: DictConfig,
-        pruner: DictConfig,
+        pruner: Optional[DictConfig],
         direction: Any,
-        study_name: str,
-        storage: Optional[str],
+        study_name: Optional[str],
+        storage: Optional[str | DictConfig],
         n_trials: int,
+        n_jobs: Optional[int],
         n_workers: int,
         max_failure_rate: float,
         params: Optional[DictConfig],
+        search_space: Optional[DictConfig],
+        custom_search_space: Optional[str],
         default_params: Optional[DictConfig],
         heartbeat_interval: int,
         grace_period: int,
     ) -> None:
         self.directions = list(direction) if isinstance(direction, (list, ListConfig)) else [direction]
+        if n_jobs is not None and n_workers not in (1, n_jobs):
+            raise StudyError(f"hydra.sweeper.n_jobs={n_jobs} and n_workers={n_workers}: give one of them "
+                             "(both are the number of trials run at the same time)")
+        n_workers = n_workers if n_jobs is None else n_jobs
         checks = [
             ("direction", direction, all(d in DIRECTIONS for d in self.directions), "maximize or minimize, or a list of them"),
             ("n_trials", n_trials, n_trials >= 1, "an integer >= 1"),
@@ -88,9 +103,14 @@ class OptunaSweeperImpl(Sweeper):
             if not ok:
                 raise StudyError(f"hydra.sweeper.{key}={value}: must be {allowed}")
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
-        self.study_name, self.storage_url = study_name, storage
+        self.study_name, self.storage_spec = study_name, storage
         self.n_trials, self.n_workers = n_trials, n_workers
         self.max_failure_rate, self.params, self.default_params = max_failure_rate, params, default_params
+        self.search_space = distributions_from_dicts(search_space or {})
+        if self.search_space and params:
+            log.warning("both hydra.sweeper.params and hydra.sweeper.search_space are given: using params")
+            self.search_space = {}
+        self.custom_search_space_path = custom_search_space
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -105,21 +125,30 @@ class OptunaSweeperImpl(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # we log the study and each trial ourselves
-        self.space = parse_search_space(as_overrides(self.params) + list(arguments))
-        if not self.space.distributions:
+        self.space = parse_search_space(as_overrides(self.params) + list(arguments), base=self.search_space)
+        self.custom_search_space = (load_custom_search_space(self.custom_search_space_path)
+                                    if self.custom_search_space_path else None)
+        if not self.space.distributions and self.default_params:
             log.info("no search space given: searching hydra.sweeper.default_params")
             self.space = parse_search_space(as_overrides(self.default_params) + list(arguments))
-        if not self.space.distributions:
+        if not self.space.distributions and not self.custom_search_space:
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
-        if self.sampler_cfg._target_ == "optuna.samplers.GridSampler":
+        self.grid = None
+        if self.sampler_cfg._target_ == GRID_SAMPLER:
             self.grid = grid(self.space)
             size = math.prod(len(values) for values in self.grid.values())
             if size < self.n_trials:
                 log.info("grid sampler: %d combinations, so n_trials %d -> %d", size, self.n_trials, size)
                 self.n_trials = size
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        self.url = self.storage_url or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
+        if self.study_name is None:
+            self.study_name = self.config.hydra.job.name
+            log.info("study_name null: named '%s' after the app (hydra.job.name)", self.study_name)
+        self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
+        self.url = describe_storage(self.storage)
+        if self.storage_spec is None:
+            log.info("storage null: using %s; resume by rerunning the same command", self.url)
         storage = self._open_storage()
         try:
             study = optuna.create_study(study_name=self.study_name, storage=storage,
@@ -127,7 +156,7 @@ class OptunaSweeperImpl(Sweeper):
             check_spec(study, spec_of(self.space, self.directions), self.url)
             self._log_start(study)
         finally:
-            storage.engine.dispose()  # forked workers open their own connections
+            close_storage(storage)  # forked workers open their own connections
 
         self.asking, self.holds_asking = multiprocessing.get_context("fork").Lock(), False
         previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
@@ -142,11 +171,11 @@ class OptunaSweeperImpl(Sweeper):
         study = optuna.load_study(study_name=self.study_name, storage=storage)
         write_results(study, self.sweep_dir, self.url, self.n_trials)
         self._log_end(study)
-        storage.engine.dispose()
+        close_storage(storage)
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
         if outcome == INTERRUPTED:
-            raise StudyError(f"interrupted. Finished trials are kept in {printable(self.url)}: "
+            raise StudyError(f"interrupted. Finished trials are kept in {self.url}: "
                              "rerun the same command to resume the study.")
 
     def _run_workers(self) -> int:
@@ -190,14 +219,11 @@ class OptunaSweeperImpl(Sweeper):
 
     def _work(self, index: int) -> int:
         """Take trials until the study has n_trials finished ones (or too many failures)."""
-        sampler_options = {"seed": None if self.sampler_cfg.seed is None else self.sampler_cfg.seed + index}
-        if self.sampler_cfg._target_ == "optuna.samplers.GridSampler":
-            sampler_options["search_space"] = self.grid
+        seed = self.sampler_cfg.get("seed")
+        sampler = build_sampler(self.sampler_cfg, None if seed is None else seed + index, self.grid)
         storage = self._open_storage()
-        study = optuna.load_study(
-            study_name=self.study_name, storage=storage,
-            sampler=instantiate(self.sampler_cfg, **sampler_options), pruner=instantiate(self.pruner_cfg),
-        )
+        study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler,
+                                  pruner=build_pruner(self.pruner_cfg))
         try:
             while True:
                 # local workers count and ask one at a time, so two of them never take the last place
@@ -218,7 +244,7 @@ class OptunaSweeperImpl(Sweeper):
                 if wait:
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere; it may finish or go stale
         finally:
-            storage.engine.dispose()
+            close_storage(storage)
 
     def _done_asking(self) -> None:
         if self.holds_asking:
@@ -234,8 +260,16 @@ class OptunaSweeperImpl(Sweeper):
             # a worker on another machine asked at the same moment and took the last place first
             trial.set_user_attr(SKIPPED, "asked after the study's n_trials were taken")
             return self._nan()
-        params = {key: suggest(trial, key, dist) for key, dist in self.space.distributions.items()}
-        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **params}.items()]
+        for key, dist in self.space.distributions.items():
+            suggest(trial, key, dist)
+        for key, value in self.space.fixed.items():  # as hydra-optuna-sweeper stores them
+            trial.set_user_attr(key, value)
+        if self.custom_search_space:
+            self.custom_search_space(self.config, trial)
+            clash = sorted(set(trial.params) & set(self.space.fixed))
+            if clash:
+                raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
+        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
         job_dir = self.sweep_dir / str(trial.number)
         trial.set_user_attr(JOB_DIR, str(job_dir))
         with sweeplab.trial.running(trial):
@@ -278,20 +312,20 @@ class OptunaSweeperImpl(Sweeper):
 
     # ------------------------------------------------------------ helpers
 
-    def _open_storage(self) -> optuna.storages.RDBStorage:
-        return open_storage(self.url, self.heartbeat_interval, self.grace_period)
+    def _open_storage(self) -> optuna.storages.BaseStorage:
+        return open_storage(self.storage, self.heartbeat_interval, self.grace_period)
 
     def _log_start(self, study: optuna.Study) -> None:
         tally = Tally.of(study.get_trials(deepcopy=False))
         resumed = f", resuming: {tally.finished} finished, {tally.interrupted} interrupted" if study.trials else ""
-        log.info("Optuna study '%s' in %s (%s%s)", study.study_name, printable(self.url),
+        log.info("Optuna study '%s' in %s (%s%s)", study.study_name, self.url,
                  "/".join(self.directions), resumed)
         log.info("sampler %s, pruner %s, n_trials %d, %d worker(s), max_failure_rate %s",
-                 self.sampler_cfg._target_.rsplit(".", 1)[-1], self.pruner_cfg._target_.rsplit(".", 1)[-1],
+                 class_name(self.sampler_cfg), class_name(self.pruner_cfg),
                  self.n_trials, self.n_workers, self.max_failure_rate)
         for key, dist in self.space.distributions.items():
             log.info("  %s: %s", key, dist)
-        log.info("watch it live: optuna-dashboard %s", printable(self.url))
+        log.info("watch it live: optuna-dashboard %s", self.url)
 
     def _log_end(self, study: optuna.Study) -> None:
         tally = Tally.of(study.get_trials(deepcopy=False))

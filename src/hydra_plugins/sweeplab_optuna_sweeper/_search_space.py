@@ -9,16 +9,23 @@
 ``optimizer=sgd,adam``                 the same (a comma list is a choice)
 ``epochs=5``                           not searched: passed to every job as is
 =====================================  ==================================================
+
+hydra-optuna-sweeper's older dict form (``hydra.sweeper.search_space``) and its define-by-run hook
+(``hydra.sweeper.custom_search_space``) are read here too.
 """
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 from hydra.errors import CompactHydraException, OverrideParseException
+from hydra.utils import get_method
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -37,9 +44,10 @@ class SearchSpace:
     fixed: dict[str, str] = field(default_factory=dict)  # key -> value, passed to every job as is
 
 
-def parse_search_space(overrides: list[str]) -> SearchSpace:
-    """Parse ``key=value`` strings (hydra.sweeper.params first, then the command line, which wins)."""
-    space = SearchSpace()
+def parse_search_space(overrides: list[str], base: Optional[dict[str, BaseDistribution]] = None) -> SearchSpace:
+    """Parse ``key=value`` strings (hydra.sweeper.params first, then the command line, which wins)
+    over the distributions of ``base`` (hydra.sweeper.search_space)."""
+    space = SearchSpace(distributions=dict(base or {}))
     for text in overrides:
         try:
             (override,) = OverridesParser.create().parse_overrides([text])
@@ -116,3 +124,56 @@ def suggest(trial: Any, key: str, dist: BaseDistribution) -> Any:
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def distributions_from_dicts(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, BaseDistribution]:
+    """hydra-optuna-sweeper's dict form: ``{key: {type: int|float|categorical, low, high, log, step, choices}}``."""
+    return {str(key): _from_dict(str(key), dict(spec)) for key, spec in search_space.items()}
+
+
+def _from_dict(key: str, spec: dict[str, Any]) -> BaseDistribution:
+    where = f"hydra.sweeper.search_space.{key}"
+    kind, log, step = spec.get("type"), bool(spec.get("log", False)), spec.get("step")
+    unknown = set(spec) - {"type", "low", "high", "log", "step", "choices"}
+    if unknown:
+        raise SearchSpaceError(f"{where}: unknown keys {sorted(unknown)}; allowed: type, low, high, log, step, choices")
+    if kind == "categorical":
+        if not spec.get("choices"):
+            raise SearchSpaceError(f"{where}: type categorical needs a non-empty list of choices")
+        return CategoricalDistribution(tuple(spec["choices"]))
+    if kind not in ("int", "float"):
+        raise SearchSpaceError(f"{where}.type={kind}: must be int, float or categorical")
+    if spec.get("low") is None or spec.get("high") is None:
+        raise SearchSpaceError(f"{where}: type {kind} needs low and high")
+    try:
+        if kind == "int":
+            return IntDistribution(int(spec["low"]), int(spec["high"]), log=log, step=int(step or 1))
+        return FloatDistribution(float(spec["low"]), float(spec["high"]), log=log,
+                                 step=None if step is None else float(step))
+    except ValueError as exc:
+        raise SearchSpaceError(f"{where}: {exc}") from exc
+
+
+CustomSearchSpace = Callable[[Any, Any], None]
+
+
+def load_custom_search_space(path: str) -> CustomSearchSpace:
+    """The function ``path`` names: ``package.module.function``, or ``.module.function`` for a
+    module beside the app's script (hydra-optuna-sweeper's example names its own script so)."""
+    if not path.startswith("."):
+        try:
+            return get_method(path)
+        except Exception as exc:
+            raise SearchSpaceError(f"hydra.sweeper.custom_search_space={path}: {' '.join(str(exc).split())}") from exc
+    module_name, _, function_name = path[1:].rpartition(".")
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    try:
+        if main_file and Path(main_file).stem == module_name:
+            module = main
+        else:
+            module = importlib.import_module(module_name)
+        return getattr(module, function_name)
+    except (ImportError, AttributeError) as exc:
+        raise SearchSpaceError(f"hydra.sweeper.custom_search_space={path}: no function {function_name!r} in "
+                               f"module {module_name!r} beside the app's script ({exc})") from exc

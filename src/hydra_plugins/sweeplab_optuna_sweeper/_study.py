@@ -12,7 +12,9 @@ from typing import Any, Sequence
 import optuna
 import sqlalchemy.exc
 import yaml
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
@@ -31,6 +33,7 @@ FAIL_REASON = "fail_reason"  # the job failed: the trial is finished and counts 
 SKIPPED = "skipped"  # asked after the budget was taken; never ran, never counts
 # study user attr: what the study searches; a rerun must match it
 SPEC = "sweeplab_spec"
+RDB_STORAGE = "optuna.storages.RDBStorage"
 
 
 class StudyError(CompactHydraException):
@@ -45,25 +48,47 @@ def printable(url: str) -> str:
         return url
 
 
-def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats, so trials of killed workers are found and marked FAIL.
+def open_storage(storage: str | DictConfig, heartbeat_interval: int, grace_period: int) -> optuna.storages.BaseStorage:
+    """The storage of a URL (an RDB storage) or of a ``_target_`` node (RDBStorage, JournalStorage, ...).
 
-    Creating the schema races when several processes open a fresh database at once (PostgreSQL:
-    ``type "studydirection" already exists``): retry a few times before giving up.
+    An RDB storage gets heartbeats, so trials of killed workers are found and marked FAIL, unless
+    its node sets them itself. Creating the schema races when several processes open a fresh
+    database at once (PostgreSQL: ``type "studydirection" already exists``): retry a few times.
     """
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    described = describe_storage(storage)
+    if isinstance(storage, str):
+        engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
+        storage = OmegaConf.create({"_target_": RDB_STORAGE, "url": storage, "engine_kwargs": engine_kwargs})
+    options: dict[str, Any] = {}
+    if storage._target_ == RDB_STORAGE:
+        options = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
+                   "heartbeat_stale_trial_callback": mark_interrupted}
+        options = {key: value for key, value in options.items() if storage.get(key) is None}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period, heartbeat_stale_trial_callback=mark_interrupted,
-            )
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            if attempt == 4:
-                reason = " ".join(str(exc.orig if hasattr(exc, "orig") else exc).split())
-                raise StudyError(f"storage {printable(url)}: cannot open it ({reason})") from exc
+            return instantiate(storage, **options)
+        except InstantiationException as exc:
+            cause = exc.__cause__ or exc
+            if attempt == 4 or not isinstance(cause, sqlalchemy.exc.SQLAlchemyError):
+                reason = " ".join(str(getattr(cause, "orig", None) or cause).split())
+                raise StudyError(f"storage {described}: cannot open it ({reason})") from exc
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close an RDB storage's connections (forked workers must open their own)."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.engine.dispose()
+
+
+def describe_storage(storage: str | DictConfig) -> str:
+    """A URL with its password masked, or a storage node as ``Class(url or file)``, for messages."""
+    if isinstance(storage, str):
+        return printable(storage)
+    where = OmegaConf.select(storage, "url") or OmegaConf.select(storage, "log_storage.file_path")
+    name = str(storage._target_).rsplit(".", 1)[-1]
+    return f"{name}({printable(str(where))})" if where else name
 
 
 def mark_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -150,10 +175,19 @@ def max_failures(n_trials: int, max_failure_rate: float) -> int:
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int) -> None:
-    """optimization_results.yaml and trials.csv, rewritten (atomically) after every trial."""
+    """optimization_results.yaml and trials.csv, rewritten (atomically) after every trial.
+
+    The results file starts with hydra-optuna-sweeper's keys (``name``, then ``best_params`` and
+    ``best_value``, or ``solutions`` for several objectives), so scripts written for it read ours.
+    """
     trials = study.get_trials(deepcopy=False)
     tally = Tally.of(trials)
-    results: dict[str, Any] = {
+    results: dict[str, Any] = {"name": "optuna"}
+    if tally.complete and len(study.directions) == 1:
+        results.update(best_params=dict(study.best_trial.params), best_value=study.best_value)
+    elif tally.complete:
+        results["solutions"] = [{"params": dict(t.params), "values": list(t.values)} for t in study.best_trials]
+    results.update({
         "study_name": study.study_name,
         "storage": printable(url),
         "directions": [d.name.lower() for d in study.directions],
@@ -161,7 +195,7 @@ def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int)
         "finished": tally.finished,
         "states": {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed,
                    "running": tally.running, "interrupted": tally.interrupted, "skipped": tally.skipped},
-    }
+    })
     if tally.complete:
         best = [summary(t) for t in study.best_trials]
         if len(study.directions) == 1:

@@ -9,6 +9,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
+
 class OptunaSweeper(Sweeper):
     def __init__(self, **options: Any) -> None:
         from ._impl import OptunaSweeperImpl
@@ -20,3 +21,4 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> None:
         return self.sweeper.sweep(arguments)
+
