@@ -22,7 +22,7 @@ define apt_install
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 endef
 
-.PHONY: help setup data test-deps run test test-fast bench bench-pruning clean
+.PHONY: help setup data test-deps run test test-fast bench bench-pruning bench-sweep clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ bench: setup data ## trainer speed against the seed loop and the compute floor (
 
 bench-pruning: setup data ## the same Optuna study with and without pruners (~10 min)
 	$(PYTHON) benchmarks/pruning.py
+
+bench-sweep: setup data ## a 9-job grid: seed loop, basic, pool and fused launchers (~3 min)
+	$(PYTHON) benchmarks/sweep_speed.py
 
 clean: ## delete generated run and sweep dirs under outputs/
 	rm -rf outputs/runs outputs/sweeps outputs/multirun
