@@ -27,11 +27,13 @@ from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_p
 
 @dataclass
 class Member:
-    """One job of a fused group. ``logging`` routes log lines to this job's log while it is entered."""
+    """One job of a fused group. ``scope`` is entered around this job's own work (set-up, each epoch's
+    callbacks, the end): the launcher routes log lines to the job's log there, an Optuna sweeper
+    makes the job's trial current."""
 
     cfg: DictConfig
     job_dir: Path
-    logging: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     model: nn.Sequential | None = None  # its own network: initial weights, then the final test
     callbacks: list[Callback] = field(default_factory=list)
     result: FitResult = field(default_factory=FitResult)
@@ -53,7 +55,7 @@ def run_group(members: Sequence[Member]) -> list[Any]:
         loss_fn = loss_function(first.model.output)
         for member in members:
             member.model = build_model(member.cfg, device)
-            with member.logging():
+            with member.scope():
                 log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
                 member.callbacks = job_callbacks(member.cfg, member.job_dir)
         fit_members(members, splits, loss_fn, first)
@@ -65,7 +67,7 @@ def run_group(members: Sequence[Member]) -> list[Any]:
     share = (time.perf_counter() - started) / len(members)  # each member's share of the group's time
     values = []
     for member, member_metrics in zip(members, metrics):
-        with member.logging():
+        with member.scope():
             values.append(end_job(member.cfg, member.job_dir, member_metrics, share))
     return values
 
@@ -100,7 +102,7 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
             for k, member in enumerate(active):
                 record = EpochRecord(epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k],
                                        lr=member.cfg.optimizer.lr, seconds=seconds)  # constant: no schedulers fused
-                with member.logging():
+                with member.scope():
                     stop = end_epoch(member.result, record, lambda k=k: stacked.member_state(k), member.callbacks)
                 if stop is not None or epoch == shared.epochs:
                     member.final_state = stacked.member_state(k)

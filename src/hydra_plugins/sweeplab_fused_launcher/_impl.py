@@ -11,7 +11,7 @@ import copy
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _flush_loggers, _save_config, configure_log,
@@ -27,7 +27,12 @@ from ._groups import MB, chunk_size, default_budget_bytes, describe_shape, diffe
 log = logging.getLogger(__name__)
 
 
-def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+def launch(
+    launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+    job_scopes: Optional[Sequence[Callable[[], ContextManager[Any]]]] = None,
+) -> list[JobReturn]:
+    """Hydra's ``Launcher.launch``; ``job_scopes`` (one per job) are entered around each job's own
+    work: the Optuna sweeper's ``fuse`` makes each job's trial current in them."""
     setup_globals()
     config, hydra_context = launcher.config, launcher.hydra_context
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
@@ -45,23 +50,26 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             sweep_config.hydra.job.num = idx
         configs.append(sweep_config)
 
-    def run_alone(sweep_config: DictConfig) -> JobReturn:
-        ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=sweep_config,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    scopes = list(job_scopes) if job_scopes is not None else [contextlib.nullcontext] * len(configs)
+
+    def run_alone(position: int) -> JobReturn:
+        with scopes[position]():
+            ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=configs[position],
+                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return ret
 
     if not getattr(launcher.task_function, "sweeplab_task", False):
         log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
                  "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
-        return [run_alone(c) for c in configs]
+        return [run_alone(position) for position in range(len(configs))]
 
     returns: dict[int, JobReturn] = {}
     for group in plan(configs, launcher.max_memory_mb, launcher.max_members):
         if len(group) == 1:
-            returns[group[0]] = run_alone(configs[group[0]])
+            returns[group[0]] = run_alone(group[0])
         else:
-            returns.update(zip(group, run_fused([configs[i] for i in group], launcher)))
+            returns.update(zip(group, run_fused([configs[i] for i in group], [scopes[i] for i in group], launcher)))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in range(len(configs))]
 
@@ -118,7 +126,9 @@ def task_config(sweep_config: DictConfig) -> DictConfig:
     return cfg
 
 
-def run_fused(configs: Sequence[DictConfig], launcher: Any) -> list[JobReturn]:
+def run_fused(
+    configs: Sequence[DictConfig], scopes: Sequence[Callable[[], ContextManager[Any]]], launcher: Any
+) -> list[JobReturn]:
     """Set up each member as ``run_job`` would, train them together, end each as its own job."""
     callbacks = launcher.hydra_context.callbacks
     saved_hydra_config = HydraConfig.instance().cfg
@@ -130,8 +140,8 @@ def run_fused(configs: Sequence[DictConfig], launcher: Any) -> list[JobReturn]:
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
                          [c.hydra.job.num for c in configs]) as logging_of:
-            members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), logging_of(k))
-                       for k, j in enumerate(jobs)]
+            members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
+                       for k, (j, scope) in enumerate(zip(jobs, scopes))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
                 for sweep_config in configs:
                     callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
@@ -147,6 +157,15 @@ def run_fused(configs: Sequence[DictConfig], launcher: Any) -> list[JobReturn]:
         return jobs
     finally:
         HydraConfig.instance().cfg = saved_hydra_config
+
+
+def both(first: Callable[[], ContextManager[Any]], second: Callable[[], ContextManager[Any]]) -> Callable[[], ContextManager[Any]]:
+    @contextlib.contextmanager
+    def entered() -> Iterator[None]:
+        with first(), second():
+            yield
+
+    return entered
 
 
 def open_job(sweep_config: DictConfig) -> JobReturn:

@@ -2,7 +2,7 @@
 modules whose names start with "_", so discovery stays fast and imports no torch."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
@@ -22,3 +22,13 @@ class FusedLauncher(Launcher):
         from ._impl import launch
 
         return launch(self, job_overrides, initial_job_idx)
+
+    def launch_in_scopes(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+        job_scopes: Sequence[Callable[[], ContextManager[Any]]],
+    ) -> Sequence[JobReturn]:
+        """``launch``, entering ``job_scopes[i]`` around job i's own work (the Optuna sweeper's
+        ``fuse`` makes each job's trial current there)."""
+        from ._impl import launch
+
+        return launch(self, job_overrides, initial_job_idx, job_scopes)

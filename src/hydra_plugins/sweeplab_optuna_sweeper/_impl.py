@@ -32,6 +32,7 @@ from sweeplab.jobfiles import METRICS, read_metrics
 from sweeplab.workers import become_worker, raise_keyboard_interrupt
 
 from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
+from ._fused_trials import run_trials
 from ._search_space import (
     SearchSpaceError,
     distributions_from_dicts,
@@ -85,6 +86,7 @@ class OptunaSweeperImpl(Sweeper):
         default_params: Optional[DictConfig],
         heartbeat_interval: int,
         grace_period: int,
+        fuse: int = 1,
     ) -> None:
         self.directions = list(direction) if isinstance(direction, (list, ListConfig)) else [direction]
         if n_jobs is not None and n_workers not in (1, n_jobs):
@@ -98,6 +100,7 @@ class OptunaSweeperImpl(Sweeper):
             ("max_failure_rate", max_failure_rate, 0 <= max_failure_rate <= 1, "a number in [0, 1]"),
             ("heartbeat_interval", heartbeat_interval, heartbeat_interval >= 1, "an integer >= 1 (seconds)"),
             ("grace_period", grace_period, grace_period > heartbeat_interval, "more seconds than heartbeat_interval"),
+            ("fuse", fuse, fuse >= 1, "an integer >= 1 (trials a worker trains at once)"),
         ]
         for key, value, ok, allowed in checks:
             if not ok:
@@ -112,6 +115,7 @@ class OptunaSweeperImpl(Sweeper):
             self.search_space = {}
         self.custom_search_space_path = custom_search_space
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.fuse = fuse
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -236,8 +240,11 @@ class OptunaSweeperImpl(Sweeper):
                         return TOO_MANY_FAILURES
                     if tally.finished >= self.n_trials:
                         return DONE
-                    wait = tally.finished + tally.running >= self.n_trials
-                    if not wait:
+                    room = self.n_trials - tally.finished - tally.running
+                    wait = room <= 0
+                    if not wait and self.fuse > 1:
+                        run_trials(self, study, min(self.fuse, room))
+                    elif not wait:
                         study.optimize(self._objective, n_trials=1, callbacks=[self._after_trial])
                 finally:
                     self._done_asking()
@@ -260,6 +267,13 @@ class OptunaSweeperImpl(Sweeper):
             # a worker on another machine asked at the same moment and took the last place first
             trial.set_user_attr(SKIPPED, "asked after the study's n_trials were taken")
             return self._nan()
+        overrides = self._job_overrides(trial)
+        with sweeplab.trial.running(trial):
+            (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        return self._outcome(trial, job, self._job_dir(trial))
+
+    def _job_overrides(self, trial: optuna.Trial) -> list[str]:
+        """The trial's sampled params and the fixed values, as the overrides of its job."""
         for key, dist in self.space.distributions.items():
             suggest(trial, key, dist)
         for key, value in self.space.fixed.items():  # as hydra-optuna-sweeper stores them
@@ -269,12 +283,11 @@ class OptunaSweeperImpl(Sweeper):
             clash = sorted(set(trial.params) & set(self.space.fixed))
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
-        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
-        job_dir = self.sweep_dir / str(trial.number)
-        trial.set_user_attr(JOB_DIR, str(job_dir))
-        with sweeplab.trial.running(trial):
-            (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
-        return self._outcome(trial, job, job_dir)
+        trial.set_user_attr(JOB_DIR, str(self._job_dir(trial)))
+        return [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
+
+    def _job_dir(self, trial: optuna.Trial) -> Path:
+        return self.sweep_dir / str(trial.number)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         write_results(study, self.sweep_dir, self.url, self.n_trials)

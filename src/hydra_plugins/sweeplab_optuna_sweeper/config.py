@@ -241,6 +241,9 @@ class OptunaSweeperConf:
     # trial counts as interrupted (its worker was killed) and is marked FAIL
     heartbeat_interval: int = 10
     grace_period: int = 30
+    # trials a worker asks for at once and hands to the fused launcher: those whose sampled values
+    # fuse (same shapes and ops) train as one stacked model (see hydra/launcher=fused); 1: one at a time
+    fuse: int = 1
 
 
 SAMPLERS = {

@@ -1,0 +1,77 @@
+"""``hydra.sweeper.fuse=K``: a worker asks for up to K trials at once and hands their jobs to the fused
+launcher, which trains those whose sampled values fuse as one stacked model (``hydra/launcher=fused``).
+
+Each job runs with its own trial current (``sweeplab.trial.running``): it reports its per-epoch value
+to that trial, and a member the pruner stops leaves the stack while the others go on. Each trial is
+then told its own outcome, exactly as a one-job trial is.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize runs around a trial
+from optuna.trial import TrialState
+
+import sweeplab.trial
+from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
+
+from ._study import StudyError
+
+if TYPE_CHECKING:
+    from ._impl import OptunaSweeperImpl
+
+
+def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
+    """The configured launcher if it is the fused one; the fused launcher with its defaults in place
+    of Hydra's basic launcher (the default); any other launcher cannot fuse."""
+    launcher = sweeper.launcher
+    if isinstance(launcher, FusedLauncher):
+        return launcher
+    if type(launcher).__name__ != "BasicLauncher":
+        raise StudyError(f"hydra.sweeper.fuse={sweeper.fuse}: fused trials run on hydra/launcher=fused (or in "
+                         f"place of the default basic launcher), not on {type(launcher).__name__}")
+    fused = FusedLauncher()
+    fused.setup(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=launcher.config)
+    return fused
+
+
+def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int) -> None:
+    """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
+    trials = [study.ask() for _ in range(count)]
+    sweeper._done_asking()  # asked: let the next local worker count
+    launcher = fused_launcher(sweeper)
+    jobs = []
+    with contextlib.ExitStack() as heartbeats:
+        for trial in trials:
+            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        # job numbers are trial numbers: launch each run of consecutive numbers together
+        for run in consecutive_runs(trials):
+            overrides = [sweeper._job_overrides(trial) for trial in run]
+            scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
+            jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
+    for trial, job in zip(trials, jobs):
+        tell(sweeper, study, trial, job)
+
+
+def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
+    runs: list[list[optuna.Trial]] = []
+    for trial in trials:
+        if runs and runs[-1][-1].number + 1 == trial.number:
+            runs[-1].append(trial)
+        else:
+            runs.append([trial])
+    return runs
+
+
+def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
+    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
+    try:
+        value = sweeper._outcome(trial, job, sweeper._job_dir(trial))
+    except optuna.TrialPruned:
+        frozen = study.tell(trial, state=TrialState.PRUNED)
+    else:
+        frozen = study.tell(trial, value)
+    sweeper._after_trial(study, frozen)
