@@ -72,6 +72,7 @@ def test_jobs_run_on_two_reused_workers_and_return_in_job_order(hydra_sweep_runn
     assert [job.overrides[0] for job in batch] == ["+x=0", "+x=1", "+x=2", "+x=3"]
     assert len(set(workers)) == 2 and os.getpid() not in workers
     assert workers[1] == workers[2] == workers[3] != workers[0]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "the workers outlived the sweep"
 
 
 def test_a_failing_job_does_not_stop_the_others(hydra_sweep_runner, tmp_path):

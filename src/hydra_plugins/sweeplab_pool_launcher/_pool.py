@@ -26,6 +26,7 @@ import signal
 import sys
 import weakref
 from collections import deque
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -49,7 +50,7 @@ class PoolLauncherImpl:
     def __init__(self, n_workers: Optional[int]) -> None:
         self.n_workers = usable_cores() if n_workers is None else n_workers
         self.workers: list[Worker] = []
-        # the workers end with the sweep: at exit, or when this launcher is dropped
+        # the workers end with the sweep: when Hydra drops this launcher, or at exit
         self._finalizer = weakref.finalize(self, stop_workers, self.workers)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -58,7 +59,8 @@ class PoolLauncherImpl:
             raise ConfigError(f"hydra.launcher.n_workers={self.n_workers}: must be an integer >= 1, "
                               "or null for one per CPU core")
         stop_workers(self.workers)  # workers forked for another config would run its jobs
-        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.config = config
+        self.runner = JobRunner(hydra_context, task_function, config, self.n_workers)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
         setup_globals()
@@ -102,23 +104,32 @@ class PoolLauncherImpl:
             self.workers.remove(worker)  # died between jobs
         idle = [worker for worker in self.workers if not worker.job][:wanted]
         while len(idle) < wanted and len(self.workers) < self.n_workers:
-            worker = Worker(self._serve)
+            worker = Worker(self.runner.serve)
             self.workers.append(worker)
             idle.append(worker)
         return idle
 
-    # ------------------------------------------------------------ in a worker process
 
-    def _serve(self, connection: Connection) -> None:
+@dataclass
+class JobRunner:
+    """A worker's side: what it needs to run jobs, inherited through the fork. Kept apart from the
+    launcher, so the worker processes hold no reference to it and it ends them when it is dropped."""
+
+    hydra_context: HydraContext
+    task_function: TaskFunction
+    config: DictConfig
+    n_workers: int
+
+    def serve(self, connection: Connection) -> None:
         """A worker's life: take its share of the cores, then run jobs until told to stop."""
         become_worker(self.n_workers)
         try:
             while (job := connection.recv()) is not STOP:
-                connection.send_bytes(self._run_job(*job))
+                connection.send_bytes(self.run_one(*job))
         except (KeyboardInterrupt, EOFError):
             sys.exit(INTERRUPTED)
 
-    def _run_job(self, idx: int, overrides: list[str]) -> bytes:
+    def run_one(self, idx: int, overrides: list[str]) -> bytes:
         """One job as the basic launcher runs it; its pickled JobReturn."""
         try:
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
