@@ -164,7 +164,7 @@ class Worker:
         self.job = None
         try:
             return idx, pickle.loads(self.connection.recv_bytes())
-        except EOFError:
+        except (EOFError, OSError):  # it died before or while sending its result
             self.process.join()
             error = RuntimeError(f"job #{idx}: its worker process (pid {self.process.pid}) ended with exit code "
                                  f"{self.process.exitcode} while running it")
