@@ -5,7 +5,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import ToTensor
 
-from conftest import write_idx_dataset
+import sweeplab.task
+from conftest import REPO, TINY, write_idx_dataset
 from sweeplab.data import find_idx_folder, load_splits, read_pair
 from sweeplab.errors import DataError
 from sweeplab.idx import read_idx, write_idx
@@ -168,3 +169,13 @@ def test_synthetic_parameters_are_part_of_the_key(make_cfg):
                              torch.device("cpu"))
     assert not torch.equal(small.train_x, noisier.train_x)
     assert not torch.equal(small.train_x, other_seed.train_x)
+
+
+def test_a_multirun_in_one_process_loads_the_data_once(hydra_sweep_runner, tmp_path):
+    """Hydra's basic launcher runs every job in this process: only the first job reads the data."""
+    overrides = ["seed=0,1,2", *TINY, "data.n_train=613"]  # a data config no other test loads
+    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
+                            config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path):
+        logs = [(tmp_path / job / "train.log").read_text() for job in "012"]
+    assert [log.count("data: synthetic loaded in") for log in logs] == [1, 0, 0]
+    assert [log.count("data: synthetic, already in memory in this process") for log in logs] == [0, 1, 1]
