@@ -21,8 +21,14 @@ from hydra_plugins.sweeplab_optuna_sweeper._search_space import (
     distributions_from_dicts,
     load_custom_search_space,
 )
-from hydra_plugins.sweeplab_optuna_sweeper._study import StudyError, write_results
-from hydra_plugins.sweeplab_optuna_sweeper.config import PRUNERS, SAMPLERS, GridSamplerConfig, TPESamplerConfig
+from hydra_plugins.sweeplab_optuna_sweeper._study import StudyError, describe_storage, open_storage, write_results
+from hydra_plugins.sweeplab_optuna_sweeper.config import (
+    PRUNERS,
+    SAMPLERS,
+    GridSamplerConfig,
+    OptunaSweeperConf,
+    TPESamplerConfig,
+)
 from hydra_plugins.sweeplab_optuna_sweeper.target_check import OUR_CLASS
 
 APPS = Path(__file__).parent / "apps"
@@ -51,7 +57,8 @@ def test_the_grid_sampler_is_partial_as_in_hydra_optuna_sweeper_and_gets_the_gri
     sampler = build_sampler(node, seed=0, grid={"x": [1, 2], "z": ["foo", "bar"]})
     study = optuna.create_study(sampler=sampler)
     study.optimize(lambda t: t.suggest_int("x", 1, 2) + len(t.suggest_categorical("z", ["foo", "bar"])), n_trials=4)
-    assert sorted((t.params["x"], t.params["z"]) for t in study.trials) == [(1, "bar"), (1, "foo"), (2, "bar"), (2, "foo")]
+    tried = sorted((t.params["x"], t.params["z"]) for t in study.trials)
+    assert tried == [(1, "bar"), (1, "foo"), (2, "bar"), (2, "foo")]
 
 
 def test_an_argument_the_sampler_does_not_take_gives_one_line_with_the_fix():
@@ -83,7 +90,8 @@ def test_the_older_search_space_dict_form(spec, expected):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"type": "normal", "low": 0, "high": 1}, "hydra.sweeper.search_space.key.type=normal: must be int, float or categorical"),
+        ({"type": "normal", "low": 0, "high": 1},
+         "hydra.sweeper.search_space.key.type=normal: must be int, float or categorical"),
         ({"type": "float", "low": 0}, "hydra.sweeper.search_space.key: type float needs low and high"),
         ({"type": "categorical"}, "type categorical needs a non-empty list of choices"),
         ({"type": "float", "low": 0, "high": 1, "lg": True}, "unknown keys ['lg']"),
@@ -107,11 +115,51 @@ def test_custom_search_space_paths(tmp_path, monkeypatch):
         load_custom_search_space("nowhere.configure")
 
 
+def sweeper_with(**options):
+    from hydra_plugins.sweeplab_optuna_sweeper._impl import OptunaSweeperImpl
+
+    random_sampler = {"sampler": {"_target_": "optuna.samplers.RandomSampler"}}
+    node = OmegaConf.merge(OmegaConf.structured(OptunaSweeperConf), random_sampler, options)
+    return OptunaSweeperImpl(**{key: node[key] for key in node if not key.startswith("_") and key != "defaults"})
+
+
+def test_n_jobs_is_the_number_of_workers():
+    assert sweeper_with(n_jobs=3).n_workers == 3 and sweeper_with().n_workers == 1
+    with pytest.raises(StudyError, match=r"hydra.sweeper.n_jobs=2 and n_workers=3: give one of them"):
+        sweeper_with(n_jobs=2, n_workers=3)
+
+
 def test_optuna_is_this_apps_tuned_sweeper_and_sweeplab_optuna_the_plugins_own():
     store = ConfigStore.instance()  # conftest registered train.py's configs
     assert store.load("hydra/sweeper/sweeplab_optuna.yaml").node.direction == "minimize"
     train_node = store.load("hydra/sweeper/optuna.yaml").node
     assert train_node.direction == "maximize" and train_node.study_name == "optuna"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # heartbeats
+def test_storage_as_a_url_or_a_target_node(tmp_path):
+    url = open_storage(f"sqlite:///{tmp_path / 'a.db'}", heartbeat_interval=10, grace_period=30)
+    assert isinstance(url, optuna.storages.RDBStorage) and url.heartbeat_interval == 10  # killed trials are found
+    rdb = OmegaConf.create({"_target_": "optuna.storages.RDBStorage", "url": f"sqlite:///{tmp_path / 'b.db'}",
+                            "heartbeat_interval": 5})
+    storage = open_storage(rdb, heartbeat_interval=10, grace_period=30)
+    assert storage.heartbeat_interval == 5 and storage.grace_period == 30  # the node's own settings win
+    journal = OmegaConf.create({"_target_": "optuna.storages.JournalStorage", "log_storage": {
+        "_target_": "optuna.storages.journal.JournalFileBackend", "file_path": str(tmp_path / "j.log")}})
+    storage = open_storage(journal, heartbeat_interval=10, grace_period=30)
+    optuna.create_study(storage=storage, study_name="s").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="s", storage=open_storage(journal, 10, 30)).trials) == 2
+    assert describe_storage(journal) == f"JournalStorage({tmp_path / 'j.log'})"
+    assert describe_storage("postgresql+psycopg2://me:secret@db/optuna") == "postgresql+psycopg2://me:***@db/optuna"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_storage_node_that_cannot_open_gives_one_line(tmp_path):
+    node = OmegaConf.create({"_target_": "optuna.storages.RDBStorage", "url": "nosuchdb://x"})
+    with pytest.raises(StudyError) as info:
+        open_storage(node, heartbeat_interval=10, grace_period=30)
+    message = str(info.value)
+    assert message.startswith("storage RDBStorage(nosuchdb://x): cannot open it (") and "\n" not in message
 
 
 # ---------------------------------------------------------------- the results file

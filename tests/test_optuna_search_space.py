@@ -105,12 +105,14 @@ def test_every_sampler_option_builds_a_working_sampler(name):
     study = optuna.create_study(sampler=sampler)
     for _ in range(4):
         trial = study.ask()
-        study.tell(trial, sum(suggest(trial, k, d) == v for (k, d), v in zip(space.distributions.items(), (1, "a"))))
+        hits = zip(space.distributions.items(), (1, "a"), strict=True)
+        study.tell(trial, sum(suggest(trial, key, dist) == value for (key, dist), value in hits))
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
 # the pruners Optuna cannot build from their defaults alone
-PRUNER_SETTINGS = {"threshold": {"lower": 0.1}, "patient": {"wrapped_pruner": {"_target_": "optuna.pruners.MedianPruner"}}}
+PRUNER_SETTINGS = {"threshold": {"lower": 0.1},
+                   "patient": {"wrapped_pruner": {"_target_": "optuna.pruners.MedianPruner"}}}
 
 
 @pytest.mark.parametrize("name", sorted(PRUNERS))

@@ -15,7 +15,9 @@ from ._study import StudyError
 GRID_SAMPLER = "optuna.samplers.GridSampler"
 
 
-def build_sampler(node: DictConfig, seed: Optional[int], grid: Optional[dict[str, list[Any]]]) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    node: DictConfig, seed: Optional[int], grid: Optional[dict[str, list[Any]]]
+) -> optuna.samplers.BaseSampler:
     """The sampler of ``node`` with ``seed`` (if the node has one); a ``_partial_`` GridSampler gets
     ``grid`` as its search space, as hydra-optuna-sweeper does."""
     options = {"seed": seed} if "seed" in node else {}

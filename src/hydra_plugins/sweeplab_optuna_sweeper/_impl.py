@@ -24,8 +24,8 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from optuna.trial import FrozenTrial
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from optuna.trial import FrozenTrial
 
 import sweeplab.trial
 from sweeplab.jobfiles import METRICS, read_metrics

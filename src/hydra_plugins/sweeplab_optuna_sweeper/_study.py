@@ -20,7 +20,13 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from sweeplab.jobfiles import (
-    METRICS, OPTUNA_RESULTS, OPTUNA_TRIALS, Metrics, read_metrics, write_atomic, write_metrics,
+    METRICS,
+    OPTUNA_RESULTS,
+    OPTUNA_TRIALS,
+    Metrics,
+    read_metrics,
+    write_atomic,
+    write_metrics,
 )
 
 from ._search_space import SearchSpace
@@ -69,7 +75,7 @@ def open_storage(storage: str | DictConfig, heartbeat_interval: int, grace_perio
             return instantiate(storage, **options)
         except InstantiationException as exc:
             cause = exc.__cause__ or exc
-            if attempt == 4 or not isinstance(cause, sqlalchemy.exc.SQLAlchemyError):
+            if attempt == 4 or not isinstance(cause, sqlalchemy.exc.DBAPIError):  # a database's answer
                 reason = " ".join(str(getattr(cause, "orig", None) or cause).split())
                 raise StudyError(f"storage {described}: cannot open it ({reason})") from exc
             time.sleep(0.5 * (attempt + 1))

@@ -9,7 +9,6 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
-
 class OptunaSweeper(Sweeper):
     def __init__(self, **options: Any) -> None:
         from ._impl import OptunaSweeperImpl
