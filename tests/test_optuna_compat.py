@@ -129,6 +129,12 @@ def test_n_jobs_is_the_number_of_workers():
         sweeper_with(n_jobs=2, n_workers=3)
 
 
+def test_the_dict_form_search_space_counts_unless_params_are_given_as_in_hydra_optuna_sweeper():
+    dict_form = {"x": {"type": "float", "low": 0, "high": 1}}
+    assert sweeper_with(search_space=dict_form).search_space == {"x": FloatDistribution(0, 1)}
+    assert sweeper_with(search_space=dict_form, params={"y": "choice(1, 2)"}).search_space == {}
+
+
 def test_optuna_is_this_apps_tuned_sweeper_and_sweeplab_optuna_the_plugins_own():
     store = ConfigStore.instance()  # conftest registered train.py's configs
     assert store.load("hydra/sweeper/sweeplab_optuna.yaml").node.direction == "minimize"
