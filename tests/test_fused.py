@@ -80,7 +80,7 @@ def test_the_stacked_optimizer_steps_as_torch_optim_does_per_member(shared, memb
 
 @pytest.mark.parametrize("optimizer, lrs", [("sgd_momentum", "0.1,0.01,1e30"), ("adam", "0.01,0.001,1e30")])
 def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
-    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}"]
+    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true"]
     basic = multirun(tmp_path / "basic", *overrides)
     fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
     assert len(basic) == len(fused) == 6
@@ -109,6 +109,10 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
         for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
             assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
         assert (b["best_epoch"], b["epochs_completed"], b["params"]) == (a["best_epoch"], a["epochs_completed"], a["params"])
+        checkpoints = [torch.load(tmp_path / kind / str(num) / "checkpoint.pt") for kind in ("basic", "fused")]
+        assert checkpoints[0].keys() == checkpoints[1].keys()
+        for name, tensor in checkpoints[0].items():
+            torch.testing.assert_close(checkpoints[1][name], tensor, rtol=LOSS_RTOL, atol=1e-5)
 
 
 def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
