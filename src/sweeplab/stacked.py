@@ -111,6 +111,14 @@ class StackedOptimizer:
             self.eps = member_tensor([c.eps for c in configs], device)
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
         self.steps = 0
+        self._derive()
+
+    def _derive(self) -> None:
+        """Per-member constants of the update, computed once rather than in every step."""
+        self.neg_lr = -self.lr
+        if self.name != "sgd":
+            self.one_minus_beta1, self.one_minus_beta2 = 1 - self.beta1, 1 - self.beta2
+            self.decoupled_decay = 1 - self.lr * self.weight_decay  # AdamW
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -140,7 +148,7 @@ class StackedOptimizer:
             else:
                 buf.mul_(self.momentum).add_(d_p)
             d_p = d_p.addcmul_(self.momentum, buf) if self.nesterov else buf
-        p.addcmul_(-self.lr, d_p)
+        p.addcmul_(self.neg_lr, d_p)
 
     def _adam(
         self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
@@ -150,12 +158,12 @@ class StackedOptimizer:
         if self.decays and self.name == "adam":
             grad = grad.addcmul_(self.weight_decay, p)
         elif self.decays:
-            p.mul_(1 - self.lr * self.weight_decay)
+            p.mul_(self.decoupled_decay)
         if not state:
             state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, (1 - self.beta1).expand_as(p))
-        exp_avg_sq.mul_(self.beta2).addcmul_(grad * (1 - self.beta2), grad)
+        exp_avg.lerp_(grad, self.one_minus_beta1.expand_as(p))
+        exp_avg_sq.mul_(self.beta2).addcmul_(grad * self.one_minus_beta2, grad)
         denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         p.addcdiv_(exp_avg, denom.div_(neg_step_size))  # p - step_size * exp_avg / denom
 
@@ -166,6 +174,7 @@ class StackedOptimizer:
             if hasattr(self, name):
                 setattr(self, name, getattr(self, name)[index])
         self.state = [{key: value[index] for key, value in state.items()} for state in self.state]
+        self._derive()
 
 
 def parameter_count(sizes: Sequence[int], bias: bool) -> int:
