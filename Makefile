@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet $(TORCH)
-	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard]'
+	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard,cluster]'
 	touch $@
 
 data: ## make FashionMNIST available offline (Debian's dataset-fashion-mnist)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.hydra import Hydra
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from sweeplab.config import register_configs
@@ -52,3 +54,21 @@ def run_train(*args: str, cwd: Path, timeout: float = 300, env: dict | None = No
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
     )
+
+
+def multirun(task: Callable, sweep_dir: Path, *overrides: str) -> Any:
+    """``python train.py -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` in-process, with ``task`` as the task
+    function (as Hydra's own sweeper tests run it); returns what the sweeper returns."""
+    hydra = Hydra.create_main_hydra_file_or_module(
+        calling_file=str(REPO / "train.py"), calling_module=None, config_path="conf", job_name="train")
+    try:
+        return hydra.multirun(config_name="train", task_function=task,
+                              overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"], with_log_configuration=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def file_states(*dirs: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mtime of every file under ``dirs``: equal before and after means nothing was touched."""
+    return {str(path): (path.read_bytes(), path.stat().st_mtime_ns)
+            for folder in dirs for path in sorted(folder.rglob("*")) if path.is_file()}

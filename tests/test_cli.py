@@ -83,6 +83,9 @@ BAD_INPUTS = [
     (["optimizer=foo"], ["optimizer/foo", "Available options in 'optimizer'", "adam"]),
     (["data=nope"], ["data/nope", "Available options in 'data'", "fashion_mnist"]),
     (["lrr=0.1"], ["'lrr'", "+lrr=0.1", "TrainConfig"]),
+    (["+lrr=0.1"], ["lrr=0.1: unknown key (nearest known keys: lr)"]),
+    (["lr=inf"], ["lr=inf: must be a finite number"]),
+    (["data.root=/etc/passwd"], ["data.root='/etc/passwd': exists but is not a folder"]),
     (["data.root=/nonexistent", "data.system_root=null", "data.download=false"],
      ["data=fashion_mnist: dataset not found", "/nonexistent (data.root)", "apt-get install dataset-fashion-mnist"]),
 ]

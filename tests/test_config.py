@@ -67,6 +67,13 @@ def test_types_are_enforced_while_composing(make_cfg):
         ("progress=fancy", "progress='fancy': must be one of auto, bar, lines"),
         ("objective=accuracy", "objective='accuracy': must be one of best_val_acc"),
         ("data.mean=0.5", "data.mean=0.5, data.std=None: set both or neither"),
+        ("+lrr=0.1", "lrr=0.1: unknown key (nearest known keys: lr)"),
+        ("+model.widht=64", "model.widht=64: unknown key (nearest known keys: width)"),
+        ("lr=inf", "lr=inf: must be a finite number"),
+        ("lr=nan", "lr=nan: must be a finite number"),
+        ("optimizer.weight_decay=inf", "optimizer.weight_decay=inf: must be a finite number"),
+        ("model.init_std=-inf", "model.init_std=-inf: must be a finite number"),
+        ("data.root=/etc/passwd", "data.root='/etc/passwd': exists but is not a folder"),
     ],
 )
 def test_range_errors_name_key_value_and_what_is_allowed(make_cfg, override, message):
@@ -78,6 +85,19 @@ def test_range_errors_name_key_value_and_what_is_allowed(make_cfg, override, mes
 
 def test_interpolated_lr_is_reported_once(make_cfg):
     assert problems(make_cfg("lr=-1")) == ["lr=-1.0: must be a number > 0"]
+    assert problems(make_cfg("lr=inf")) == ["lr=inf: must be a finite number"]
+
+
+def test_group_additions_and_schema_keys_are_not_unknown(make_cfg):
+    assert problems(make_cfg("+sweep=lr")) == []
+    assert problems(make_cfg("experiment=seed_004", "optimizer=adamw", "data=synthetic")) == []
+    assert problems(make_cfg("data.root=/nonexistent/yet")) == []  # torchvision may download into it
+
+
+def test_an_unknown_key_far_from_any_lists_the_known_ones(make_cfg):
+    (found,) = problems(make_cfg("+zzzz=1"))
+    assert found.startswith("zzzz=1: unknown key (known keys: data, model, activation, optimizer, ")
+    assert ", lr, batch_size, " in found
 
 
 def test_per_layer_activations_must_match_depth(make_cfg):

@@ -115,15 +115,15 @@ def test_seed_and_the_study_selector_are_not_swept_parameters_constant_overrides
     assert list(summarize(sweeps.jobs, sweeps.swept)["config"]) == ["lr=0.1", "lr=0.01"]
 
 
-def test_without_seed_overrides_n_counts_the_jobs_of_a_config_and_seed_comes_from_the_config(tmp_path):
+def test_without_seed_overrides_seed_comes_from_the_config_and_a_repeated_job_counts_once(tmp_path):
     sweep = tmp_path / "repeats"
     for job, (width, val) in enumerate([(64, 0.7), (64, 0.8), (128, 0.9)]):
         write_job(sweep, job, [f"model.width={width}"], ok_metrics(val, val))
     sweeps = collect([sweep])
     summary = summarize(sweeps.jobs, sweeps.swept)
     assert sweeps.swept == {"repeats": ["model.width"]}
-    assert list(summary["n"]) == [2, 1]
-    assert list(sweeps.jobs["seed"]) == [0, 0, 0]  # from .hydra/config.yaml
+    assert list(summary["n"]) == [1, 1]  # jobs 0 and 1 have the same overrides: one job, run twice
+    assert list(sweeps.jobs["seed"]) == [0, 0]  # from .hydra/config.yaml
 
 
 def test_a_sweep_over_seeds_only_is_one_config(tmp_path):

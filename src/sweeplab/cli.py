@@ -19,7 +19,11 @@ side, --out is required: a combined report belongs to none of the sweeps.
 
 Each config is compared with its sweep's best: the difference in points with its 95 % interval, a
 paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
-best within --margin points (TOST), or inconclusive with the seeds that would likely decide it."""
+best within --margin points (TOST), or inconclusive with the seeds that would likely decide it.
+
+Exit status: 0 when every job dir was read; 3 when the report was written but some job dirs could
+not be read (a truncated metrics.json, a malformed history.csv, no .hydra/): they are counted and
+listed as `unreadable`, with the file and the reason; 2 when a DIR is not a sweep dir."""
 
 
 STUDIES_HELP = """\
@@ -39,6 +43,9 @@ def margin_points(text: str) -> float:
     if not 0 < margin < math.inf:
         raise argparse.ArgumentTypeError(f"--margin={text}: must be a finite number of accuracy points > 0")
     return margin
+
+
+UNREADABLE_STATUS = 3  # the report was written, but some job dirs could not be read
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -82,6 +89,9 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, mar
         fail(parser, str(exc))
     print(report.text, end="")
     print(f"wrote {len(report.files)} files into {out}: " + ", ".join(path.name for path in report.files))
+    if report.unreadable:
+        parser.exit(UNREADABLE_STATUS, f"{parser.prog}: {report.unreadable} job dir(s) unreadable, "
+                                       "listed in the report (exit status 3)\n")
 
 
 def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float) -> None:

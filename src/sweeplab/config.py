@@ -7,10 +7,15 @@ holds types.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra.utils import to_absolute_path
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from sweeplab import targets
@@ -234,12 +239,45 @@ def _select(cfg: DictConfig, key: str) -> Any:
     return node
 
 
+def unknown_keys(node: DictConfig, path: str = "") -> Iterator[str]:
+    """Keys the schema does not know (added with ``+key=value``), with the nearest known ones.
+
+    Every node typed by a schema dataclass is checked against its fields, so keys that other groups
+    add to the schema pass; untyped nodes (a ``_target_`` the user wrote) take any key."""
+    schema = OmegaConf.get_type(node)
+    known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        full = f"{path}{key}"
+        if known is not None and key not in known:
+            nearest = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
+            hint = f"nearest known keys: {', '.join(nearest)}" if nearest else f"known keys: {', '.join(known)}"
+            yield f"{full}={node._get_node(key)._value()!r}: unknown key ({hint})"
+        elif OmegaConf.is_dict(node._get_node(key)) and not OmegaConf.is_missing(node, key):
+            yield from unknown_keys(node[key], f"{full}.")
+
+
+def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """(key, value) of every inf or nan number in the config; interpolations are checked at their source."""
+    items = node.items_ex(resolve=False) if OmegaConf.is_dict(node) else enumerate(node)
+    for key, _ in items:
+        full = f"{path}.{key}" if OmegaConf.is_dict(node) and path else f"{path}[{key}]" if path else str(key)
+        if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+            continue
+        value = node[key]
+        if OmegaConf.is_config(value):
+            yield from non_finite(value, full)
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield full, value
+
+
 def problems(cfg: DictConfig) -> list[str]:
     """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
-    found = []
+    found = list(unknown_keys(cfg))
+    bad_numbers = dict(non_finite(cfg))
+    found += [f"{key}={value}: must be a finite number" for key, value in bad_numbers.items()]
     for key, (check, allowed) in RULES.items():
         value = _select(cfg, key)
-        if value is None:
+        if value is None or key in bad_numbers:
             continue
         parent, _, leaf = key.rpartition(".")
         if parent and OmegaConf.is_interpolation(_select(cfg, parent), leaf):
@@ -264,6 +302,10 @@ def problems(cfg: DictConfig) -> list[str]:
     betas = _select(cfg, "optimizer.betas")
     if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
+    root = _select(cfg, "data.root")
+    folder = None if root is None else Path(to_absolute_path(str(Path(root).expanduser())))
+    if folder is not None and folder.exists() and not folder.is_dir():
+        found.append(f"data.root={root!r}: exists but is not a folder; must be a folder (or not exist yet)")
     if (cfg.data.mean is None) != (cfg.data.std is None):
         found.append(f"data.mean={cfg.data.mean}, data.std={cfg.data.std}: set both or neither")
     if "_target_" in cfg.optimizer:

@@ -23,6 +23,7 @@ OPTUNA_RESULTS = "optimization_results.yaml"
 OPTUNA_TRIALS = "trials.csv"
 # Values of metrics.json's "status": finished ok first, then each way of not finishing.
 STATUSES = ("ok", "diverged", "pruned", "failed", "interrupted", "running")
+FINISHED = STATUSES[:3]  # a rerun of the sweep skips these jobs
 
 
 def _tracked_by(column: str) -> Any:
@@ -51,6 +52,9 @@ class Metrics:
     params: Optional[int] = None  # the model's parameter count
     device: Optional[str] = None
     wall_seconds: Optional[float] = None
+    # "host:pid" of the process running the job, written with status running: the report tells a job
+    # whose process is gone (kill -9) from one still running
+    process: Optional[str] = None
 
 
 METRIC_KEYS = tuple(f.name for f in fields(Metrics))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruni
 from sweeplab.config import validate
 from sweeplab.data import IMAGE_SIZE, N_CLASSES, Splits, load_splits
 from sweeplab.errors import ConfigError
+from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, save_checkpoint, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
@@ -43,7 +46,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     bars = cfg.progress == "bar" or (cfg.progress == "auto" and not multirun and sys.stderr.isatty())
     # Hydra prints a failed job's error when the run (or the sweep) ends; in a sweep we say it as it happens too.
-    return run(cfg, Path(hydra_cfg.runtime.output_dir), progress_bars=bars, log_failure=multirun)
+    with sigterm_as_keyboard_interrupt():
+        return run(cfg, Path(hydra_cfg.runtime.output_dir), progress_bars=bars, log_failure=multirun)
 
 
 def run(
@@ -60,7 +64,8 @@ def run(
 
 def begin_job(job_dir: Path) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
-    write_metrics(job_dir, Metrics(status="running"))
+    # who runs it: the report tells a job that is still running from one whose process was killed (kill -9)
+    write_metrics(job_dir, Metrics(status="running", process=f"{socket.gethostname()}:{os.getpid()}"))
 
 
 @contextlib.contextmanager

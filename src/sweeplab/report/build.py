@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from sweeplab.report import sections
-from sweeplab.report.collect import Sweeps, collect
+from sweeplab.report.collect import UNREADABLE, Sweeps, collect
 from sweeplab.report.document import Block, Image, to_html, to_markdown, to_text
 from sweeplab.report.optuna_files import OptunaFiles, load_study, param_importances
 from sweeplab.report.plots import (
@@ -24,6 +24,7 @@ from sweeplab.report.stats import TEST, VAL, compare_sweep_bests, status_counts,
 class Report:
     files: list[Path]  # everything written, report.html among them
     text: str  # for the terminal: findings, job status and the summary tables
+    unreadable: int  # job dirs with a damaged or missing file, listed in the report
 
 
 def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Report:
@@ -53,7 +54,8 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Rep
     (out / "report.md").write_text(to_markdown(blocks))
     (out / "report.html").write_text(to_html(blocks, title="Sweep report: " + ", ".join(sweeps.paths)))
     pngs = [block.path for block in blocks if isinstance(block, Image)]
-    return Report(files=[*tables, out / "report.md", out / "report.html", *pngs], text=to_text(headline))
+    return Report(files=[*tables, out / "report.md", out / "report.html", *pngs], text=to_text(headline),
+                  unreadable=int((sweeps.jobs["status"] == UNREADABLE).sum()))
 
 
 def accuracy_images(summary: pd.DataFrame, swept: dict[str, list[str]], out: Path) -> list[Image]:

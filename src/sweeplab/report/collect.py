@@ -3,7 +3,10 @@
 """
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +15,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from sweeplab.jobfiles import HISTORY, METRIC_KEYS, METRICS, read_metrics
+from sweeplab.jobfiles import FINISHED, HISTORY, METRIC_KEYS, METRICS, read_metrics
 from sweeplab.report.optuna_files import OptunaFiles, read_optuna_files
 from sweeplab.report.values import config_label
 
@@ -20,6 +23,8 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
 
 MISSING = "missing"  # the status of a job dir without metrics.json (killed before it wrote one)
+UNREADABLE = "unreadable"  # the status of a job dir with a damaged file; its reason names the file
+HISTORY_COLUMNS = ["epoch", "val_acc"]  # what the report reads of history.csv
 SEED = "seed"
 STUDY_SELECTOR = "sweep"  # `+sweep=lr` picks the study; it is the same for every job, never a parameter
 # metrics.json's keys besides status and reason: columns even when no job got far enough to write them.
@@ -53,23 +58,130 @@ def collect(dirs: Sequence[Path]) -> Sweeps:
     swept: dict[str, list[str]] = {}
     override_keys: dict[str, None] = {}  # every override key, in order of first appearance
     for name, dirs_of_sweep in job_dirs.items():
-        overrides = [read_overrides(job_dir) for job_dir in dirs_of_sweep]
-        swept[name] = swept_params(overrides)
-        override_keys.update(dict.fromkeys(key for job_overrides in overrides for key in job_overrides))
+        jobs = [read_job(job_dir) for job_dir in dirs_of_sweep]
+        if name not in optuna:  # a grid rerun may leave two dirs of one job; Optuna trials may repeat params
+            jobs = without_superseded(jobs)
+        readable = [job for job in jobs if job.overrides is not None]
+        swept[name] = swept_params([job.overrides for job in readable])
+        override_keys.update(dict.fromkeys(key for job in readable for key in job.overrides))
         trial_states = trial_states_by_job(optuna.get(name))
-        for job_dir, job_overrides in zip(dirs_of_sweep, overrides):
-            records.append(job_record(name, job_dir, job_overrides, trial_states))
-            if (job_dir / HISTORY).is_file():
-                histories.append(pd.read_csv(job_dir / HISTORY).assign(sweep=name, job=job_dir.name))
+        for job in jobs:
+            record = {"sweep": name, "job": job.dir.name, **job.record}
+            if trial_states:
+                record["trial_state"] = trial_states.get(job.dir.name, MISSING)
+            records.append(record)
+            if job.history is not None:
+                histories.append(job.history.assign(sweep=name, job=job.dir.name))
 
     params = [key for key in override_keys if key != SEED]
     columns = ["sweep", "job", "status", "reason", *params, SEED, *METRIC_COLUMNS]
-    jobs = pd.DataFrame(records).reindex(columns=columns + (["trial_state"] if optuna else []))
-    labels = [config_label(jobs[jobs["sweep"] == name], swept_of_sweep) for name, swept_of_sweep in swept.items()]
-    jobs.insert(2, "config", pd.concat(labels))
+    jobs_frame = pd.DataFrame(records).reindex(columns=columns + (["trial_state"] if optuna else []))
+    labels = [config_label(jobs_frame[jobs_frame["sweep"] == name], swept_of_sweep)
+              for name, swept_of_sweep in swept.items()]
+    jobs_frame.insert(2, "config", pd.concat(labels))
     history = (pd.concat(histories, ignore_index=True) if histories
                else pd.DataFrame(columns=["sweep", "job", "epoch", "val_acc"]))
-    return Sweeps(jobs=jobs, histories=history, swept=swept, paths=paths, optuna=optuna)
+    return Sweeps(jobs=jobs_frame, histories=history, swept=swept, paths=paths, optuna=optuna)
+
+
+@dataclass
+class Job:
+    """One job dir as read: ``overrides`` is None when a file of it could not be read (then
+    ``record`` says ``unreadable`` and names the file and the reason)."""
+
+    dir: Path
+    overrides: dict[str, Any] | None
+    record: dict[str, Any]  # metrics.json's contents (status first), the overrides and the seed
+    history: pd.DataFrame | None
+
+
+class Unreadable(Exception):
+    """A job file that exists but cannot be read; the message names it and says why."""
+
+
+def read_job(job_dir: Path) -> Job:
+    """Everything the report needs from one job dir; damage makes it ``unreadable``, never an error."""
+    try:
+        overrides = read_overrides(job_dir)
+        metrics = read_job_metrics(job_dir)
+        history = read_history(job_dir)
+        seed = overrides[SEED] if SEED in overrides else read_seed(job_dir)
+    except Unreadable as exc:
+        return Job(job_dir, None, {"status": UNREADABLE, "reason": str(exc)}, None)
+    return Job(job_dir, overrides, {**metrics, **overrides, SEED: seed}, history)
+
+
+def read_job_metrics(job_dir: Path) -> dict[str, Any]:
+    """metrics.json (status ``missing`` without one); a ``running`` job whose process is gone is ``interrupted``."""
+    path = job_dir / METRICS
+    if not path.is_file():
+        return {"status": MISSING}
+    try:
+        metrics = read_metrics(job_dir)
+        status = metrics["status"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Unreadable(f"{path}: {describe(exc)}") from exc
+    if status == "running":
+        metrics["reason"] = running_reason(job_dir, metrics)
+        if metrics["reason"].startswith("stale"):
+            metrics["status"] = "interrupted"
+    return metrics
+
+
+def running_reason(job_dir: Path, metrics: dict[str, Any]) -> str:
+    """Whether a job that says ``running`` still runs: its process (pid) on this host, if it recorded one."""
+    written = max(path.stat().st_mtime for path in job_dir.iterdir() if path.is_file())
+    when = f"files last written {datetime.fromtimestamp(written):%Y-%m-%d %H:%M:%S}"
+    if not metrics.get("process"):
+        return when
+    host, _, pid_text = metrics["process"].rpartition(":")
+    pid = int(pid_text)
+    if host != socket.gethostname():
+        return f"on host {host}; {when}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"stale: its process {pid} is gone (killed); {when}"
+    except PermissionError:
+        pass  # alive, another user's
+    return f"process {pid}; {when}"
+
+
+def read_history(job_dir: Path) -> pd.DataFrame | None:
+    path = job_dir / HISTORY
+    if not path.is_file():
+        return None
+    try:
+        history = pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise Unreadable(f"{path}: {describe(exc)}") from exc
+    missing = [column for column in HISTORY_COLUMNS if column not in history]
+    if missing:
+        raise Unreadable(f"{path}: no column {', '.join(missing)}")
+    if not pd.api.types.is_numeric_dtype(history["epoch"]) or not pd.api.types.is_numeric_dtype(history["val_acc"]):
+        raise Unreadable(f"{path}: epoch and val_acc must be numbers")
+    return history
+
+
+def describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def without_superseded(jobs: list[Job]) -> list[Job]:
+    """One job per set of overrides: the newest finished one, else the newest (by metrics.json's time)."""
+    def rank(job: Job) -> tuple[bool, float]:
+        metrics = job.dir / METRICS
+        return job.record["status"] in FINISHED, metrics.stat().st_mtime if metrics.is_file() else 0.0
+
+    best: dict[tuple, Job] = {}
+    for job in jobs:
+        if job.overrides is None:
+            continue
+        key = tuple(sorted((k, repr(v)) for k, v in job.overrides.items()))
+        if key not in best or rank(job) > rank(best[key]):
+            best[key] = job
+    kept = {id(job) for job in best.values()}
+    return [job for job in jobs if job.overrides is None or id(job) in kept]
 
 
 def sweep_names(dirs: Sequence[Path]) -> list[str]:
@@ -106,9 +218,14 @@ def read_overrides(job_dir: Path) -> dict[str, Any]:
     """The job's command-line overrides as typed values (``lr=1e-3`` -> 0.001), without ``+sweep``.
     Lists and dicts become their override text, so every value can be grouped on."""
     path = job_dir / OVERRIDES
+    if not (job_dir / ".hydra").is_dir():
+        raise Unreadable(f"{job_dir / '.hydra'}: missing, so the job's overrides and config are unknown")
     if not path.is_file():
         return {}
-    parsed = OverridesParser.create().parse_overrides(yaml.safe_load(path.read_text()) or [])
+    try:
+        parsed = OverridesParser.create().parse_overrides(yaml.safe_load(path.read_text()) or [])
+    except Exception as exc:  # YAML errors, Hydra's override grammar errors, not a list of strings
+        raise Unreadable(f"{path}: {describe(exc)}") from exc
     values = {}
     for override in parsed:
         key = override.key_or_group
@@ -125,21 +242,13 @@ def swept_params(overrides: list[dict[str, Any]]) -> list[str]:
     return [key for key in frame if key != SEED and frame[key].nunique(dropna=False) > 1]
 
 
-def job_record(sweep: str, job_dir: Path, overrides: dict[str, Any], trial_states: dict[str, str]) -> dict[str, Any]:
-    """One row of the jobs table. A job dir without metrics.json gets status ``missing``."""
-    metrics = read_metrics(job_dir) if (job_dir / METRICS).is_file() else {"status": MISSING}
-    record = {"sweep": sweep, "job": job_dir.name, **metrics, **overrides}
-    if SEED not in overrides:
-        record[SEED] = read_seed(job_dir)
-    if trial_states:
-        record["trial_state"] = trial_states.get(job_dir.name, MISSING)
-    return record
-
-
 def read_seed(job_dir: Path) -> Any:
     """``seed`` from the composed config (resolved), or None without one."""
     path = job_dir / CONFIG
-    return OmegaConf.select(OmegaConf.load(path), SEED) if path.is_file() else None
+    try:
+        return OmegaConf.select(OmegaConf.load(path), SEED) if path.is_file() else None
+    except Exception as exc:  # YAML or interpolation errors in a damaged file
+        raise Unreadable(f"{path}: {describe(exc)}") from exc
 
 
 def trial_states_by_job(files: OptunaFiles | None) -> dict[str, str]:

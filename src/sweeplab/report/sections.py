@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweeplab.report.collect import Sweeps
+from sweeplab.report.collect import UNREADABLE, Sweeps
 from sweeplab.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from sweeplab.report.optuna_files import OptunaFiles
 from sweeplab.report.compare import (
@@ -33,7 +33,7 @@ def method(margin: float) -> list[Block]:
         "A config is one combination of a sweep's swept parameters (the override keys with more than one "
         "value across its jobs, seed excepted); its jobs differ by seed. mean ± std (sample std, ddof=1), "
         "min–max and n ok are over its jobs with status ok. 'not ok' counts its other jobs (failed, "
-        "diverged, pruned, interrupted, running, missing): left out of the statistics, listed under Jobs.",
+        "diverged, pruned, interrupted, running, missing, unreadable): left out of the statistics, listed under Jobs.",
         "Each config is compared with the best config of its sweep (highest mean validation accuracy): "
         "'val − best' is the difference of the means in accuracy points with its 95 % confidence interval "
         f"(per comparison, not adjusted for the table). The test: {METHOD}. The best is picked by the same "
@@ -102,6 +102,11 @@ def status(jobs: pd.DataFrame, counts: pd.DataFrame) -> list[Block]:
     if not not_ok.empty:
         blocks.append(Paragraph(f"{len(not_ok)} of {len(jobs)} jobs are not ok; each is listed under Jobs "
                                 "with its status and reason, and left out of the accuracy statistics."))
+    unreadable = jobs[jobs["status"] == UNREADABLE]
+    if not unreadable.empty:
+        blocks += [Paragraph(f"{len(unreadable)} job dir(s) could not be read (a damaged or missing file):"),
+                   Bullets([f"{sweep}/{job}: {reason}" for sweep, job, reason
+                            in zip(unreadable["sweep"], unreadable["job"], unreadable["reason"])])]
     return blocks
 
 

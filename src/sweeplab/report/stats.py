@@ -11,12 +11,12 @@ import pandas as pd
 from scipy import stats
 
 from sweeplab.jobfiles import STATUSES
-from sweeplab.report.collect import MISSING
+from sweeplab.report.collect import MISSING, UNREADABLE
 from sweeplab.report.compare import CONFIDENCE, MARGIN, Sample, compare, judge
 
 VAL = "best_val_acc"  # validation accuracy of the best epoch: what model selection and sweeps use
 TEST = "test_acc_at_best_val"  # test accuracy of that same epoch's weights
-STATUS_ORDER = [*STATUSES, MISSING]
+STATUS_ORDER = [*STATUSES, MISSING, UNREADABLE]
 BEST, NO_OK_JOBS = "best", "no ok jobs"
 # What summary.csv says of each config against its sweep's best (compare.compare and compare.judge)
 COMPARISON_COLUMNS = ["vs_best", "test", "difference", "ci_low", "ci_high", "p_value", "p_holm",
@@ -36,6 +36,7 @@ def summarize(jobs: pd.DataFrame, swept: dict[str, list[str]], margin: float = M
     them), in the order its jobs ran (the order the values were given): mean, std, min, max and the
     half-width of the mean's 95 % interval over seeds, and the comparison with the best config of its
     own sweep (one family per sweep)."""
+    jobs = jobs[jobs["status"] != UNREADABLE]  # their overrides are unknown: they belong to no config
     ok = jobs[jobs["status"] == "ok"]
     params = list(dict.fromkeys(param for params in swept.values() for param in params))
     keys = ["sweep", "config"]

@@ -1,0 +1,65 @@
+"""Hydra's basic sweeper, made to resume: before anything launches it reads the sweep dir, skips the
+jobs that already finished (matched on their overrides, not their numbers), reruns unfinished ones
+into their old dirs and numbers new ones after every existing dir. Only the jobs to run reach the
+launcher (basic, joblib, submitit, ...), in blocks of consecutive job numbers."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
+
+from sweeplab.interrupts import sigterm_as_keyboard_interrupt
+
+from ._resume import Plan, blocks, plan_fresh, plan_resume, read_past_jobs
+
+log = logging.getLogger(__name__)
+
+
+class SweepInterrupted(CompactHydraException):
+    """Ctrl-C or SIGTERM during a sweep; the message says how to resume."""
+
+
+class GridSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: Optional[int], params: Optional[dict] = None, resume: bool = True) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.resume = resume
+
+    def sweep(self, arguments: List[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        (jobs,) = self.split_arguments(overrides, None)
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        plan = plan_resume(jobs, read_past_jobs(sweep_dir), sweep_dir) if self.resume else plan_fresh(jobs)
+        log.info(plan.summary())
+        try:
+            returns = self._launch(plan)
+        except KeyboardInterrupt:
+            left = plan_resume(jobs, read_past_jobs(sweep_dir), sweep_dir)
+            raise SweepInterrupted(
+                f"sweep interrupted: {len(left.skipped)} of {len(jobs)} jobs finished, {len(left.to_run)} left. "
+                f"Rerun the same command with hydra.sweep.dir={sweep_dir} to resume."
+            ) from None
+        return returns
+
+    def _launch(self, plan: Plan) -> list[Sequence[JobReturn]]:
+        """Launch the plan's jobs block by block; a failed job fails the sweep once all have run."""
+        assert self.launcher is not None
+        returns: list[Sequence[JobReturn]] = []
+        with sigterm_as_keyboard_interrupt():
+            for first_num, batch in blocks(plan.to_run, self.max_batch_size):
+                self.validate_batch_is_legal(batch)
+                returns.append(self.launcher.launch(batch, initial_job_idx=first_num))
+        for results in returns:
+            for result in results:
+                _ = result.return_value  # raises the first failed job's error, as Hydra's basic sweeper does
+        return returns
