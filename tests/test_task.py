@@ -75,8 +75,9 @@ def test_divergence_is_recorded_and_returns_nan(make_cfg, tmp_path):
 
 def test_checkpoint_holds_the_best_weights(make_cfg, tmp_path):
     run(make_cfg(*TINY, "checkpoint=true", "model.width=32"), tmp_path)
-    state = torch.load(tmp_path / "checkpoint.pt")
-    assert state["0.weight"].shape == (32, 784)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["best_state"]["0.weight"].shape == (32, 784)
+    assert state["finished"] and state["best_epoch"] == read_metrics(tmp_path)["best_epoch"]
 
 
 def test_early_stopping_ends_with_status_ok(make_cfg, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from tqdm import tqdm
 
@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 class HistoryFile(Callback):
     """Rewrites history.csv (atomically) after every epoch, so a killed job keeps what it finished."""
 
-    def __init__(self, job_dir: Path):
+    def __init__(self, job_dir: Path, history: Sequence[EpochRecord] = ()):
         self.job_dir = job_dir
-        self.records: list[EpochRecord] = []
+        self.records = list(history)  # a resumed run's epochs before this process
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self.records.append(record)
@@ -66,16 +66,21 @@ class ProgressBars(Callback):
 class EarlyStopping(Callback):
     """Stops after ``patience`` epochs without a better validation accuracy."""
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, history: Sequence[EpochRecord] = ()):
         self.patience = patience
         self.best = float("-inf")
         self.since_best = 0
+        for record in history:  # a resumed run's epochs before this process
+            self.observe(record.val_acc)
+
+    def observe(self, val_acc: float) -> None:
+        if val_acc > self.best:
+            self.best, self.since_best = val_acc, 0
+        else:
+            self.since_best += 1
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        if record.val_acc > self.best:
-            self.best, self.since_best = record.val_acc, 0
-            return
-        self.since_best += 1
+        self.observe(record.val_acc)
         if self.since_best >= self.patience:
             raise StopTraining("ok", f"early stop: no better val_acc for {self.patience} epochs")
 

@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -26,15 +26,16 @@ import sweeplab.trial
 from sweeplab import sweeplab_task
 from sweeplab.allocator import reuse_freed_memory
 from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, ProgressBars
+from sweeplab.checkpoint import Checkpoint, fingerprint, restore
 from sweeplab.config import validate
 from sweeplab.data import IMAGE_SIZE, N_CLASSES, Splits, load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, save_checkpoint, write_metrics
+from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
-from sweeplab.trainer import Callback, FitResult, batches_per_epoch, evaluate, fit
+from sweeplab.trainer import Callback, EpochRecord, FitResult, batches_per_epoch, evaluate, fit
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,21 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
     )
     loss_fn = loss_function(cfg.model.output)
     log_setup(model, device, type(optimizer).__name__, splits)
-    callbacks = job_callbacks(cfg, job_dir, progress_bars)
+    # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
+    config = fingerprint(cfg)
+    result = (restore(job_dir, config, model, optimizer, schedule) if cfg.checkpoint else None) or FitResult()
+    callbacks = job_callbacks(cfg, job_dir, progress_bars, result.history)
+    checkpoint = Checkpoint(job_dir, config, model, optimizer, schedule, result) if cfg.checkpoint else None
+    if checkpoint is not None:
+        callbacks.append(checkpoint)  # last: an epoch a callback ends is saved only as finished, below
 
     # fit
     with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
         result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
                      drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
-                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks)
+                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks, resume_from=result)
+    if checkpoint is not None:
+        checkpoint.save(finished=True)
     return final_metrics(cfg, job_dir, model, loss_fn, splits, result, device)
 
 
@@ -136,13 +145,16 @@ def log_setup(model: nn.Module, device: torch.device, optimizer: str, splits: Sp
              len(splits.train_y), len(splits.val_y), len(splits.test_y))
 
 
-def job_callbacks(cfg: DictConfig, job_dir: Path, progress_bars: bool = False) -> list[Callback]:
-    """History file, epoch lines, and as configured: progress bars, early stopping, Optuna pruning."""
-    callbacks: list[Callback] = [HistoryFile(job_dir), EpochLog()]
+def job_callbacks(
+    cfg: DictConfig, job_dir: Path, progress_bars: bool = False, history: Sequence[EpochRecord] = ()
+) -> list[Callback]:
+    """History file, epoch lines, and as configured: progress bars, early stopping, Optuna pruning.
+    ``history``: the epochs a resumed run finished before this process."""
+    callbacks: list[Callback] = [HistoryFile(job_dir, history), EpochLog()]
     if progress_bars:
         callbacks.append(ProgressBars())
     if cfg.patience is not None:
-        callbacks.append(EarlyStopping(cfg.patience))
+        callbacks.append(EarlyStopping(cfg.patience, history))
     trial = sweeplab.trial.current()
     if trial is not None:
         metric = pruning_metric(cfg.objective)
@@ -157,14 +169,12 @@ def final_metrics(
     cfg: DictConfig, job_dir: Path, model: nn.Module, loss_fn: Any, splits: Splits, result: FitResult,
     device: torch.device,
 ) -> Metrics:
-    """Test ``model`` (its final weights), then the weights of its best validation epoch (and save
-    those with ``checkpoint``); returns the metrics.json contents (without wall time)."""
+    """Test ``model`` (its final weights), then the weights of its best validation epoch; returns the
+    metrics.json contents (without wall time)."""
     last = result.history[-1]
     test_loss, test_acc = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
     model.load_state_dict(result.best_state)
     _, test_acc_at_best_val = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
-    if cfg.checkpoint:
-        save_checkpoint(job_dir, result.best_state)
     return Metrics(
         status=result.status,
         reason=result.reason,

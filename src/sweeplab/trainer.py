@@ -62,6 +62,7 @@ class FitResult:
     best_epoch: int = 0
     best_val_acc: float = float("nan")
     best_state: dict[str, torch.Tensor] | None = None
+    data_order: torch.Tensor | None = None  # the data-order generator's state after the last epoch
 
 
 def train_one_epoch(
@@ -177,14 +178,18 @@ def fit(
     schedule: Schedule | None = None,
     grad_clip: float | None = None,
     callbacks: Sequence[Callback] = (),
+    resume_from: FitResult | None = None,
 ) -> FitResult:
     """Train for ``epochs`` (or until a callback stops it, or the loss stops being finite).
 
     The lr in the history is the one at the epoch's start: every batch's under a per-epoch
     schedule, the first batch's under a per-batch one.
     """
+    # resume_from: the epochs a checkpoint restored; the loop continues after them, in place
+    result = resume_from if resume_from is not None else FitResult()
     generator = torch.Generator().manual_seed(seed)
-    result = FitResult()
+    if result.data_order is not None:
+        generator.set_state(result.data_order)
     n_batches = batches_per_epoch(len(splits.train_y), batch_size, drop_last)
     if n_batches == 0:
         raise ValueError(f"batch_size={batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
@@ -198,12 +203,13 @@ def fit(
     for callback in callbacks:
         callback.on_train_start(epochs, n_batches)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(len(result.history) + 1, epochs + 1):
             tic, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
             train_loss, train_acc = train_one_epoch(
                 model, optimizer, loss_fn, splits.train_x, splits.train_y, batch_size=batch_size,
                 drop_last=drop_last, generator=generator, update=update, on_batch_end=on_batch_end,
             )
+            result.data_order = generator.get_state()
             if schedule is not None and not schedule.per_batch:
                 schedule.scheduler.step()
             val_loss, val_acc = evaluate(model, loss_fn, splits.val_x, splits.val_y, eval_batch_size)

@@ -1,0 +1,117 @@
+"""Per-epoch checkpoints (``checkpoint=true``): a killed job continues from its last finished epoch
+and ends with the same history and metrics as a run that never stopped.
+
+At the end of every epoch :class:`Checkpoint` saves, atomically, everything the next epoch depends
+on: model, optimizer, lr schedule, the data-order generator, torch's global RNG (dropout), the best
+epoch's weights and the history. :func:`restore` is the resume hook: it loads that state into a
+freshly built run, or says in one line why it cannot and lets the run start from scratch.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from sweeplab.jobfiles import CHECKPOINT, save_checkpoint
+from sweeplab.schedule import Schedule
+from sweeplab.trainer import Callback, EpochRecord, FitResult
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the saved keys change: an older checkpoint then starts the run from scratch
+# keys that change how a run is shown or how fast it goes, not what it computes
+NOT_FINGERPRINTED = ("progress", "threads", "checkpoint")
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """A hash of the resolved config, so a checkpoint only resumes the run it was written by."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_FINGERPRINTED:
+        container.pop(key, None)
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(container)).encode()).hexdigest()
+
+
+class Checkpoint(Callback):
+    """Saves the run's whole state after every epoch; :meth:`save` with ``finished=True`` at the end
+    marks it as a finished run's, which a rerun does not resume."""
+
+    def __init__(self, job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 schedule: Schedule | None, result: FitResult):
+        self.job_dir, self.config = job_dir, config
+        self.model, self.optimizer, self.schedule, self.result = model, optimizer, schedule, result
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.save(finished=False)
+
+    def save(self, finished: bool) -> None:
+        save_checkpoint(self.job_dir, {
+            "format": FORMAT,
+            "config": self.config,
+            "finished": finished,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.schedule is None else self.schedule.scheduler.state_dict(),
+            "data_order": self.result.data_order,
+            "torch_rng": torch.get_rng_state(),
+            "history": [asdict(record) for record in self.result.history],
+            "best_epoch": self.result.best_epoch,
+            "best_val_acc": self.result.best_val_acc,
+            "best_state": self.result.best_state,
+        })
+
+
+def restore(job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+            schedule: Schedule | None) -> FitResult | None:
+    """The unfinished run saved in ``job_dir`` loaded into ``model``, ``optimizer`` and ``schedule``,
+    as the :class:`FitResult` to continue; None (and the objects untouched) when there is none to resume."""
+    path = job_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    before = [copy.deepcopy(obj.state_dict()) for obj in _stateful(model, optimizer, schedule)]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        why_not = _cannot_resume(state, config)
+        if why_not is None:
+            return _load(state, model, optimizer, schedule)
+    except Exception as exc:  # truncated, not a torch file, or state of another shape
+        why_not = f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    for obj, saved in zip(_stateful(model, optimizer, schedule), before):
+        obj.load_state_dict(saved)
+    log.warning("%s: %s; training from scratch", path, why_not)
+    return None
+
+
+def _cannot_resume(state: Any, config: str) -> str | None:
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return "not a checkpoint of this version"
+    if state["config"] != config:
+        return "written by a run of another config"
+    if state["finished"]:
+        return "its run had finished"
+    return None
+
+
+def _load(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+          schedule: Schedule | None) -> FitResult:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if schedule is not None:
+        schedule.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    device = next(model.parameters()).device
+    best_state = {name: tensor.to(device) for name, tensor in state["best_state"].items()}
+    history = [EpochRecord(**record) for record in state["history"]]
+    log.info("resumed from %s after epoch %d", CHECKPOINT, len(history))
+    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_acc=state["best_val_acc"],
+                     best_state=best_state, data_order=state["data_order"])
+
+
+def _stateful(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule | None) -> list[Any]:
+    return [model, optimizer, *([schedule.scheduler] if schedule is not None else [])]
