@@ -52,19 +52,31 @@ class Checkpoint(Callback):
 
     def save(self, finished: bool) -> None:
         save_checkpoint(self.job_dir, {
-            "format": FORMAT,
-            "config": self.config,
-            "finished": finished,
-            "model": self.model.state_dict(),
+            **weights_and_history(self.config, finished, self.model, self.result),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.schedule is None else self.schedule.scheduler.state_dict(),
             "data_order": self.result.data_order,
             "torch_rng": torch.get_rng_state(),
-            "history": [asdict(record) for record in self.result.history],
-            "best_epoch": self.result.best_epoch,
-            "best_val_acc": self.result.best_val_acc,
-            "best_state": self.result.best_state,
         })
+
+
+def weights_and_history(config: str, finished: bool, model: nn.Module, result: FitResult) -> dict[str, Any]:
+    """The part of a checkpoint every run writes: the last and the best weights, and the history."""
+    return {
+        "format": FORMAT,
+        "config": config,
+        "finished": finished,
+        "model": model.state_dict(),
+        "history": [asdict(record) for record in result.history],
+        "best_epoch": result.best_epoch,
+        "best_val_acc": result.best_val_acc,
+        "best_state": result.best_state,
+    }
+
+
+def save_finished(job_dir: Path, cfg: DictConfig, model: nn.Module, result: FitResult) -> None:
+    """A finished run's checkpoint without the state to resume from (the fused launcher's members)."""
+    save_checkpoint(job_dir, weights_and_history(fingerprint(cfg), True, model, result))
 
 
 def restore(job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -21,6 +21,7 @@ from torch import nn
 from sweeplab.data import Splits
 from sweeplab.model import loss_function
 from sweeplab.stacked import StackedMLP, StackedOptimizer
+from sweeplab.checkpoint import save_finished
 from sweeplab.task import begin_job, build_model, end_job, failure_recorded, final_metrics, job_callbacks, log_setup, set_up
 from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_per_epoch, end_epoch
 
@@ -62,6 +63,8 @@ def run_group(members: Sequence[Member]) -> list[Any]:
         metrics = []
         for member in members:
             member.model.load_state_dict(member.final_state)
+            if member.cfg.checkpoint:
+                save_finished(member.job_dir, member.cfg, member.model, member.result)
             metrics.append(final_metrics(member.cfg, member.job_dir, member.model, loss_fn, splits,
                                          member.result, device))
     share = (time.perf_counter() - started) / len(members)  # each member's share of the group's time

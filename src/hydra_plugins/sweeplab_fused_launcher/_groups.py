@@ -40,8 +40,6 @@ def unfusable_reason(cfg: DictConfig) -> Optional[str]:
         return "a scheduler (fused: constant lr only)"
     if OmegaConf.select(cfg, "grad_clip") is not None:
         return "grad_clip (fused: no clipping)"
-    if OmegaConf.select(cfg, "checkpoint"):
-        return "checkpoint=true (per-epoch resume state: the unfused trainer saves it)"
     found = problems(cfg)
     if found:
         return "invalid config: " + "; ".join(found)
