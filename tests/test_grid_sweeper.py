@@ -134,3 +134,13 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
     assert "1 finished jobs skipped, 2 to run (0 failed, 1 interrupted, 1 new)" in capsys.readouterr().out
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert file_states(tmp_path / "0") == finished
+
+
+def test_bad_input_on_a_rerun_fails_its_jobs_and_touches_no_finished_one(tmp_path):
+    grid = ["lr=0.1,0.05", *TINY, "epochs=1"]
+    multirun(sweeplab.task.main, tmp_path, *grid)
+    finished = file_states(tmp_path / "0", tmp_path / "1")
+    for bad in ("+lrr=0.1", "optimizer.weight_decay=inf", "data.noise=nan"):
+        with pytest.raises(CompactHydraException, match="invalid config"):
+            multirun(sweeplab.task.main, tmp_path, *grid, bad)
+    assert file_states(tmp_path / "0", tmp_path / "1") == finished
