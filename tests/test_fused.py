@@ -182,3 +182,15 @@ def test_fused_on_cuda_matches_unfused(tmp_path):
     for job_basic, job_fused in zip(basic, fused):
         assert read_metrics(Path(job_fused.hydra_cfg.hydra.runtime.output_dir))["device"].startswith("cuda")
         assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)
+
+
+def test_early_stopping_stops_each_member_where_its_own_run_stops(tmp_path):
+    overrides = [*TINY, "model.width=32", "epochs=5", "patience=1", "lr=0.5,0.1,0.003"]
+    multirun(tmp_path / "basic", *overrides)
+    multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    epochs = []
+    for num in range(3):
+        a, b = (read_metrics(tmp_path / kind / str(num)) for kind in ("basic", "fused"))
+        assert (b["status"], b["reason"], b["epochs_completed"]) == (a["status"], a["reason"], a["epochs_completed"])
+        epochs.append(b["epochs_completed"])
+    assert len(set(epochs)) > 1, epochs  # members left the stack at different epochs
