@@ -91,7 +91,8 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
         diverging = job_fused.cfg.lr > 1e20
         assert a["status"] == b["status"] == ("diverged" if diverging else "ok"), num
         assert (tmp_path / "fused" / str(num) / ".hydra" / "overrides.yaml").is_file()
-        assert (tmp_path / "fused" / str(num) / "train.log").read_text().count("epoch ") >= 1
+        log_text = (tmp_path / "fused" / str(num) / "train.log").read_text()
+        assert "(fused, 6 members)" in log_text and log_text.count("epoch ") >= 1  # it really was fused
         if diverging:
             assert math.isnan(job_fused.return_value)
             continue
