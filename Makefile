@@ -27,13 +27,13 @@ endef
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(VENV)/.installed ## create .venv: pinned torch/torchvision, sweeplab (editable) and test tools
+setup: $(VENV)/.installed ## create .venv: pinned torch/torchvision, sweeplab (editable), trackers and test tools
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet $(TORCH)
-	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard,cluster]'
+	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard,cluster,tracking]'
 	touch $@
 
 data: ## make FashionMNIST available offline (Debian's dataset-fashion-mnist)

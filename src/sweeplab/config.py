@@ -150,6 +150,7 @@ class TrainConfig:
     progress: str = "auto"  # auto: a bar on a terminal, plain epoch lines otherwise and in multirun
     eval_batch_size: int = 4096
     objective: Any = "best_val_acc"  # a metrics.json key, or a list of them, that the job returns
+    logger: Any = None  # the logger group: name -> a `_target_` tracker node (sweeplab.tracking)
 
 
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
@@ -312,6 +313,9 @@ def problems(cfg: DictConfig) -> list[str]:
         found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:
         found += targets.problems("scheduler", cfg.scheduler, SCHEDULER_OURS, SCHEDULER_GIVEN, positional=1)
+    for name, node in (cfg.logger or {}).items():
+        if node is not None:
+            found += targets.problems(f"logger.{name}", node)
     objectives = cfg.objective if isinstance(cfg.objective, ListConfig) else [cfg.objective]
     for name in objectives:
         if name not in OBJECTIVES:

@@ -4,7 +4,7 @@ The fused launcher (``hydra/launcher=fused``) decides which jobs form a group an
 member's Hydra job dir; this module does what :func:`sweeplab.task.run` does, for K jobs at once:
 every member gets its own initial weights (``task.build_model``), data order (a generator seeded
 with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters, callbacks
-(history file, epoch log, early stopping, Optuna pruning), best state, test and metrics.json.
+(history file, epoch log, early stopping, Optuna pruning, trackers), best state, test and metrics.json.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from sweeplab.model import loss_function
 from sweeplab.stacked import StackedMLP, StackedOptimizer
 from sweeplab.checkpoint import save_finished
 from sweeplab.task import begin_job, build_model, end_job, failure_recorded, final_metrics, job_callbacks, log_setup, set_up
+from sweeplab.tracking import Trackers, tracked
 from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_per_epoch, end_epoch
 
 
@@ -37,6 +38,7 @@ class Member:
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     model: nn.Sequential | None = None  # its own network: initial weights, then the final test
     callbacks: list[Callback] = field(default_factory=list)
+    trackers: Trackers | None = None  # its logger group's (MLflow, TensorBoard), started with the group
     result: FitResult = field(default_factory=FitResult)
     final_state: dict[str, torch.Tensor] | None = None
 
@@ -56,9 +58,10 @@ def run_group(members: Sequence[Member]) -> list[Any]:
         loss_fn = loss_function(first.model.output)
         for member in members:
             member.model = build_model(member.cfg, device)
-            with member.scope():
+            with member.scope():  # the member's trial is current here: its trackers tag it
+                member.trackers = failures.enter_context(tracked(member.cfg, member.job_dir))
                 log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
-                member.callbacks = job_callbacks(member.cfg, member.job_dir)
+                member.callbacks = [member.trackers, *job_callbacks(member.cfg, member.job_dir)]
         fit_members(members, splits, loss_fn, first)
         metrics = []
         for member in members:
@@ -71,6 +74,8 @@ def run_group(members: Sequence[Member]) -> list[Any]:
     values = []
     for member, member_metrics in zip(members, metrics):
         with member.scope():
+            member_metrics.wall_seconds = share
+            member.trackers.finish(member_metrics)
             values.append(end_job(member.cfg, member.job_dir, member_metrics, share))
     return values
 

@@ -57,6 +57,12 @@ class Metrics:
     process: Optional[str] = None
 
 
+def ended_by(exc: BaseException, wall_seconds: float | None = None) -> Metrics:
+    """The metrics of a job that ``exc`` ended: ``interrupted`` by Ctrl-C, ``failed`` otherwise."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    return Metrics(status=status, reason=f"{type(exc).__name__}: {exc}", wall_seconds=wall_seconds)
+
+
 METRIC_KEYS = tuple(f.name for f in fields(Metrics))
 # The keys that hold numbers: what a job can return to a sweeper (config's `objective`).
 NUMERIC_METRICS = tuple(

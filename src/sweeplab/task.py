@@ -31,10 +31,11 @@ from sweeplab.config import validate
 from sweeplab.data import IMAGE_SIZE, N_CLASSES, Splits, load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, write_metrics
+from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
 from sweeplab.model import build_mlp, count_parameters, describe, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
+from sweeplab.tracking import tracked
 from sweeplab.trainer import Callback, EpochRecord, FitResult, batches_per_epoch, evaluate, fit
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ def run(
     begin_job(job_dir)
     with failure_recorded(job_dir, started, log_failure):
         validate(cfg)
-        metrics = train(cfg, job_dir, progress_bars)
-    return end_job(cfg, job_dir, metrics, time.perf_counter() - started)
+        with tracked(cfg, job_dir) as trackers:  # a tracker that cannot start ends the job here
+            metrics = train(cfg, job_dir, progress_bars, trackers)
+            metrics.wall_seconds = time.perf_counter() - started
+            trackers.finish(metrics)
+    return end_job(cfg, job_dir, metrics, metrics.wall_seconds)
 
 
 def begin_job(job_dir: Path) -> None:
@@ -75,11 +79,10 @@ def failure_recorded(job_dir: Path, started: float, log_failure: bool = True) ->
     try:
         yield
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        reason = f"{type(exc).__name__}: {exc}"
-        write_metrics(job_dir, Metrics(status=status, reason=reason, wall_seconds=time.perf_counter() - started))
+        metrics = ended_by(exc, wall_seconds=time.perf_counter() - started)
+        write_metrics(job_dir, metrics)
         if log_failure:
-            log.error("%s: %s", status, reason)
+            log.error("%s: %s", metrics.status, metrics.reason)
         raise
 
 
@@ -95,8 +98,9 @@ def end_job(cfg: DictConfig, job_dir: Path, metrics: Metrics, wall_seconds: floa
     return objective_value(metrics, cfg.objective)
 
 
-def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
-    """The run itself; returns the metrics.json contents (without wall time)."""
+def train(cfg: DictConfig, job_dir: Path, progress_bars: bool, trackers: Callback | None = None) -> Metrics:
+    """The run itself; returns the metrics.json contents (without wall time). ``trackers``: the
+    logger group's, given every epoch."""
     # set-up
     device, splits = set_up(cfg)
     model = build_model(cfg, device)
@@ -110,6 +114,11 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool) -> Metrics:
     config = fingerprint(cfg)
     result = (restore(job_dir, config, model, optimizer, schedule) if cfg.checkpoint else None) or FitResult()
     callbacks = job_callbacks(cfg, job_dir, progress_bars, result.history)
+    if trackers is not None:
+        for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole
+            trackers.on_epoch_end(record)
+        # first: the callbacks that stop training (early stopping, pruning) end an epoch's round
+        callbacks.insert(0, trackers)
     checkpoint = Checkpoint(job_dir, config, model, optimizer, schedule, result) if cfg.checkpoint else None
     if checkpoint is not None:
         callbacks.append(checkpoint)  # last: an epoch a callback ends is saved only as finished, below

@@ -1,0 +1,194 @@
+"""The logger group: jobs read back through MLflow's client and TensorBoard's event reader."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+import sweeplab.trial
+from conftest import REPO, TINY, run_train
+from test_fused import multirun  # python train.py -m in-process
+from sweeplab.errors import ConfigError
+from sweeplab.jobfiles import read_metrics
+from sweeplab.task import run
+from sweeplab.tracking import Tracker
+
+
+class FailingTracker(Tracker):
+    """A user's tracker (a `_target_` of their own) whose service goes away after the first epoch."""
+
+    def on_epoch_end(self, record) -> None:
+        raise ConnectionError("tracking server gone\nsecond line")
+
+    def finish(self, metrics) -> None:
+        raise ConnectionError("still gone")
+
+
+def mlflow_runs(sweep_dir, experiment: str):
+    """The runs in the sweep dir's own store (the default), by job name."""
+    return runs_in(f"sqlite:///{sweep_dir / 'mlflow.db'}", experiment)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory) -> str:
+    """One MLflow database for the tests that name their own tracking URI (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+def runs_in(uri: str, experiment: str):
+    client = MlflowClient(tracking_uri=uri)
+    return client, client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                                      order_by=["attributes.run_name"])
+
+
+def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_cfg, tmp_path):
+    sweep = tmp_path / "my_sweep"
+    for job, lr in (("0", 0.1), ("1", 0.01)):
+        run(make_cfg(*TINY, "logger=mlflow", f"lr={lr}", "epochs=3"), sweep / job)
+
+    client, runs = mlflow_runs(sweep, "my_sweep")
+    assert [r.info.run_name for r in runs] == ["0", "1"]
+    for r, lr in zip(runs, (0.1, 0.01)):
+        job_dir = sweep / r.info.run_name
+        history, metrics = pd.read_csv(job_dir / "history.csv"), read_metrics(job_dir)
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["status"] == "ok" and r.data.tags["job_dir"] == str(job_dir.resolve())
+        assert float(r.data.params["lr"]) == lr
+        assert r.data.params["model.width"] == "256" and r.data.params["data.name"] == "synthetic"
+        assert not any(key.startswith("logger") for key in r.data.params)
+        steps = client.get_metric_history(r.info.run_id, "val_acc")
+        assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"]))
+        for name in ("test_acc", "best_val_acc", "wall_seconds", "params", "train_loss"):
+            assert r.data.metrics[name] == pytest.approx(metrics[name]), name
+
+
+def test_mlflow_groups_an_optuna_study_under_a_given_uri_and_tags_each_trial(make_cfg, tmp_path, shared_store):
+    study = optuna.create_study(study_name="tiny_study", direction="maximize")
+    for number in range(2):
+        trial = study.ask()
+        with sweeplab.trial.running(trial):
+            run(make_cfg(*TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}"),
+                tmp_path / "sweep" / str(number))
+
+    _, runs = runs_in(shared_store, "tiny_study")
+    assert [(r.data.tags["optuna.study_name"], r.data.tags["optuna.trial_number"]) for r in runs] == [
+        ("tiny_study", "0"), ("tiny_study", "1")]
+    assert not (tmp_path / "sweep" / "mlflow.db").exists()
+
+
+def test_a_diverged_job_logs_its_epochs_and_ends_as_a_failed_run(make_cfg, tmp_path, shared_store):
+    run(make_cfg(*TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}",
+                 "logger.mlflow.experiment_name=diverged", "epochs=4", "lr=1e12"), tmp_path / "job")
+    metrics = read_metrics(tmp_path / "job")
+    client, (r,) = runs_in(shared_store, "diverged")
+    assert metrics["status"] == "diverged"
+    assert (r.info.status, r.data.tags["status"], r.data.tags["reason"]) == ("FAILED", "diverged", metrics["reason"])
+    epochs = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
+    assert epochs == list(range(1, metrics["epochs_completed"] + 1))
+
+
+def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path):
+    job_dir = tmp_path / "sweep" / "0"
+    run(make_cfg(*TINY, "logger=tensorboard", "lr=0.05", "epochs=3"), job_dir)
+
+    events = EventAccumulator(str(job_dir / "tensorboard"))
+    events.Reload()
+    history, metrics = pd.read_csv(job_dir / "history.csv"), read_metrics(job_dir)
+    val_acc = [(e.step, e.value) for e in events.Scalars("val_acc")]
+    assert val_acc == [(epoch, pytest.approx(acc)) for epoch, acc in zip(history["epoch"], history["val_acc"])]
+    (test_acc,) = events.Scalars("test_acc")
+    assert (test_acc.step, test_acc.value) == (3, pytest.approx(metrics["test_acc"]))
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["lr"].number_value == 0.05
+    assert start.hparams["optimizer.name"].string_value == "sgd"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("logger=mlflow logger.mlflow.tracking_uri=nosuchscheme://x", "logger.mlflow.tracking_uri='nosuchscheme://x': cannot open it"),
+    ("logger=tensorboard logger.tensorboard.save_dir={file}/tb", "logger.tensorboard: cannot write events to"),
+])
+def test_a_tracker_that_cannot_start_fails_the_job_before_training(make_cfg, tmp_path, override, message):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match=message) as failure:
+        run(make_cfg(*TINY, *override.format(file=a_file).split()), tmp_path / "job")
+    assert "\n" not in str(failure.value)
+    assert read_metrics(tmp_path / "job")["status"] == "failed"
+    assert not (tmp_path / "job" / "history.csv").exists()
+
+
+def test_a_tracker_failing_mid_run_warns_once_and_the_others_go_on(make_cfg, tmp_path, caplog, shared_store):
+    cfg = make_cfg(*TINY, "epochs=3", "logger=many_loggers", f"logger.mlflow.tracking_uri={shared_store}",
+                   "logger.mlflow.experiment_name=beside_a_failing_one",
+                   "+logger.mine._target_=test_tracking.FailingTracker")
+    with caplog.at_level(logging.WARNING, logger="sweeplab.tracking"):
+        run(cfg, tmp_path / "job")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sweeplab.tracking"]
+    assert warnings == ["logger.mine stopped logging this job (ConnectionError: tracking server gone); "
+                        "the job goes on, its files are complete"]
+    assert read_metrics(tmp_path / "job")["status"] == "ok"
+    assert len(pd.read_csv(tmp_path / "job" / "history.csv")) == 3
+    events = EventAccumulator(str(tmp_path / "job" / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("val_acc")) == 3  # the other trackers went on
+    client, (r,) = runs_in(shared_store, "beside_a_failing_one")
+    assert (r.info.status, len(client.get_metric_history(r.info.run_id, "val_acc"))) == ("FINISHED", 3)
+
+
+def test_an_unknown_tracker_argument_is_one_line_before_any_work(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"logger.mlflow.tracking_url: not an argument of sweeplab.tracking.MLflowTracker"):
+        run(make_cfg(*TINY, "logger=mlflow", "+logger.mlflow.tracking_url=x"), tmp_path)
+
+
+@pytest.mark.slow
+def test_without_a_logger_neither_mlflow_nor_tensorboard_is_imported(tmp_path):
+    code = (
+        "import sys; from hydra import compose, initialize_config_dir; from sweeplab.config import register_configs; "
+        "from sweeplab.task import run; from pathlib import Path; register_configs()\n"
+        f"with initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'):\n"
+        f"    cfg = compose('train', overrides={TINY!r})\n"
+        f"run(cfg, Path({str(tmp_path)!r}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('mlflow', 'tensorboard')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_a_parallel_multirun_is_one_experiment_named_after_its_sweep_dir(tmp_path):
+    # two pool workers start their first jobs together: both would create the store's tables
+    result = run_train("-m", *TINY, "logger=[mlflow,tensorboard]", "lr=0.1,0.01", "hydra.sweep.dir=outputs/sweeps/grid",
+                       "hydra/launcher=pool", "hydra.launcher.n_workers=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "outputs" / "sweeps" / "grid"
+    _, runs = mlflow_runs(sweep, "grid")
+    assert [(r.info.run_name, r.data.params["lr"]) for r in runs] == [("0", "0.1"), ("1", "0.01")]
+    assert all(list((sweep / job / "tensorboard").glob("events.out.tfevents.*")) for job in "01")
+
+
+@pytest.mark.slow
+def test_a_bad_tracking_uri_is_one_line_and_a_non_zero_exit(tmp_path):
+    result = run_train(*TINY, "logger=mlflow", "logger.mlflow.tracking_uri=nosuchscheme://x", cwd=tmp_path)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("logger.mlflow.tracking_uri='nosuchscheme://x'")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "epoch 1/" not in result.stdout + result.stderr
+
+
+def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
+    multirun(tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard", "hydra/launcher=fused")
+    for job in "01":
+        events = EventAccumulator(str(tmp_path / job / "tensorboard"))
+        events.Reload()
+        history = pd.read_csv(tmp_path / job / "history.csv")
+        assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(history["val_acc"].tolist())
+        assert events.Scalars("wall_seconds")[0].value == pytest.approx(read_metrics(tmp_path / job)["wall_seconds"])
