@@ -31,6 +31,14 @@ class FailingTracker(Tracker):
         raise ConnectionError("still gone")
 
 
+class CtrlCAtEpoch2(Tracker):
+    """Ctrl-C during epoch 2's callbacks (after epoch 1 was checkpointed)."""
+
+    def on_epoch_end(self, record) -> None:
+        if record.epoch == 2:
+            raise KeyboardInterrupt
+
+
 def mlflow_runs(sweep_dir, experiment: str):
     """The runs in the sweep dir's own store (the default), by job name."""
     return runs_in(f"sqlite:///{sweep_dir / 'mlflow.db'}", experiment)
@@ -92,6 +100,24 @@ def test_a_diverged_job_logs_its_epochs_and_ends_as_a_failed_run(make_cfg, tmp_p
     assert (r.info.status, r.data.tags["status"], r.data.tags["reason"]) == ("FAILED", "diverged", metrics["reason"])
     epochs = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
     assert epochs == list(range(1, metrics["epochs_completed"] + 1))
+
+
+def test_an_interrupted_job_is_a_killed_run_and_its_resumed_run_has_every_epoch(make_cfg, tmp_path, shared_store, caplog):
+    tracking = ["logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}", "logger.mlflow.experiment_name=resumed"]
+    overrides = [*TINY, "epochs=3", "checkpoint=true", *tracking]
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg(*overrides, "+logger.stop._target_=test_tracking.CtrlCAtEpoch2"), tmp_path / "job")
+    with caplog.at_level(logging.INFO):
+        run(make_cfg(*overrides), tmp_path / "job")
+    assert "resumed from checkpoint.pt after epoch 1" in caplog.text
+
+    client, runs = runs_in(shared_store, "resumed")
+    stopped, resumed = sorted(runs, key=lambda r: r.info.start_time)
+    assert (stopped.info.status, stopped.data.tags["status"]) == ("KILLED", "interrupted")
+    history = pd.read_csv(tmp_path / "job" / "history.csv")
+    steps = client.get_metric_history(resumed.info.run_id, "val_acc")
+    assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"]))
+    assert (resumed.info.status, len(history)) == ("FINISHED", 3)
 
 
 def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path):
@@ -192,3 +218,15 @@ def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
         history = pd.read_csv(tmp_path / job / "history.csv")
         assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(history["val_acc"].tolist())
         assert events.Scalars("wall_seconds")[0].value == pytest.approx(read_metrics(tmp_path / job)["wall_seconds"])
+
+
+@pytest.mark.slow
+def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path):
+    result = run_train("-m", *TINY, "logger=mlflow", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+                       "hydra.sweeper.study_name=tracked", "lr=interval(0.01, 0.1)", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "outputs" / "sweeps" / "tracked"
+    _, runs = mlflow_runs(sweep, "tracked")
+    study = optuna.load_study(study_name="tracked", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    tracked = {int(r.data.tags["optuna.trial_number"]): float(r.data.params["lr"]) for r in runs}
+    assert tracked == {t.number: t.params["lr"] for t in study.trials}

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the saved keys change: an older checkpoint then starts the run from scratch
 # keys that change how a run is shown or how fast it goes, not what it computes
-NOT_FINGERPRINTED = ("progress", "threads", "checkpoint")
+NOT_FINGERPRINTED = ("progress", "threads", "checkpoint", "logger")
 
 
 def fingerprint(cfg: DictConfig) -> str:
