@@ -93,11 +93,12 @@ def test_mlflow_groups_an_optuna_study_under_a_given_uri_and_tags_each_trial(mak
 
 def test_a_diverged_job_logs_its_epochs_and_ends_as_a_failed_run(make_cfg, tmp_path, shared_store):
     run(make_cfg(*TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}",
-                 "logger.mlflow.experiment_name=diverged", "epochs=4", "lr=1e12"), tmp_path / "job")
+                 "logger.mlflow.experiment_name=diverged", "+logger.mlflow.tags.team=7", "epochs=4", "lr=1e12"), tmp_path / "job")
     metrics = read_metrics(tmp_path / "job")
     client, (r,) = runs_in(shared_store, "diverged")
     assert metrics["status"] == "diverged"
     assert (r.info.status, r.data.tags["status"], r.data.tags["reason"]) == ("FAILED", "diverged", metrics["reason"])
+    assert r.data.tags["team"] == "7"
     epochs = [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")]
     assert epochs == list(range(1, metrics["epochs_completed"] + 1))
 
@@ -135,6 +136,16 @@ def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path)
         events.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["lr"].number_value == 0.05
     assert start.hparams["optimizer.name"].string_value == "sgd"
+
+
+def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
+    multirun(tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard", "hydra/launcher=fused")
+    for job in "01":
+        events = EventAccumulator(str(tmp_path / job / "tensorboard"))
+        events.Reload()
+        history = pd.read_csv(tmp_path / job / "history.csv")
+        assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(history["val_acc"].tolist())
+        assert events.Scalars("wall_seconds")[0].value == pytest.approx(read_metrics(tmp_path / job)["wall_seconds"])
 
 
 @pytest.mark.parametrize("override, message", [
@@ -208,16 +219,6 @@ def test_a_bad_tracking_uri_is_one_line_and_a_non_zero_exit(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("logger.mlflow.tracking_uri='nosuchscheme://x'")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr and "epoch 1/" not in result.stdout + result.stderr
-
-
-def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
-    multirun(tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard", "hydra/launcher=fused")
-    for job in "01":
-        events = EventAccumulator(str(tmp_path / job / "tensorboard"))
-        events.Reload()
-        history = pd.read_csv(tmp_path / job / "history.csv")
-        assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(history["val_acc"].tolist())
-        assert events.Scalars("wall_seconds")[0].value == pytest.approx(read_metrics(tmp_path / job)["wall_seconds"])
 
 
 @pytest.mark.slow

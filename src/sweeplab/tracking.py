@@ -84,7 +84,7 @@ class MLflowTracker(Tracker):
                 experiment_id = get_or_create_experiment(self.client, name)
         except Exception as exc:
             raise ConfigError(f"logger.mlflow.tracking_uri={uri!r}: cannot open it ({first_line(exc)})") from exc
-        tags = {"job_dir": str(job.dir.resolve()), "status": "running", **self.tags}
+        tags = {"job_dir": str(job.dir.resolve()), "status": "running", **{k: str(v) for k, v in self.tags.items()}}
         if job.trial is not None:
             tags |= {"optuna.study_name": job.trial.study.study_name, "optuna.trial_number": str(job.trial.number)}
         self.run_id = self.client.create_run(experiment_id, run_name=job.name, tags=tags).info.run_id
