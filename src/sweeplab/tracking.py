@@ -89,6 +89,7 @@ class MLflowTracker(Tracker):
             tags |= {"optuna.study_name": job.trial.study.study_name, "optuna.trial_number": str(job.trial.number)}
         self.run_id = self.client.create_run(experiment_id, run_name=job.name, tags=tags).info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in flat_config(cfg).items()])
+        log.info("mlflow: run %s in experiment %r; see it: mlflow ui --backend-store-uri %s", job.name, name, uri)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self.log_metrics({name: getattr(record, name) for name in EPOCH_METRICS}, record.epoch)
@@ -127,6 +128,8 @@ class TensorBoardTracker(Tracker):
             self.writer.file_writer.add_summary(summary)
         self.writer.add_text("config", f"```\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
         self.writer.flush()
+        everyone = Path(self.save_dir) if self.save_dir else job.sweep_dir  # this job's and its siblings' events
+        log.info("tensorboard: events in %s; see them: tensorboard --logdir %s", log_dir, everyone)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         for name in EPOCH_METRICS:
