@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
 
 import sweeplab.task
 from conftest import TINY, file_states, multirun
@@ -105,6 +106,13 @@ def test_of_two_dirs_with_the_same_overrides_a_finished_one_counts(tmp_path):
     assert again.ran == []
 
 
+def test_a_grid_that_repeats_a_job_does_not_grow_on_a_rerun(tmp_path):
+    multirun(StandIn(), tmp_path, "lr=0.1,0.1")
+    again = StandIn()
+    multirun(again, tmp_path, "lr=0.1,0.1")
+    assert again.ran == []
+
+
 def test_overrides_match_as_values_in_any_order():
     assert job_key(["lr=0.10", "seed=1", "+sweep=lr"]) == job_key(["+sweep=lr", "seed=1", "lr=1e-1"])
     assert job_key(["lr=0.1"]) != job_key(["lr=0.01"])
@@ -114,11 +122,11 @@ def test_overrides_match_as_values_in_any_order():
 def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_sweep(tmp_path, monkeypatch, capsys):
     real_train = sweeplab.task.train
 
-    def killed_in_the_second_job(cfg, job_dir, progress_bars):
+    def killed_in_the_second_job(cfg, *args, **kwargs):
         if cfg.lr == 0.05:
             os.kill(os.getpid(), signal.SIGTERM)  # `kill PID` while the job trains
             time.sleep(5)
-        return real_train(cfg, job_dir, progress_bars)
+        return real_train(cfg, *args, **kwargs)
 
     monkeypatch.setattr(sweeplab.task, "train", killed_in_the_second_job)
     grid = ["lr=0.1,0.05,0.02", *TINY]
@@ -143,4 +151,17 @@ def test_bad_input_on_a_rerun_fails_its_jobs_and_touches_no_finished_one(tmp_pat
     for bad in ("+lrr=0.1", "optimizer.weight_decay=inf", "data.noise=nan"):
         with pytest.raises(CompactHydraException, match="invalid config"):
             multirun(sweeplab.task.main, tmp_path, *grid, bad)
+    assert file_states(tmp_path / "0", tmp_path / "1") == finished
+
+
+@pytest.mark.parametrize("launcher", ["basic", "pool", "fused"])
+def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
+    common = [*TINY, "epochs=1", "model.width=16", f"hydra/launcher={launcher}"]
+    multirun(sweeplab.task.main, tmp_path, "seed=0,1", *common)
+    finished = file_states(tmp_path / "0", tmp_path / "1")
+    capsys.readouterr()
+    multirun(sweeplab.task.main, tmp_path, "seed=2,1,0", *common)
+    assert "2 finished jobs skipped, 1 to run (0 failed, 0 interrupted, 1 new)" in capsys.readouterr().out
+    assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
+    assert OmegaConf.load(tmp_path / "2" / ".hydra" / "config.yaml").seed == 2
     assert file_states(tmp_path / "0", tmp_path / "1") == finished

@@ -120,19 +120,19 @@ def plan_resume(jobs: Sequence[Sequence[str]], past: Sequence[PastJob], sweep_di
     plan = Plan()
     for job in jobs:
         # the newest finished past job, else the newest; a grid that repeats a job takes the next one
-        candidates = sorted(by_key.get(job_key(job), []), key=lambda p: (p.finished, p.written), reverse=True)
-        if candidates:
-            match = candidates[0]
-            by_key[job_key(job)].remove(match)
-        if candidates and match.finished:
-            plan.skipped.append(match)
-        elif candidates:
-            plan.to_run.append((match.num, list(job)))
-            plan.reasons.append("failed" if match.status == "failed" else "interrupted")
-        else:
+        candidates = by_key.get(job_key(job), [])
+        match = max(candidates, key=lambda p: (p.finished, p.written), default=None)
+        if match is None:
             plan.to_run.append((next_num, list(job)))
             plan.reasons.append("new")
             next_num += 1
+            continue
+        candidates.remove(match)
+        if match.finished:
+            plan.skipped.append(match)
+        else:
+            plan.to_run.append((match.num, list(job)))
+            plan.reasons.append("failed" if match.status == "failed" else "interrupted")
     return plan
 
 

@@ -122,29 +122,28 @@ def read_job_metrics(job_dir: Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         raise Unreadable(f"{path}: {describe(exc)}") from exc
     if status == "running":
-        metrics["reason"] = running_reason(job_dir, metrics)
-        if metrics["reason"].startswith("stale"):
-            metrics["status"] = "interrupted"
+        metrics["status"], metrics["reason"] = running_state(job_dir, metrics)
     return metrics
 
 
-def running_reason(job_dir: Path, metrics: dict[str, Any]) -> str:
-    """Whether a job that says ``running`` still runs: its process (pid) on this host, if it recorded one."""
+def running_state(job_dir: Path, metrics: dict[str, Any]) -> tuple[str, str]:
+    """(status, reason) of a job whose metrics.json says ``running``: ``interrupted`` when the process it
+    recorded ran on this host and is gone (kill -9), else ``running``; the reason says when its files
+    were last written."""
     written = max(path.stat().st_mtime for path in job_dir.iterdir() if path.is_file())
     when = f"files last written {datetime.fromtimestamp(written):%Y-%m-%d %H:%M:%S}"
-    if not metrics.get("process"):
-        return when
-    host, _, pid_text = metrics["process"].rpartition(":")
-    pid = int(pid_text)
+    host, _, pid = str(metrics.get("process") or "").rpartition(":")
+    if not pid.isdigit():
+        return "running", when
     if host != socket.gethostname():
-        return f"on host {host}; {when}"
+        return "running", f"on host {host}; {when}"
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
-        return f"stale: its process {pid} is gone (killed); {when}"
+        return "interrupted", f"stale: its process {pid} is gone (killed); {when}"
     except PermissionError:
         pass  # alive, another user's
-    return f"process {pid}; {when}"
+    return "running", f"process {pid}; {when}"
 
 
 def read_history(job_dir: Path) -> pd.DataFrame | None:
