@@ -95,6 +95,7 @@ def end_job(cfg: DictConfig, job_dir: Path, metrics: Metrics, wall_seconds: floa
         metrics.status, metrics.best_val_acc, metrics.best_epoch, metrics.val_acc,
         metrics.test_acc, metrics.wall_seconds, job_dir,
     )
+    sweeplab.trial.finish(metrics.status, metrics.reason)  # in an Optuna study, a pruned job raises TrialPruned
     return objective_value(metrics, cfg.objective)
 
 
@@ -164,7 +165,7 @@ def job_callbacks(
         callbacks.append(ProgressBars())
     if cfg.patience is not None:
         callbacks.append(EarlyStopping(cfg.patience, history))
-    trial = sweeplab.trial.current()
+    trial = sweeplab.trial.current(job_dir)
     if trial is not None:
         metric = pruning_metric(cfg.objective)
         if metric is not None:

@@ -1,30 +1,124 @@
-"""The Optuna trial the running job belongs to, if any.
+"""The Optuna trial the running job belongs to, rebuilt from the study's storage.
 
-The Optuna sweeper runs each job in the process that holds the job's trial and sets it here around
-the job (:func:`running`); the task then reports validation accuracy to it every epoch and stops
-when the study's pruner says so (:class:`sweeplab.callbacks.OptunaPruning`). Outside a study, or
-when a launcher runs the job in another process, there is no current trial and nothing is pruned.
+The Optuna sweeper passes each job its trial through environment variables (Hydra's
+``hydra.job.env_set``, so the job's own overrides stay clean): the storage URL, the study name, the
+trial number and the pruner. :func:`current` opens that storage in the job's process, wherever the
+launcher ran it (the sweeper's process, a joblib worker, a SLURM node), and returns the trial as an
+``optuna.Trial``: Optuna's distributed mode, where every process reaches a study through its storage.
+The task then reports validation accuracy to it every epoch and stops when the pruner says so
+(:class:`sweeplab.callbacks.OptunaPruning`), and tells the sweeper how it ended (:func:`finish`).
+Jobs that share the sweeper's process and environment (fused members) get theirs from :func:`running`.
 """
 from __future__ import annotations
 
+import functools
+import json
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     import optuna
 
-_current: optuna.Trial | None = None
+# the environment a job gets from the Optuna sweeper
+STORAGE, STUDY, TRIAL, PRUNER = "SWEEPLAB_STORAGE", "SWEEPLAB_STUDY", "SWEEPLAB_TRIAL", "SWEEPLAB_PRUNER"
+# trial user attrs this module sets (the sweeper reads them)
+JOB_DIR = "job_dir"  # where the trial's job writes its files
+FAIL_REASON = "fail_reason"  # why the job failed: the trial is finished and counts toward n_trials
 
 
-def current() -> optuna.Trial | None:
-    return _current
+def environment(storage: str, study_name: str, number: int, pruner: dict | None) -> dict[str, str]:
+    """What :func:`current` needs, as environment variables: ``storage`` is a URL or a storage's
+    ``_target_`` node as JSON, ``pruner`` a ``_target_`` node (None: no pruning)."""
+    return {STORAGE: storage, STUDY: study_name, TRIAL: str(number), PRUNER: json.dumps(pruner)}
+
+
+def connect(storage: str) -> optuna.storages.BaseStorage:
+    """The study's storage, opened in the job. A URL opens an RDB storage without re-creating its
+    tables or re-checking its schema (the sweeper did both before it launched the job); SQLite
+    waits up to a minute for another process's lock, a server's connections close after each use
+    (a long-lived worker runs many jobs, a server allows few)."""
+    import optuna
+    from hydra.utils import instantiate
+    from sqlalchemy.pool import NullPool
+
+    if storage.startswith("{"):
+        return instantiate(json.loads(storage))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {"poolclass": NullPool}
+    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, skip_compatibility_check=True,
+                                      skip_table_creation=True)
+
+
+_running: optuna.Trial | None = None  # a trial whose job runs in the sweeper's own process (fused members)
+_pruned_here: dict[int, str] = {}  # such trials that their job stopped: number -> reason
 
 
 @contextmanager
 def running(trial: optuna.Trial) -> Iterator[None]:
-    global _current
-    _current, previous = trial, _current
+    """Make ``trial`` the current one for jobs run here, in the sweeper's process, where several
+    jobs share one environment (the fused launcher trains several trials' jobs as one model)."""
+    global _running
+    _running, previous = trial, _running
     try:
         yield
     finally:
-        _current = previous
+        _running = previous
+
+
+def pruned_here(number: int) -> str | None:
+    """Whether trial ``number``'s in-process job was pruned (once; with its reason), else None."""
+    return _pruned_here.pop(number, None)
+
+
+def current(job_dir: Path) -> optuna.Trial | None:
+    """The trial of the job writing into ``job_dir``, or None outside an Optuna study."""
+    if _running is not None:
+        trial = _running
+    elif TRIAL not in os.environ:
+        return None
+    else:
+        trial = _from_environment()
+    trial.set_user_attr(JOB_DIR, str(job_dir.absolute()))  # so a trial whose worker dies can be found
+    return trial
+
+
+def finish(status: str, reason: str | None) -> None:
+    """Tell the job's trial, if any, how the job ended: raise ``TrialPruned`` when it was pruned,
+    record why when it finished otherwise not ok (diverged)."""
+    if status == "ok" or (_running is None and TRIAL not in os.environ):
+        return
+    if _running is not None:  # the other jobs in this process go on: the sweeper asks pruned_here()
+        if status == "pruned":
+            _pruned_here[_running.number] = reason or "pruned"
+        else:
+            _running.set_user_attr(FAIL_REASON, f"{status}: {reason}")
+        return
+    import optuna
+
+    if status == "pruned":
+        raise optuna.TrialPruned(reason)
+    storage, trial_id = _locate()
+    storage.set_trial_user_attr(trial_id, FAIL_REASON, f"{status}: {reason}")
+
+
+def _from_environment() -> optuna.Trial:
+    import optuna
+    from hydra.utils import instantiate
+
+    storage, trial_id = _locate()
+    pruner = json.loads(os.environ[PRUNER])
+    pruner = optuna.pruners.NopPruner() if pruner is None else instantiate(pruner)
+    if isinstance(pruner, functools.partial):  # a _partial_ node
+        pruner = pruner()
+    # the sampler is not used here (the sweeper drew the params); a random one asks nothing of the storage
+    study = optuna.load_study(study_name=os.environ[STUDY], storage=storage,
+                              sampler=optuna.samplers.RandomSampler(), pruner=pruner)
+    return optuna.Trial(study, trial_id)
+
+
+def _locate() -> tuple[optuna.storages.BaseStorage, int]:
+    """The storage named by the environment, and the id of the job's trial in it."""
+    storage = connect(os.environ[STORAGE])
+    study_id = storage.get_study_id_from_name(os.environ[STUDY])
+    return storage, storage.get_trial_id_from_study_id_trial_number(study_id, int(os.environ[TRIAL]))

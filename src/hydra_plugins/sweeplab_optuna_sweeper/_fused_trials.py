@@ -21,7 +21,7 @@ from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 from ._study import StudyError
 
 if TYPE_CHECKING:
-    from ._impl import OptunaSweeperImpl
+    from ._impl import AskingTurn, OptunaSweeperImpl
 
 
 def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
@@ -38,10 +38,10 @@ def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
     return fused
 
 
-def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int) -> None:
+def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn: AskingTurn) -> None:
     """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
     trials = [study.ask() for _ in range(count)]
-    sweeper._done_asking()  # asked: let the next local worker count
+    turn.give_back()  # asked: let the next local worker count
     launcher = fused_launcher(sweeper)
     jobs = []
     with contextlib.ExitStack() as heartbeats:
@@ -69,7 +69,7 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
 def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
     """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
     try:
-        value = sweeper._outcome(trial, job, sweeper._job_dir(trial))
+        value = sweeper._outcome(trial, job)
     except optuna.TrialPruned:
         frozen = study.tell(trial, state=TrialState.PRUNED)
     else:

@@ -2,37 +2,45 @@
 last one ends, one Hydra job per trial, results written after every trial.
 
 Workers are Optuna's own distributed mode: processes that share one storage. Locally they are
-``n_workers`` forked processes; on other machines, the same command started against the same
-storage URL. The budget ``n_trials`` is the study's total, counted from the storage, so a rerun
-resumes and several machines share one budget.
+``n_workers`` forked processes, each handing its jobs to the launcher (the basic one runs them in
+the worker itself); with joblib or submitit, which run jobs in processes of their own, they are
+threads of this process, one job each, as many as the launcher runs at once; on other machines, the same command started against
+the same storage URL. Each job reaches its trial through the storage (``sweeplab.trial``), so it
+reports and is pruned wherever it runs. The budget ``n_trials`` is the study's total, counted from
+the storage, so a rerun resumes and several machines share one budget.
 """
 from __future__ import annotations
 
+import fcntl
+import functools
+import json
 import logging
 import math
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import IO, Any, List, Optional
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
-from sweeplab.jobfiles import METRICS, read_metrics
+from sweeplab.trial import FAIL_REASON, JOB_DIR
 from sweeplab.workers import become_worker, raise_keyboard_interrupt
 
 from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
 from ._fused_trials import run_trials
+from ._sampler import SeededPerTrial
 from ._search_space import (
     SearchSpaceError,
     distributions_from_dicts,
@@ -42,16 +50,16 @@ from ._search_space import (
     suggest,
 )
 from ._study import (
-    FAIL_REASON,
-    JOB_DIR,
     SKIPPED,
     StudyError,
     Tally,
     check_spec,
     close_storage,
     describe_storage,
+    duplicate_retry,
     max_failures,
     open_storage,
+    retry_next_interrupted,
     spec_of,
     trial_line,
     write_results,
@@ -62,7 +70,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DIRECTIONS = ("maximize", "minimize")
-ASKING_TIMEOUT_SECONDS = 60.0
+# launchers that run jobs in other processes and may be called from several threads at once
+# (the basic and pool launchers run jobs in the calling process or set signal handlers: not these)
+CONCURRENT_LAUNCHERS = ("hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.hydra_submitit_launcher.")
+LOCK_FILE = ".optuna.lock"  # in the sweep dir: local workers take turns to count and ask
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
 DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
@@ -162,10 +173,15 @@ class OptunaSweeperImpl(Sweeper):
         finally:
             close_storage(storage)  # forked workers open their own connections
 
-        self.asking, self.holds_asking = multiprocessing.get_context("fork").Lock(), False
+        self.stopping = threading.Event()  # set on Ctrl-C or SIGTERM: worker threads take no new trial
         previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
         try:
-            outcome = self._run_workers() if self.n_workers > 1 else self._work(0)
+            if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
+                outcome = self._run_threads(self._in_flight())
+            elif self.n_workers > 1:
+                outcome = self._run_workers()
+            else:
+                outcome = self._work()
         except KeyboardInterrupt:
             outcome = INTERRUPTED
         finally:
@@ -175,17 +191,65 @@ class OptunaSweeperImpl(Sweeper):
         study = optuna.load_study(study_name=self.study_name, storage=storage)
         write_results(study, self.sweep_dir, self.url, self.n_trials)
         self._log_end(study)
+        done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
         close_storage(storage)
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
-        if outcome == INTERRUPTED:
+        if outcome == INTERRUPTED and done:
+            log.info("interrupted after the last trial: the study is done")
+        elif outcome == INTERRUPTED:
             raise StudyError(f"interrupted. Finished trials are kept in {self.url}: "
                              "rerun the same command to resume the study.")
+
+    def _launcher_target(self) -> str:
+        return str(OmegaConf.select(self.config, "hydra.launcher._target_"))
+
+    def _in_flight(self) -> int:
+        """How many trials to keep running through joblib or submitit: n_workers if set, else as
+        many jobs as the launcher runs at once (joblib's n_jobs, submitit's array_parallelism),
+        never more than n_trials."""
+        if self.n_workers > 1:
+            return min(self.n_workers, self.n_trials)
+        launcher = self.config.hydra.launcher
+        parallelism = launcher.get("n_jobs", launcher.get("array_parallelism", 1))
+        cores = os.cpu_count() or 1
+        if parallelism is None or parallelism < 0:  # joblib: -1 is every core, -2 all but one, ...
+            parallelism = cores + 1 + (parallelism or -1)
+        return max(1, min(int(parallelism), self.n_trials))
+
+    def _run_threads(self, count: int) -> int:
+        """``count`` worker threads, each keeping one job in flight through the launcher."""
+        log.info("%s: %d trial(s) in flight", self._launcher_target().rsplit(".", 1)[-1], count)
+        codes: list[int] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                codes.append(self._work())
+            except BaseException as exc:  # raised again in the main thread, once the others stopped
+                errors.append(exc)
+                self.stopping.set()
+
+        threads = [threading.Thread(target=work, name=f"optuna-worker-{index}", daemon=True) for index in range(count)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            self.stopping.set()
+            log.warning("stopping: no new trials; waiting for the running jobs (interrupt again to leave them)")
+            for thread in threads:
+                thread.join()
+            return INTERRUPTED
+        if errors:
+            raise errors[0]
+        return next((code for code in (TOO_MANY_FAILURES, INTERRUPTED) if code in codes), DONE)
 
     def _run_workers(self) -> int:
         """Fork the local workers (before any of them has loaded torch or opened the storage)."""
         context = multiprocessing.get_context("fork")
-        workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")
+        workers = [context.Process(target=self._worker_main, name=f"optuna-worker-{index}")
                    for index in range(self.n_workers)]
         for worker in workers:
             worker.start()
@@ -210,29 +274,27 @@ class OptunaSweeperImpl(Sweeper):
                              "see its output above. Rerun the same command to resume the study.")
         return DONE
 
-    def _worker_main(self, index: int) -> None:
+    def _worker_main(self) -> None:
         """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
         become_worker(self.n_workers)
         try:
-            code = self._work(index)
+            code = self._work()
         except KeyboardInterrupt:
             code = INTERRUPTED
         sys.exit(code)
 
     # ------------------------------------------------------------ a worker
 
-    def _work(self, index: int) -> int:
+    def _work(self) -> int:
         """Take trials until the study has n_trials finished ones (or too many failures)."""
-        seed = self.sampler_cfg.get("seed")
-        sampler = build_sampler(self.sampler_cfg, None if seed is None else seed + index, self.grid)
         storage = self._open_storage()
-        study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler,
+        study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=self._sampler(),
                                   pruner=build_pruner(self.pruner_cfg))
+        turn = AskingTurn(self.sweep_dir / LOCK_FILE)
         try:
-            while True:
+            while not self.stopping.is_set():
                 # local workers count and ask one at a time, so two of them never take the last place
-                # (a worker killed while it holds the turn must not stall the others: wait at most a minute)
-                self.holds_asking = self.asking.acquire(timeout=ASKING_TIMEOUT_SECONDS)
+                turn.take()
                 try:
                     optuna.storages.fail_stale_trials(study)
                     tally = Tally.of(study.get_trials(deepcopy=False))
@@ -242,40 +304,56 @@ class OptunaSweeperImpl(Sweeper):
                         return DONE
                     room = self.n_trials - tally.finished - tally.running
                     wait = room <= 0
+                    if not wait:
+                        retry_next_interrupted(study)  # its params run again, as the next trial
                     if not wait and self.fuse > 1:
-                        run_trials(self, study, min(self.fuse, room))
+                        run_trials(self, study, min(self.fuse, room), turn)
                     elif not wait:
-                        study.optimize(self._objective, n_trials=1, callbacks=[self._after_trial])
+                        study.optimize(functools.partial(self._objective, turn=turn), n_trials=1,
+                                       callbacks=[self._after_trial])
                 finally:
-                    self._done_asking()
+                    turn.give_back()
                 if wait:
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere; it may finish or go stale
+            return INTERRUPTED
         finally:
+            turn.close()
             close_storage(storage)
 
-    def _done_asking(self) -> None:
-        if self.holds_asking:
-            self.holds_asking = False
-            self.asking.release()
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        """This worker's sampler: with a seed, each trial draws from (seed, trial number)."""
+        seed = self.sampler_cfg.get("seed")
+        if seed is None or self.sampler_cfg._target_ == "optuna.samplers.QMCSampler":
+            # QMC: every worker must scramble alike; it takes its place in the sequence from the storage
+            return build_sampler(self.sampler_cfg, seed, self.grid)
+        return SeededPerTrial(lambda trial_seed: build_sampler(self.sampler_cfg, trial_seed, self.grid), seed)
 
-    def _objective(self, trial: optuna.Trial) -> Any:
-        """Run the trial's job; its metrics.json says whether it finished, was pruned or failed."""
-        self._done_asking()  # the trial is asked: let the next local worker count
-        earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
-        tally = Tally.of(earlier)
+    def _storage_for_jobs(self) -> str:
+        """The storage as a job opens it: its URL, or its ``_target_`` node as JSON."""
+        if isinstance(self.storage, str):
+            return self.storage
+        return json.dumps(OmegaConf.to_container(self.storage, resolve=True))
+
+    def _objective(self, trial: optuna.Trial, turn: AskingTurn) -> Any:
+        """Run the trial's job through the launcher; the job's return value (or TrialPruned) is the outcome."""
+        turn.give_back()  # the trial is asked: let the next local worker count
+        trials = trial.study.get_trials(deepcopy=False)
+        tally = Tally.of([t for t in trials if t.number < trial.number])
         if tally.finished + tally.running >= self.n_trials:
             # a worker on another machine asked at the same moment and took the last place first
             trial.set_user_attr(SKIPPED, "asked after the study's n_trials were taken")
             return self._nan()
-        overrides = self._job_overrides(trial)
-        with sweeplab.trial.running(trial):
-            (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
-        return self._outcome(trial, job, self._job_dir(trial))
+        if duplicate_retry(trials, trial.number):
+            trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
+            return self._nan()
+        (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
+        return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
-        """The trial's sampled params and the fixed values, as the overrides of its job."""
+        """The trial's sampled params and the fixed values as the overrides of its job, and the
+        job's way to its trial as hydra.* overrides (its environment, not its task overrides)."""
         for key, dist in self.space.distributions.items():
-            suggest(trial, key, dist)
+            suggest(trial, key, dist)  # a retried trial keeps its params
         for key, value in self.space.fixed.items():  # as hydra-optuna-sweeper stores them
             trial.set_user_attr(key, value)
         if self.custom_search_space:
@@ -283,27 +361,32 @@ class OptunaSweeperImpl(Sweeper):
             clash = sorted(set(trial.params) & set(self.space.fixed))
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
-        trial.set_user_attr(JOB_DIR, str(self._job_dir(trial)))
-        return [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
-
-    def _job_dir(self, trial: optuna.Trial) -> Path:
-        return self.sweep_dir / str(trial.number)
+        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
+        pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
+        environment = sweeplab.trial.environment(self._storage_for_jobs(), self.study_name, trial.number, pruner)
+        return overrides + [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         write_results(study, self.sweep_dir, self.url, self.n_trials)
         if SKIPPED not in trial.user_attrs:
             log.info(trial_line(trial, study, self.n_trials))
 
-    def _outcome(self, trial: optuna.Trial, job: JobReturn, job_dir: Path) -> Any:
+    def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any:
+        """What the job says: its return value, TrialPruned, or the error it raised."""
+        output_dir = OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir") if job.hydra_cfg else None
+        if output_dir:
+            trial.set_user_attr(JOB_DIR, str(output_dir))
+        if job.status == JobStatus.FAILED and isinstance(job._return_value, optuna.TrialPruned):
+            raise job._return_value  # (not through `return_value`, which prints it as an error)
+        pruned = sweeplab.trial.pruned_here(trial.number)  # a fused member, which cannot raise
+        if pruned is not None:
+            raise optuna.TrialPruned(pruned)
+        if job.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+            return self._fail(trial, f"the launcher returned no outcome for the job (status {job.status.name})")
         try:
             returned = job.return_value  # raises the job's exception if it failed
         except Exception as exc:
             return self._fail(trial, f"{type(exc).__name__}: {exc}")
-        metrics = read_metrics(job_dir) if (job_dir / METRICS).exists() else {"status": "ok"}
-        if metrics["status"] == "pruned":
-            raise optuna.TrialPruned(metrics.get("reason"))
-        if metrics["status"] != "ok":
-            return self._fail(trial, f"{metrics['status']}: {metrics.get('reason')}")
         values = list(returned) if isinstance(returned, (list, tuple)) else [returned]
         try:
             values = [float(v) for v in values]
@@ -316,8 +399,13 @@ class OptunaSweeperImpl(Sweeper):
         return values if len(values) > 1 else values[0]
 
     def _fail(self, trial: optuna.Trial, reason: str) -> Any:
-        """Record a failed job: Optuna marks a nan result FAIL; the reason makes it count as finished."""
-        trial.set_user_attr(FAIL_REASON, " ".join(reason.split())[:500])
+        """Record a failed job: Optuna marks a nan result FAIL; the reason makes it count as finished.
+        A reason the job gave itself (sweeplab: "diverged: ...") is kept."""
+        # `trial.user_attrs` is this process's copy: what the job set is in the storage
+        (stored,) = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                     if t.number == trial.number]
+        if FAIL_REASON not in stored.user_attrs:
+            trial.set_user_attr(FAIL_REASON, " ".join(reason.split())[:500])
         return self._nan()
 
     def _nan(self) -> Any:
@@ -357,6 +445,34 @@ class OptunaSweeperImpl(Sweeper):
                 f"{self.max_failure_rate} of n_trials={self.n_trials} allows "
                 f"({max_failures(self.n_trials, self.max_failure_rate)}). Last: trial {last.number}: "
                 f"{last.user_attrs[FAIL_REASON]}")
+
+
+class AskingTurn:
+    """One worker's turn to count the study's trials and ask for the next: an exclusive ``flock`` on a
+    file in the sweep dir. Each worker (process or thread) opens the file itself, so their locks
+    exclude each other, and the kernel releases the lock of a worker that dies holding it."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: IO[str] = open(path, "a")
+        self.held = False
+
+    def take(self) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.give_back()
+        self.file.close()
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value: no parsing of commas, brackets or ``${...}``."""
+    return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def as_overrides(params: Optional[DictConfig]) -> list[str]:

@@ -16,6 +16,7 @@ from hydra.errors import CompactHydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
@@ -28,15 +29,14 @@ from sweeplab.jobfiles import (
     write_atomic,
     write_metrics,
 )
+from sweeplab.trial import FAIL_REASON, JOB_DIR
 
 from ._search_space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-# user attrs the sweeper sets on trials
-JOB_DIR = "job_dir"  # where the trial's job wrote its files
-FAIL_REASON = "fail_reason"  # the job failed: the trial is finished and counts toward n_trials
-SKIPPED = "skipped"  # asked after the budget was taken; never ran, never counts
+# user attrs on trials: JOB_DIR and FAIL_REASON (set by the job or the sweeper), and
+SKIPPED = "skipped"  # asked after the budget was taken (or a duplicate retry); never ran, never counts
 # study user attr: what the study searches; a rerun must match it
 SPEC = "sweeplab_spec"
 RDB_STORAGE = "optuna.storages.RDBStorage"
@@ -164,16 +164,45 @@ class Tally:
                 tally.complete += 1
             elif trial.state == TrialState.PRUNED:
                 tally.pruned += 1
+            elif interrupted(trial):
+                tally.interrupted += 1
             elif trial.state == TrialState.FAIL:
                 if FAIL_REASON in trial.user_attrs:
                     tally.failed += 1
-                elif SKIPPED in trial.user_attrs:
-                    tally.skipped += 1
                 else:
-                    tally.interrupted += 1
+                    tally.skipped += 1
             else:  # RUNNING, WAITING
                 tally.running += 1
         return tally
+
+
+def interrupted(trial: FrozenTrial) -> bool:
+    """FAIL without a job failure: its worker was killed or stopped; it does not count, and runs again."""
+    return trial.state == TrialState.FAIL and not {FAIL_REASON, SKIPPED} & set(trial.user_attrs)
+
+
+def retry_next_interrupted(study: optuna.Study) -> None:
+    """Queue the first interrupted trial that nothing retries yet, with its params (Optuna's own
+    retry callback), so the next trial asked runs them: a grid study ends with every point once."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {retry_of(trial) for trial in trials} - {None}
+    for trial in trials:
+        if interrupted(trial) and trial.number not in retried:
+            RetryHeartbeatStaleTrialCallback()(study, trial)
+            return
+
+
+def retry_of(trial: FrozenTrial) -> int | None:
+    """The number of the interrupted trial that ``trial`` reruns, if it is a retry."""
+    history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
+    return history[-1] if history else None
+
+
+def duplicate_retry(trials: Sequence[FrozenTrial], number: int) -> bool:
+    """Whether an earlier trial already retries what trial ``number`` retries (two machines queued
+    the same retry at the same moment)."""
+    target = retry_of(trials[number])
+    return target is not None and any(retry_of(t) == target for t in trials[:number])
 
 
 def max_failures(n_trials: int, max_failure_rate: float) -> int:

@@ -30,7 +30,7 @@ def official_plugin_installed() -> bool:
 @dataclass
 class TPESamplerConfig:
     _target_: str = "optuna.samplers.TPESampler"
-    seed: Optional[int] = None  # local worker i uses seed + i, so workers do not draw alike
+    seed: Optional[int] = None  # trial N draws from SeedSequence([seed, N]): no process redraws another's trials
     n_startup_trials: int = 10  # random trials before TPE models the space
     n_ei_candidates: int = 24
     multivariate: Optional[bool] = None
@@ -224,7 +224,8 @@ class OptunaSweeperConf:
     n_trials: int = 20
     # trials run at the same time, one local worker process each (hydra-optuna-sweeper's name for n_workers)
     n_jobs: Optional[int] = None
-    # local worker processes; each asks for its next trial as soon as its last one ends
+    # trials in flight, each asked as soon as the last one ends: local worker processes; with joblib
+    # or submitit, 1 means as many as the launcher runs at once
     n_workers: int = 1
     # stop the study once more than this fraction of n_trials has failed
     max_failure_rate: float = 0.0
