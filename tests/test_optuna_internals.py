@@ -96,8 +96,8 @@ def sweeper():
     return OptunaSweeperImpl(
         sampler=OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": None}),
         pruner=OmegaConf.create({"_target_": "optuna.pruners.NopPruner"}), direction="maximize",
-        study_name="s", storage=None, n_trials=3, n_workers=1, max_failure_rate=0.5, params=None,
-        default_params=None, heartbeat_interval=10, grace_period=30,
+        study_name="s", storage=None, n_trials=3, n_jobs=None, n_workers=1, max_failure_rate=0.5, params=None,
+        search_space=None, custom_search_space=None, default_params=None, heartbeat_interval=10, grace_period=30,
     )
 
 
