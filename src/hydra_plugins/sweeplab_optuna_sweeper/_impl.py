@@ -73,6 +73,9 @@ DIRECTIONS = ("maximize", "minimize")
 # launchers that run jobs in other processes and may be called from several threads at once
 # (the basic and pool launchers run jobs in the calling process or set signal handlers: not these)
 CONCURRENT_LAUNCHERS = ("hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.hydra_submitit_launcher.")
+# samplers whose seed must be the same in every process: the grid's shuffles the order of its points,
+# QMC's scrambles its sequence; both take their place (point, sequence index) from the storage
+SHARED_SEED_SAMPLERS = (GRID_SAMPLER, "optuna.samplers.QMCSampler")
 LOCK_FILE = ".optuna.lock"  # in the sweep dir: local workers take turns to count and ask
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
@@ -323,8 +326,7 @@ class OptunaSweeperImpl(Sweeper):
     def _sampler(self) -> optuna.samplers.BaseSampler:
         """This worker's sampler: with a seed, each trial draws from (seed, trial number)."""
         seed = self.sampler_cfg.get("seed")
-        if seed is None or self.sampler_cfg._target_ == "optuna.samplers.QMCSampler":
-            # QMC: every worker must scramble alike; it takes its place in the sequence from the storage
+        if seed is None or self.sampler_cfg._target_ in SHARED_SEED_SAMPLERS:
             return build_sampler(self.sampler_cfg, seed, self.grid)
         return SeededPerTrial(lambda trial_seed: build_sampler(self.sampler_cfg, trial_seed, self.grid), seed)
 
