@@ -1,7 +1,8 @@
 """``hydra.sweeper.fuse=K``: a worker asks for up to K trials at once and hands their jobs to the fused
 launcher, which trains those whose sampled values fuse as one stacked model (``hydra/launcher=fused``).
 
-Each job runs with its own trial current (``sweeplab.trial.running``): it reports its per-epoch value
+Each job runs with its own trial current (``sweeplab.trial.running``: the members share one process and
+environment, so their jobs get no ``SWEEPLAB_*`` variables): it reports its per-epoch value
 to that trial, and a member the pruner stops leaves the stack while the others go on. Each trial is
 then told its own outcome, exactly as a one-job trial is.
 """

@@ -348,12 +348,12 @@ class OptunaSweeperImpl(Sweeper):
         if duplicate_retry(trials, trial.number):
             trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
             return self._nan()
-        (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
+        overrides = self._job_overrides(trial) + self._trial_environment(trial)
+        (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
         return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
-        """The trial's sampled params and the fixed values as the overrides of its job, and the
-        job's way to its trial as hydra.* overrides (its environment, not its task overrides)."""
+        """The trial's sampled params and the fixed values, as the overrides of its job."""
         for key, dist in self.space.distributions.items():
             suggest(trial, key, dist)  # a retried trial keeps its params
         for key, value in self.space.fixed.items():  # as hydra-optuna-sweeper stores them
@@ -363,10 +363,14 @@ class OptunaSweeperImpl(Sweeper):
             clash = sorted(set(trial.params) & set(self.space.fixed))
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
-        overrides = [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
+        return [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
+
+    def _trial_environment(self, trial: optuna.Trial) -> list[str]:
+        """The job's way to its trial (``sweeplab.trial.current``), as hydra.* overrides: its
+        environment, not its task overrides."""
         pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
         environment = sweeplab.trial.environment(self._storage_for_jobs(), self.study_name, trial.number, pruner)
-        return overrides + [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
+        return [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         write_results(study, self.sweep_dir, self.url, self.n_trials)
