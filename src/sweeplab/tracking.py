@@ -180,7 +180,7 @@ def tracked(cfg: DictConfig, job_dir: Path) -> Iterator[Trackers]:
 
 
 def start_trackers(cfg: DictConfig, job_dir: Path) -> dict[str, Tracker]:
-    job = Job(job_dir, sweep_dir(job_dir), sweeplab.trial.current())
+    job = Job(job_dir, sweep_dir(job_dir), sweeplab.trial.current(job_dir))
     started: dict[str, Tracker] = {}
     try:
         for name, node in cfg.logger.items():
