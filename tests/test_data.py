@@ -14,31 +14,35 @@ from sweeplab.idx import read_idx, write_idx
 
 def idx_cfg(root, name="fashion_mnist", system_root=None, download=False, **extra):
     return OmegaConf.create({
-        "name": name, "root": str(root), "system_root": None if system_root is None else str(system_root),
+        "_target_": "sweeplab.data.idx_images", "name": name, "root": str(root), "system_root": None if system_root is None else str(system_root),
         "download": download, "val_fraction": 0.1, "split_seed": 0, "mean": None, "std": None, **extra,
     })
+
+
+def find(cfg):
+    return find_idx_folder(cfg.name, cfg.root, cfg.system_root, cfg.download)
 
 
 def test_root_wins_over_system_root(tmp_path):
     write_idx_dataset(tmp_path / "mine")
     write_idx_dataset(tmp_path / "system")
-    assert find_idx_folder(idx_cfg(tmp_path / "mine", system_root=tmp_path / "system")) == tmp_path / "mine"
+    assert find(idx_cfg(tmp_path / "mine", system_root=tmp_path / "system")) == tmp_path / "mine"
 
 
 def test_torchvision_layout_under_root(tmp_path):
     write_idx_dataset(tmp_path / "KMNIST" / "raw")
-    assert find_idx_folder(idx_cfg(tmp_path, name="kmnist")) == tmp_path / "KMNIST" / "raw"
+    assert find(idx_cfg(tmp_path, name="kmnist")) == tmp_path / "KMNIST" / "raw"
 
 
 def test_system_root_is_used_when_root_is_empty(tmp_path):
     write_idx_dataset(tmp_path / "system", gz=True)
-    assert find_idx_folder(idx_cfg(tmp_path / "empty", system_root=tmp_path / "system")) == tmp_path / "system"
+    assert find(idx_cfg(tmp_path / "empty", system_root=tmp_path / "system")) == tmp_path / "system"
 
 
 def test_missing_dataset_lists_every_place_and_how_to_get_it(tmp_path):
     cfg = idx_cfg(tmp_path / "nonexistent", system_root=tmp_path / "also-missing")
     with pytest.raises(DataError) as info:
-        find_idx_folder(cfg)
+        find(cfg)
     message = str(info.value)
     assert "data=fashion_mnist: dataset not found" in message
     for place in ("nonexistent (data.root)", "FashionMNIST/raw", "also-missing (data.system_root)",
@@ -51,7 +55,7 @@ def test_failed_download_is_reported_and_leaves_no_folder(tmp_path):
     """No network here: torchvision's real download fails, and the message says so."""
     root = tmp_path / "fresh"
     with pytest.raises(DataError, match=r"torchvision download into .*fresh: failed \(.+\)"):
-        find_idx_folder(idx_cfg(root, name="mnist", download=True))
+        find(idx_cfg(root, name="mnist", download=True))
     assert not root.exists()
 
 
@@ -59,7 +63,7 @@ def test_one_missing_file_means_not_found(tmp_path):
     write_idx_dataset(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match="dataset not found"):
-        find_idx_folder(idx_cfg(tmp_path))
+        find(idx_cfg(tmp_path))
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "kmnist", "mnist"])

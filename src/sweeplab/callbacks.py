@@ -1,13 +1,14 @@
-"""Callbacks the trainer calls: history file, epoch lines, progress bars, early stopping."""
+"""Callbacks the trainer calls: history file, epoch lines, progress bars, early stopping, profiler."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import torch
 from tqdm import tqdm
 
-from sweeplab.jobfiles import write_history
+from sweeplab.jobfiles import write_atomic, write_history
 from sweeplab.trainer import Callback, EpochRecord, StopTraining
 
 if TYPE_CHECKING:
@@ -103,3 +104,26 @@ class OptunaPruning(Callback):
         if record.epoch < self.epochs and self.trial.should_prune():
             pruner = type(self.trial.study.pruner).__name__
             raise StopTraining("pruned", f"pruned by {pruner} after epoch {record.epoch} ({self.metric})")
+
+
+class Profile(Callback):
+    """torch.profiler from the first epoch to the end of training (``debug=profile``: one epoch,
+    its evaluation included); the operators by self CPU time go to ``profile.txt`` in the job dir."""
+
+    ROWS = 30
+
+    def __init__(self, job_dir: Path):
+        self.path = job_dir / "profile.txt"
+
+    def on_train_start(self, epochs: int, batches_per_epoch: int) -> None:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if torch.cuda.is_available():
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        self.profiler = torch.profiler.profile(activities=activities)
+        self.profiler.start()
+
+    def on_train_end(self) -> None:
+        self.profiler.stop()
+        table = self.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=self.ROWS)
+        write_atomic(self.path, lambda tmp: tmp.write_text(table + "\n"))
+        log.info("profile: %s", self.path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
@@ -36,40 +36,56 @@ OBJECTIVES = NUMERIC_METRICS
 
 
 @dataclass
-class IdxDataConfig:
+class DataSplitConfig:
+    """The keys of a data config that are ours, not its target's: what happens to the arrays it returns."""
+
+    val_fraction: float = 0.1  # carved from the training set when the target returns no validation split
+    split_seed: int = 0  # fixes the validation split (and data.limit's subset) independently of the seed
+    mean: Optional[float] = None  # with std: (x - mean) / std after uint8 -> x/255; unset: x/255 like ToTensor
+    std: Optional[float] = None
+    limit: Optional[float] = None  # keep a random part of each split: a fraction <= 1, or a count > 1
+    n_classes: Optional[int] = None  # unset: the largest label + 1
+
+
+@dataclass
+class IdxDataConfig(DataSplitConfig):
     """A 28x28 10-class image set stored as IDX files (FashionMNIST, KMNIST, MNIST)."""
 
+    _target_: str = MISSING
     name: str = MISSING
     root: str = "data"  # your folder; relative paths resolve against the launch directory
     system_root: Optional[str] = None  # a folder a system package installs (Debian's)
     download: bool = True  # last resort: torchvision's download into `root`
-    val_fraction: float = 0.1  # carved from the training set
-    split_seed: int = 0  # fixes the validation split independently of the training seed
-    mean: Optional[float] = None  # with std: (x/255 - mean) / std; unset: x/255 like ToTensor
-    std: Optional[float] = None
+    n_classes: Optional[int] = 10
 
 
 @dataclass
-class SyntheticDataConfig:
+class SyntheticDataConfig(DataSplitConfig):
     """Generated 784-feature, 10-class data: fast, offline, used by the end-to-end tests."""
 
-    name: str = "synthetic"
+    _target_: str = MISSING
     n_train: int = 2000
     n_test: int = 500
     noise: float = 0.7  # std of the per-sample noise around each class prototype (pixel scale 0..1)
     data_seed: int = 0
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    mean: Optional[float] = None
-    std: Optional[float] = None
+    n_classes: Optional[int] = 10
+
+
+DATA_OURS = tuple(f.name for f in fields(DataSplitConfig))
+MODEL_GIVEN = ("input_shape", "n_classes")  # what the run passes to a model's _target_
 
 
 @dataclass
 class MLPConfig:
+    """The built-in model (``sweeplab.model.mlp``); the data's input shape and class count come from the run."""
+
+    _target_: str = MISSING
     width: int = 256  # hidden units per layer
     depth: int = 1  # hidden layers
     hidden: Optional[List[int]] = None  # explicit hidden sizes; when set, width and depth are unused
-    activations: Optional[List[str]] = None  # per hidden layer; unset: the `activation` group for all
+    activation: str = MISSING  # conf/model/mlp.yaml: ${activation.name}, the `activation` group
+    negative_slope: float = MISSING  # ${activation.negative_slope} (leaky_relu only)
+    activations: Optional[List[str]] = None  # per hidden layer; unset: `activation` for all
     bias: bool = True
     init: str = "default"  # weight init; biases keep PyTorch's default
     init_std: float = 0.01  # for init=normal
@@ -133,7 +149,7 @@ class TrainConfig:
     """The top level. Short names here are what users type; groups interpolate them (``lr: ${lr}``)."""
 
     data: Any = MISSING
-    model: MLPConfig = MISSING
+    model: Any = MISSING  # typed by its option's schema (MLPConfig for model=mlp); a user's model is free
     activation: ActivationConfig = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None  # a `_partial_` torch scheduler config (the scheduler group); None: constant lr
@@ -149,6 +165,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads; unset: torch's default
     progress: str = "auto"  # auto: a bar on a terminal, plain epoch lines otherwise and in multirun
     eval_batch_size: int = 4096
+    profile: bool = False  # torch.profiler over training; its table into profile.txt (debug=profile)
     objective: Any = "best_val_acc"  # a metrics.json key, or a list of them, that the job returns
     logger: Any = None  # the logger group: name -> a `_target_` tracker node (sweeplab.tracking)
 
@@ -205,6 +222,8 @@ RULES: dict[str, tuple[Any, str]] = {
     "progress": _one_of(PROGRESS_MODES),
     "data.val_fraction": _proper_fraction(),
     "data.n_train": _at_least(1),
+    "data.limit": _greater_than(0),
+    "data.n_classes": _at_least(2),
     "data.n_test": _at_least(1),
     "data.noise": _at_least(0),
     "data.std": _greater_than(0),
@@ -286,10 +305,10 @@ def problems(cfg: DictConfig) -> list[str]:
         if not check(value):
             found.append(f"{key}={value!r}: must be {allowed}")
 
-    hidden = cfg.model.hidden
+    hidden = _select(cfg, "model.hidden")
     if hidden is not None and any(size < 1 for size in hidden):
         found.append(f"model.hidden={list(hidden)}: every size must be an integer >= 1")
-    activations = cfg.model.activations
+    activations = _select(cfg, "model.activations")
     if activations is not None:
         n_hidden = len(hidden_sizes(cfg.model))
         if len(activations) != n_hidden:
@@ -307,8 +326,20 @@ def problems(cfg: DictConfig) -> list[str]:
     folder = None if root is None else Path(to_absolute_path(str(Path(root).expanduser())))
     if folder is not None and folder.exists() and not folder.is_dir():
         found.append(f"data.root={root!r}: exists but is not a folder; must be a folder (or not exist yet)")
-    if (cfg.data.mean is None) != (cfg.data.std is None):
-        found.append(f"data.mean={cfg.data.mean}, data.std={cfg.data.std}: set both or neither")
+    mean, std = _select(cfg, "data.mean"), _select(cfg, "data.std")
+    if (mean is None) != (std is None):
+        found.append(f"data.mean={mean}, data.std={std}: set both or neither")
+    limit = _select(cfg, "data.limit")
+    if limit is not None and limit > 1 and limit != int(limit):
+        found.append(f"data.limit={limit}: must be a fraction in (0, 1] or a whole number of samples")
+    if "_target_" in cfg.model:
+        found += targets.problems("model", cfg.model, given=MODEL_GIVEN)
+    else:
+        found.append("model: has no _target_: name the nn.Module class or factory (README, Bring your own)")
+    if "_target_" in cfg.data:
+        found += targets.problems("data", cfg.data, DATA_OURS)
+    else:
+        found.append("data: has no _target_: name the function that returns its arrays (README, Bring your own)")
     if "_target_" in cfg.optimizer:
         found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:

@@ -1,4 +1,14 @@
-"""Datasets as in-memory tensors: find the IDX files (or generate synthetic data), split, scale.
+"""Datasets as in-memory tensors: the ``data`` group's ``_target_`` gives arrays; here they are
+checked, split, scaled and moved to the device.
+
+A data ``_target_`` is a function (or class) returning ``(train, test)`` or ``(train, val, test)``,
+each an ``(x, y)`` pair of arrays or tensors: x of shape (N, ...) (uint8 is scaled by 1/255 like
+ToTensor, anything else is taken as float), y integer class labels 0..n_classes-1. Without a
+validation pair, ``val_fraction`` of the training set is held out (fixed by ``split_seed``).
+The keys ``val_fraction``, ``split_seed``, ``mean``, ``std``, ``limit`` and ``n_classes`` are ours;
+every other key is an argument of the target. The built-in datasets are such functions:
+:func:`idx_images` (FashionMNIST, KMNIST, MNIST), :func:`synthetic_images`, and
+:func:`torchvision_dataset` turns a torchvision dataset class into tensors once.
 
 Source order for an IDX dataset: ``data.root`` (flat, or torchvision's ``<root>/<Name>/raw``), then
 ``data.system_root`` (Debian's folder), then torchvision's download into ``data.root``.
@@ -16,11 +26,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any, Callable, Sequence
+
 import numpy as np
 import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab import targets
+from sweeplab.config import DATA_OURS, DataSplitConfig
 from sweeplab.errors import DataError
 from sweeplab.idx import read_idx
 
@@ -45,7 +59,7 @@ HOW_TO_GET = {
 
 @dataclass
 class Splits:
-    """Flattened float images (N x 784) and int64 labels, already on the training device."""
+    """Float inputs (N x 784 for the built-in datasets) and int64 labels, on the training device."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -53,6 +67,12 @@ class Splits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    n_classes: int = N_CLASSES
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, what a model factory is given: (784,) for the built-in datasets."""
+        return tuple(self.train_x.shape[1:])
 
 
 def load_splits(cfg: DictConfig, device: torch.device) -> Splits:
@@ -68,7 +88,7 @@ def load_splits(cfg: DictConfig, device: torch.device) -> Splits:
     hits = _cached_splits.cache_info().hits
     splits = _cached_splits(json.dumps(settings, sort_keys=True), str(device))
     if _cached_splits.cache_info().hits > hits:
-        log.info("data: %s, already in memory in this process", cfg.name)
+        log.info("data: %s, already in memory in this process", label(cfg))
     return splits
 
 
@@ -78,34 +98,121 @@ def _cached_splits(settings: str, device: str) -> Splits:
     cfg = OmegaConf.create(json.loads(settings))
     tic = time.perf_counter()
     splits = _read_splits(cfg, torch.device(device))
-    log.info("data: %s loaded in %.2fs", cfg.name, time.perf_counter() - tic)
+    log.info("data: %s loaded in %.2fs", label(cfg), time.perf_counter() - tic)
     return splits
 
 
+def label(cfg: DictConfig) -> str:
+    """What to call the dataset in log lines: its name, else its target."""
+    return cfg.get("name") or cfg._target_
+
+
 def _read_splits(cfg: DictConfig, device: torch.device) -> Splits:
-    if cfg.name == "synthetic":
-        (train_images, train_labels), (test_images, test_labels) = synthetic_images(cfg)
-    else:
-        folder = find_idx_folder(cfg)
-        log.info("data: %s from %s", cfg.name, folder)
-        train_images, train_labels = read_pair(folder, "train")
-        test_images, test_labels = read_pair(folder, "test")
+    # our keys, with their defaults where a user's data file leaves them out
+    ours = OmegaConf.merge(OmegaConf.structured(DataSplitConfig), {k: cfg[k] for k in DATA_OURS if k in cfg})
+    pairs = _as_tensor_pairs(targets.build("data", cfg, DATA_OURS), cfg._target_)
+    if len(pairs) == 2:
+        (train_x, train_y), (test_x, test_y) = pairs
+        val_size = round(len(train_y) * ours.val_fraction)
+        order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(ours.split_seed))
+        val_idx, train_idx = order[:val_size], order[val_size:]
+        pairs = [(train_x[train_idx], train_y[train_idx]), (train_x[val_idx], train_y[val_idx]), (test_x, test_y)]
+    n_classes = _check_pairs(pairs, cfg._target_, ours.n_classes)
+    if ours.limit is not None:
+        pairs = [_subset(x, y, ours.limit, ours.split_seed) for x, y in pairs]
 
-    val_size = round(len(train_labels) * cfg.val_fraction)
-    order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(cfg.split_seed))
-    val_idx, train_idx = order[:val_size].numpy(), order[val_size:].numpy()
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device, torch.float32, copy=True)
+        if ours.mean is not None:
+            x.sub_(ours.mean).div_(ours.std)
+        return x
 
-    def tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(images.reshape(len(images), IMAGE_SIZE)).to(device).float().div_(255)
-        if cfg.mean is not None:
-            x.sub_(cfg.mean).div_(cfg.std)
-        return x, torch.from_numpy(labels.astype(np.int64)).to(device)
+    return Splits(*(t for x, y in pairs for t in (scaled(x), y.to(device, torch.int64))), n_classes=n_classes)
 
-    return Splits(
-        *tensors(train_images[train_idx], train_labels[train_idx]),
-        *tensors(train_images[val_idx], train_labels[val_idx]),
-        *tensors(test_images, test_labels),
-    )
+
+def _as_tensor_pairs(returned: Any, target: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The target's (train, test) or (train, val, test) pairs as tensors, or one clear error."""
+    expected = "expected (train, test) or (train, val, test), each an (x, y) pair of arrays or tensors"
+    if not isinstance(returned, (tuple, list)) or len(returned) not in (2, 3):
+        raise DataError(f"data._target_={target}: returned {_kind(returned)}; {expected}")
+    pairs = []
+    for name, pair in zip(_split_names(len(returned)), returned):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise DataError(f"data._target_={target}: its {name} split is {_kind(pair)}; {expected}")
+        try:
+            pairs.append((torch.as_tensor(pair[0]), torch.as_tensor(pair[1])))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"data._target_={target}: its {name} split is not numeric arrays ({exc}); {expected}") from exc
+    return pairs
+
+
+def _check_pairs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], target: str, n_classes: int | None) -> int:
+    """Shapes, label types and range across the train, val and test pairs; returns the class count
+    (``n_classes``, or the largest label + 1 when it is not given)."""
+    where = f"data._target_={target}"
+    sample_shape = tuple(pairs[0][0].shape[1:])
+    for name, (x, y) in zip(("train", "val", "test"), pairs):
+        if x.ndim < 2 or len(x) == 0:
+            raise DataError(f"{where}: {name} x has shape {tuple(x.shape)}; expected (N, ...) with N >= 1 samples")
+        if tuple(x.shape[1:]) != sample_shape:
+            raise DataError(f"{where}: {name} x has samples of shape {tuple(x.shape[1:])}, train {sample_shape}; "
+                            "expected the same shape in every split")
+        if y.shape != (len(x),):
+            raise DataError(f"{where}: {name} y has shape {tuple(y.shape)} for {len(x)} samples; expected ({len(x)},)")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise DataError(f"{where}: {name} labels are {y.dtype}; expected integer class indices")
+    n_classes = n_classes or 1 + max(int(y.max()) for _, y in pairs)
+    for name, (_, y) in zip(("train", "val", "test"), pairs):
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n_classes:
+            raise DataError(f"{where}: {name} labels span {low}..{high}; expected 0..{n_classes - 1} "
+                            f"(data.n_classes={n_classes})")
+    return n_classes
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, limit: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``limit`` <= 1: that fraction of the samples; > 1: that many. A random subset, fixed by ``seed``."""
+    keep = max(1, round(len(y) * limit)) if limit <= 1 else min(len(y), int(limit))
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:keep]
+    return x[idx], y[idx]
+
+
+def _split_names(n: int) -> tuple[str, ...]:
+    return ("train", "test") if n == 2 else ("train", "val", "test")
+
+
+def _kind(value: Any) -> str:
+    return f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else f"a {type(value).__name__}"
+
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def idx_images(name: str, root: str, system_root: str | None, download: bool) -> tuple[Arrays, Arrays]:
+    """FashionMNIST, KMNIST or MNIST (``name``) from IDX files: flat uint8 images (N x 784) and labels."""
+    folder = find_idx_folder(name, root, system_root, download)
+    log.info("data: %s from %s", name, folder)
+    pairs = []
+    for split in ("train", "test"):
+        images, labels = read_pair(folder, split)
+        pairs.append((images.reshape(len(images), IMAGE_SIZE), labels))
+    return pairs[0], pairs[1]
+
+
+def torchvision_dataset(dataset: Callable[..., Any]) -> tuple[Arrays, Arrays]:
+    """A torchvision dataset class (``_partial_``, with its root, download, ...) converted once to
+    tensors: ``train=True`` and ``train=False``, every sample through its transform (ToTensor unless
+    the config gives one)."""
+    from torchvision.transforms import ToTensor  # only here: it adds a second to every start-up
+
+    given = getattr(dataset, "keywords", {})
+    transform = {} if given.get("transform") is not None else {"transform": ToTensor()}
+    pairs = []
+    for train in (True, False):
+        samples = dataset(train=train, **transform)
+        xs, ys = zip(*(samples[i] for i in range(len(samples))))
+        pairs.append((torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)))
+    return pairs[0], pairs[1]
 
 
 def read_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -138,23 +245,23 @@ def absolute_root(root: str) -> Path:
     return Path(to_absolute_path(str(Path(root).expanduser())))
 
 
-def find_idx_folder(cfg: DictConfig) -> Path:
-    """The first folder holding all four IDX files of ``cfg.name``, downloading as a last resort."""
-    root = absolute_root(cfg.root)
-    torchvision_raw = root / TORCHVISION_CLASSES[cfg.name] / "raw"
+def find_idx_folder(name: str, root: str, system_root: str | None, download_ok: bool) -> Path:
+    """The first folder holding all four IDX files of ``name``, downloading as a last resort."""
+    root = absolute_root(root)
+    torchvision_raw = root / TORCHVISION_CLASSES[name] / "raw"
     looked = []
     for folder, label in ((root, "data.root"), (torchvision_raw, "data.root, torchvision layout")):
         if _has_all_files(folder):
             return folder
         looked.append(f"{folder} ({label}): no IDX files")
-    if cfg.system_root is not None:
-        if _has_all_files(Path(cfg.system_root)):
-            return Path(cfg.system_root)
-        looked.append(f"{cfg.system_root} (data.system_root): no IDX files")
-    if cfg.download:
+    if system_root is not None:
+        if _has_all_files(Path(system_root)):
+            return Path(system_root)
+        looked.append(f"{system_root} (data.system_root): no IDX files")
+    if download_ok:
         existed = root.exists()
         try:
-            download(cfg.name, root)
+            download(name, root)
             return torchvision_raw
         except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
             if not existed:  # leave no empty folders behind at a mistyped path
@@ -164,8 +271,8 @@ def find_idx_folder(cfg: DictConfig) -> Path:
     else:
         looked.append("torchvision download: off (data.download=false)")
     raise DataError(
-        f"data={cfg.name}: dataset not found. Looked in: {'; '.join(looked)}. "
-        f"To get it: {HOW_TO_GET[cfg.name]}, or put {', '.join(s for p in FILES.values() for s in p)} "
+        f"data={name}: dataset not found. Looked in: {'; '.join(looked)}. "
+        f"To get it: {HOW_TO_GET[name]}, or put {', '.join(s for p in FILES.values() for s in p)} "
         "(optionally .gz) in data.root."
     )
 
@@ -179,17 +286,17 @@ def download(name: str, root: Path) -> None:
     dataset_class(str(root), train=True, download=True)
 
 
-def synthetic_images(cfg: DictConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Image-like uint8 data: 10 random prototype images plus per-sample Gaussian noise.
+def synthetic_images(n_train: int, n_test: int, noise: float, data_seed: int) -> tuple[Arrays, Arrays]:
+    """Image-like uint8 data (N x 784): 10 random prototype images plus per-sample Gaussian noise.
 
-    Deterministic in ``cfg.data_seed``; stands in for a real image set in tests and quick trials.
+    Deterministic in ``data_seed``; stands in for a real image set in tests and quick trials.
     """
-    rng = np.random.default_rng(cfg.data_seed)
+    rng = np.random.default_rng(data_seed)
     prototypes = rng.uniform(0.0, 1.0, size=(N_CLASSES, 28, 28))
 
     def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
         labels = rng.integers(0, N_CLASSES, size=n).astype(np.uint8)
-        images = prototypes[labels] + cfg.noise * rng.standard_normal((n, 28, 28))
-        return (np.clip(images, 0.0, 1.0) * 255).round().astype(np.uint8), labels
+        images = prototypes[labels] + noise * rng.standard_normal((n, 28, 28))
+        return (np.clip(images, 0.0, 1.0) * 255).round().astype(np.uint8).reshape(n, IMAGE_SIZE), labels
 
-    return sample(cfg.n_train), sample(cfg.n_test)
+    return sample(n_train), sample(n_test)

@@ -57,7 +57,7 @@ def run_group(members: Sequence[Member]) -> list[Any]:
         device, splits = set_up(first)
         loss_fn = loss_function(first.model.output)
         for member in members:
-            member.model = build_model(member.cfg, device)
+            member.model = build_model(member.cfg, device, splits)
             with member.scope():  # the member's trial is current here: its trackers tag it
                 member.trackers = failures.enter_context(tracked(member.cfg, member.job_dir))
                 log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)

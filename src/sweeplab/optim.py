@@ -23,4 +23,4 @@ def build_optimizer(
     cfg: DictConfig, params: Iterable[torch.nn.Parameter], device: torch.device
 ) -> torch.optim.Optimizer:
     fused = {"fused": True} if cfg.get("name") in FUSED and device.type in ("cpu", "cuda") else {}
-    return targets.build(cfg, OPTIMIZER_OURS, **fused)(params)
+    return targets.build("optimizer", cfg, OPTIMIZER_OURS, **fused)(params)

@@ -29,7 +29,7 @@ def build_schedule(cfg: DictConfig | None, optimizer: torch.optim.Optimizer, ste
     """The ``scheduler`` group's schedule for ``optimizer``; None for ``scheduler=none``."""
     if cfg is None:
         return None
-    factory = targets.build(cfg, SCHEDULER_OURS)
+    factory = targets.build("scheduler", cfg, SCHEDULER_OURS)
     wanted = inspect.signature(factory).parameters
     given = {"steps_per_epoch": steps_per_epoch} if "steps_per_epoch" in wanted else {}
     return Schedule(factory(optimizer, **given), per_batch=cfg.get("interval", "epoch") == "step")

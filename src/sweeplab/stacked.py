@@ -19,7 +19,7 @@ OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "to
 
 
 class StackedMLP:
-    """The forward pass of K ``build_mlp`` networks of one shape, from their own initial weights."""
+    """The forward pass of K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights."""
 
     def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
         self.layers: list[tuple[str, object]] = []  # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)

@@ -12,8 +12,11 @@ import importlib
 import inspect
 from typing import Any, Iterable
 
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from sweeplab.errors import ConfigError
 
 SPECIAL_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 
@@ -26,9 +29,20 @@ def arguments(node: DictConfig, ours: Iterable[str] = ()) -> dict[str, Any]:
     return config
 
 
-def build(node: DictConfig, ours: Iterable[str] = (), **given: Any) -> Any:
-    """``instantiate`` on the node without our keys; ``given`` are the run's own arguments."""
-    return instantiate(arguments(node, ours), _convert_="all", **given)
+def build(key: str, node: DictConfig, ours: Iterable[str] = (), **given: Any) -> Any:
+    """``instantiate`` on the node at ``key`` without our keys; ``given`` are the run's own arguments.
+
+    An error the target raises is re-raised as is when it is one of ours (already one clear line),
+    else as one line naming the key and the target, instead of Hydra's multi-line wrapper.
+    """
+    try:
+        return instantiate(arguments(node, ours), _convert_="all", **given)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, CompactHydraException):
+            raise cause from None
+        reason = " ".join(f"{type(cause).__name__}: {cause}".split()) if cause else str(exc)
+        raise ConfigError(f"{key}._target_={node._target_}: {reason}") from cause
 
 
 def locate(path: str) -> Any:

@@ -25,14 +25,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import sweeplab.trial
 from sweeplab import sweeplab_task
 from sweeplab.allocator import reuse_freed_memory
-from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, ProgressBars
+from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, Profile, ProgressBars
 from sweeplab.checkpoint import Checkpoint, fingerprint, restore
 from sweeplab.config import validate
-from sweeplab.data import IMAGE_SIZE, N_CLASSES, Splits, load_splits
+from sweeplab.data import Splits, load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
-from sweeplab.model import build_mlp, count_parameters, describe, loss_function
+from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
 from sweeplab.tracking import tracked
@@ -104,12 +104,12 @@ def train(cfg: DictConfig, job_dir: Path, progress_bars: bool, trackers: Callbac
     logger group's, given every epoch."""
     # set-up
     device, splits = set_up(cfg)
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, splits)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
     schedule = build_schedule(
         cfg.scheduler, optimizer, batches_per_epoch(len(splits.train_y), cfg.batch_size, cfg.drop_last)
     )
-    loss_fn = loss_function(cfg.model.output)
+    loss_fn = loss_function(cfg.model.get("output", "logits"))
     log_setup(model, device, type(optimizer).__name__, splits)
     # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
     config = fingerprint(cfg)
@@ -143,10 +143,13 @@ def set_up(cfg: DictConfig) -> tuple[torch.device, Splits]:
     return device, load_splits(cfg.data, device)
 
 
-def build_model(cfg: DictConfig, device: torch.device) -> nn.Sequential:
-    """The job's network with its initial weights: drawn after ``torch.manual_seed(cfg.seed)``."""
+def build_model(cfg: DictConfig, device: torch.device, splits: Splits) -> nn.Module:
+    """The job's network with its initial weights (drawn after ``torch.manual_seed(cfg.seed)``),
+    checked by one forward pass on the data before any training."""
     torch.manual_seed(cfg.seed)
-    return build_mlp(cfg.model, cfg.activation, IMAGE_SIZE, N_CLASSES).to(device)
+    model = instantiate_model(cfg.model, splits.input_shape, splits.n_classes).to(device)
+    check_forward(model, cfg.model, splits.train_x, splits.n_classes)
+    return model
 
 
 def log_setup(model: nn.Module, device: torch.device, optimizer: str, splits: Splits) -> None:
@@ -165,6 +168,8 @@ def job_callbacks(
         callbacks.append(ProgressBars())
     if cfg.patience is not None:
         callbacks.append(EarlyStopping(cfg.patience, history))
+    if cfg.profile:
+        callbacks.append(Profile(job_dir))
     trial = sweeplab.trial.current(job_dir)
     if trial is not None:
         metric = pruning_metric(cfg.objective)
