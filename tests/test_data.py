@@ -181,5 +181,5 @@ def test_a_multirun_in_one_process_loads_the_data_once(hydra_sweep_runner, tmp_p
     with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
                             config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path):
         logs = [(tmp_path / job / "train.log").read_text() for job in "012"]
-    assert [log.count("data: synthetic loaded in") for log in logs] == [1, 0, 0]
-    assert [log.count("data: synthetic, already in memory in this process") for log in logs] == [0, 1, 1]
+    assert [log.count("data: sweeplab.data.synthetic_images loaded in") for log in logs] == [1, 0, 0]
+    assert [log.count("data: sweeplab.data.synthetic_images, already in memory in this process") for log in logs] == [0, 1, 1]
