@@ -195,7 +195,7 @@ def start_trackers(cfg: DictConfig, job_dir: Path) -> dict[str, Tracker]:
 def start_tracker(name: str, node: DictConfig, cfg: DictConfig, job: Job) -> Tracker:
     """Build the tracker ``logger.<name>`` names and start it; any failure is one ConfigError line."""
     try:
-        tracker = targets.build(node)
+        tracker = targets.build(f"logger.{name}", node)
         tracker.start(cfg, job)
     except ConfigError:
         raise
