@@ -22,7 +22,7 @@ define apt_install
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 endef
 
-.PHONY: help setup data test-deps run test test-fast bench bench-pruning bench-sweep clean
+.PHONY: help setup data test-deps run test test-fast lint bench bench-pruning bench-sweep clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ test: setup data test-deps ## the whole test suite
 
 test-fast: setup data ## the tests not marked slow
 	$(PYTHON) -m pytest -m "not slow"
+
+lint: setup ## ruff (rules and line length in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 bench: setup data ## trainer speed against the seed loop and the compute floor (~1 min)
 	$(PYTHON) benchmarks/trainer_speed.py

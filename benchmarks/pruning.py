@@ -59,7 +59,8 @@ def epochs_trained(study: optuna.Study) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pruners", nargs="+", default=["median", "successive_halving"], help="hydra/sweeper/pruner options to compare")
+    parser.add_argument("--pruners", nargs="+", default=["median", "successive_halving"],
+                        help="hydra/sweeper/pruner options to compare")
     parser.add_argument("--n-trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()

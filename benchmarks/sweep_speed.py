@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Callable
 
 from omegaconf import OmegaConf
+from trainer_speed import seed_loop, uncompressed_copy
 
 from sweeplab.data import find_idx_folder
-from trainer_speed import seed_loop, uncompressed_copy
 
 REPO = Path(__file__).resolve().parents[1]
 LRS, SEEDS, WIDTH, BATCH_SIZE = ("0.1", "0.01", "0.001"), ("0", "1", "2"), 64, 32
@@ -111,8 +111,9 @@ def main() -> None:
                                  "system_root": "/usr/share/datasets/fashion-mnist"})
     folder = find_idx_folder(data_cfg)
     n_jobs = len(LRS) * len(SEEDS)
-    print(f"{n_jobs}-job grid: lr {', '.join(LRS)} x seed {', '.join(SEEDS)}; 784-{WIDTH}-10 ReLU, SGD, batch {BATCH_SIZE}, "
-          f"{args.epochs} epochs; FashionMNIST from {folder}; sweeps in {out}")
+    print(f"{n_jobs}-job grid: lr {', '.join(LRS)} x seed {', '.join(SEEDS)}; "
+          f"784-{WIDTH}-10 ReLU, SGD, batch {BATCH_SIZE}, {args.epochs} epochs; "
+          f"FashionMNIST from {folder}; sweeps in {out}")
     with tempfile.TemporaryDirectory() as root:
         uncompressed_copy(folder, Path(root))
         ways: dict[str, Callable[[int], float]] = {SEED_LOOP: lambda _: seed_loop_seconds(Path(root), args.epochs)}

@@ -131,7 +131,8 @@ def compute_floor(width: int, batch_size: int, n_train: int, n_eval: int) -> tup
 
     def epoch_seconds() -> float:
         """Each distinct step's products timed over 20 repeats (median), times how often the epoch runs it."""
-        return sum(count * timed(lambda: [torch.mm(a, b) for a, b in pairs], repeats=20) for pairs, count in parts)
+        return sum(count * timed(lambda pairs=pairs: [torch.mm(a, b) for a, b in pairs], repeats=20)
+                   for pairs, count in parts)
 
     return flops, epoch_seconds
 
@@ -181,7 +182,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"  round {round_}: seed loop {row[0]:.3f}s  sweeplab {row[1]:.3f}s  floor {row[2]:.3f}s")
 
-    seed, ours, floor = (statistics.median(column) for column in zip(*rows))
+    seed, ours, floor = (statistics.median(column) for column in zip(*rows, strict=True))
     speedup = statistics.median(s / o for s, o, _ in rows)
     over_floor = statistics.median(o / f for _, o, f in rows)
     # same measured rate, more FLOPs: the convention's floor is the needed floor scaled by the FLOP ratio

@@ -1,4 +1,5 @@
-"""train.py as users type it, in a subprocess, on small synthetic data (real FashionMNIST: test_fashion_mnist.py)."""
+"""train.py as users type it, in a subprocess, on small synthetic data (real FashionMNIST: test_fashion_mnist.py;
+grids in-process: test_multirun.py)."""
 import fcntl
 import os
 import pty
@@ -8,10 +9,8 @@ import sys
 import termios
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, run_train, write_idx_dataset
 from sweeplab.idx import write_idx
@@ -40,37 +39,6 @@ def test_single_run_prints_epochs_and_final_accuracy_and_writes_job_files(tmp_pa
         assert (job / name).is_file(), name
     assert "epoch 2/2" in (job / "train.log").read_text()
     assert read_metrics(job)["status"] == "ok"
-
-
-def test_multirun_over_lr_gives_three_jobs_in_one_sweep_dir(tmp_path):
-    result = run_train("-m", "lr=0.1,0.01,0.001", *TINY, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    jobs = sweep_jobs(tmp_path)
-    assert [job.name for job in jobs] == ["0", "1", "2"]
-    lrs = []
-    for job in jobs:
-        assert read_metrics(job)["status"] == "ok"
-        config = OmegaConf.load(job / ".hydra" / "config.yaml")
-        lrs.append(config.optimizer.lr)  # resolves ${lr}
-        assert pd.read_csv(job / "history.csv")["lr"].iloc[0] == lrs[-1]
-    assert lrs == [0.1, 0.01, 0.001]
-
-
-def test_multirun_over_a_model_key_with_a_group_choice(tmp_path):
-    result = run_train("-m", "model.width=64,128,256", "activation=sigmoid", *TINY, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    jobs = sweep_jobs(tmp_path)
-    assert [read_metrics(job)["params"] for job in jobs] == [784 * w + w + w * 10 + 10 for w in (64, 128, 256)]
-    assert all("activation=sigmoid" in overrides(job) for job in jobs)
-
-
-def test_multirun_over_two_groups_and_a_key_is_the_product(tmp_path):
-    result = run_train("-m", "optimizer=sgd,adam", "batch_size=32,128", *TINY[:-1], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    combos = [tuple(o for o in overrides(job) if o.startswith(("optimizer=", "batch_size="))) for job in sweep_jobs(tmp_path)]
-    assert sorted(combos) == sorted(
-        (f"optimizer={o}", f"batch_size={b}") for o in ("sgd", "adam") for b in (32, 128)
-    )
 
 
 BAD_INPUTS = [

@@ -119,7 +119,7 @@ def test_hidden_sizes_from_width_depth_or_explicit(make_cfg):
     assert hidden_sizes(make_cfg("model.depth=0").model) == []
 
 
-# The seed notes' setups, field by field (../shared/seeds/README.md).
+# The seed notes' setups, field by field (README's experiment table).
 SEED_SETUPS = {
     "seed_000": dict(data="fashion_mnist", hidden=[128], bias=False, activations=["relu"], init="default",
                      output="log_softmax", optimizer="sgd", lr=0.15, momentum=0.8, batch_size=128,

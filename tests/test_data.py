@@ -1,6 +1,10 @@
+from pathlib import Path
+from urllib.error import URLError
+
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.mnist
 from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import ToTensor
@@ -51,8 +55,35 @@ def test_missing_dataset_lists_every_place_and_how_to_get_it(tmp_path):
     assert "\n" not in message
 
 
-def test_failed_download_is_reported_and_leaves_no_folder(tmp_path):
-    """No network here: torchvision's real download fails, and the message says so."""
+@pytest.fixture
+def torchvision_fetch(monkeypatch):
+    """torchvision's download code without the network: each file it fetches comes from ``serve``
+    (a tiny generated IDX file) or, with ``offline`` set, fails as an unreachable server does."""
+    state = {"offline": False, "fetched": []}
+
+    def serve(url, download_root, filename, md5):
+        state["fetched"].append(url)
+        if state["offline"]:
+            raise URLError("[Errno -3] Temporary failure in name resolution")
+        n = 120 if filename.startswith("train") else 40
+        rng = np.random.default_rng(0)
+        data = rng.integers(0, 256, size=(n, 28, 28)) if "images" in filename else rng.integers(0, 10, size=n)
+        write_idx(Path(download_root) / filename.removesuffix(".gz"), data.astype(np.uint8))
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", serve)
+    return state
+
+
+def test_download_is_the_last_resort_and_lands_in_torchvision_layout(tmp_path, torchvision_fetch):
+    folder = find_idx_folder(idx_cfg(tmp_path / "fresh", name="kmnist", download=True))
+    assert folder == tmp_path / "fresh" / "KMNIST" / "raw"
+    assert len(torchvision_fetch["fetched"]) == 4
+    images, labels = read_pair(folder, "train")
+    assert images.shape == (120, 28, 28) and len(labels) == 120
+
+
+def test_failed_download_is_reported_and_leaves_no_folder(tmp_path, torchvision_fetch):
+    torchvision_fetch["offline"] = True
     root = tmp_path / "fresh"
     with pytest.raises(DataError, match=r"torchvision download into .*fresh: failed \(.+\)"):
         find(idx_cfg(root, name="mnist", download=True))

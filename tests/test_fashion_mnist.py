@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import FASHION_MNIST
+from conftest import FASHION_MNIST, missing_environment
 from sweeplab.data import read_pair
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -12,9 +12,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(autouse=True)
 def debian_data():
-    assert (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(), (
-        f"{FASHION_MNIST} is missing: apt-get install dataset-fashion-mnist (make data does it)"
-    )
+    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        missing_environment(f"{FASHION_MNIST} is missing: apt-get install dataset-fashion-mnist (make data does it)")
 
 
 def test_the_debian_files_are_fashion_mnist():

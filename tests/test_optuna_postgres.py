@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO
+from conftest import REPO, missing_environment
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,8 @@ def free_port() -> int:
 def postgres():
     """A throwaway PostgreSQL cluster on 127.0.0.1; yields the URL of an empty database."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    assert versions, "PostgreSQL is not installed: `make test-deps` installs Debian's postgresql"
+    if not versions:
+        missing_environment("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
     bindir = versions[-1].parent
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
     datadir = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
@@ -62,7 +63,7 @@ def test_two_processes_share_one_study_and_its_budget(tmp_path, postgres):
     machines = [subprocess.Popen([*command, f"hydra.sweep.dir=machine{i}"], cwd=tmp_path,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
     outputs = [machine.communicate(timeout=300)[0] for machine in machines]
-    for machine, output in zip(machines, outputs):
+    for machine, output in zip(machines, outputs, strict=True):
         assert machine.returncode == 0, output[-3000:]
 
     study = optuna.load_study(study_name="shared", storage=postgres)

@@ -16,11 +16,11 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from test_optuna_resume import processes_running
 
 import sweeplab.task
 from conftest import REPO, TINY, run_train
 from sweeplab.jobfiles import read_metrics
-from test_optuna_resume import processes_running
 
 
 def task(cfg: DictConfig) -> int:
@@ -115,14 +115,15 @@ def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_p
         assert metrics["status"] == "failed" and "lr=-1.0: must be a number > 0" in metrics["reason"]
 
     # the basic launcher, in this process; jobs 0-3 are (lr, seed) = (0.1, 0), (0.1, 1), (0.05, 0), (0.05, 1) in both
+    overrides = ["lr=0.1,0.05", "seed=0,1", "threads=1", *TINY]
     with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
-                            config_path="conf", config_name="train", overrides=["lr=0.1,0.05", "seed=0,1", "threads=1", *TINY],
-                            temp_dir=tmp_path / "basic"):
+                            config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path / "basic"):
         for job in "0123":
             expected = pd.read_csv(tmp_path / "basic" / job / "history.csv").drop(columns="seconds")
             actual = pd.read_csv(tmp_path / "pool" / job / "history.csv").drop(columns="seconds")
             pd.testing.assert_frame_equal(actual, expected, check_exact=True)
-            assert without_time(read_metrics(tmp_path / "pool" / job)) == without_time(read_metrics(tmp_path / "basic" / job))
+            pool_metrics, basic_metrics = (read_metrics(tmp_path / launcher / job) for launcher in ("pool", "basic"))
+            assert without_time(pool_metrics) == without_time(basic_metrics)
 
 
 def without_time(metrics: dict) -> dict:

@@ -260,6 +260,15 @@ def test_every_status_is_counted_and_listed_and_only_ok_jobs_enter_the_statistic
     assert "RuntimeError: CUDA out of memory" in markdown  # the reason, shortened
 
 
+def test_a_multi_line_reason_stays_on_its_row_of_report_md(tmp_path):
+    sweep = tmp_path / "lr"
+    write_job(sweep, 0, ["lr=0.1"], ok_metrics(0.8, 0.8))
+    write_job(sweep, 1, ["lr=0.01"], {"status": "failed", "reason": "RuntimeError: shapes\ncannot be | multiplied"})
+    write_report([sweep], sweep)
+    rows = [line for line in (sweep / "report.md").read_text().splitlines() if "RuntimeError" in line]
+    assert len(rows) == 1 and rows[0].endswith(r"| RuntimeError: shapes cannot be \| multiplied |"), rows
+
+
 def test_learning_curves_average_the_ok_jobs_per_epoch(tmp_path):
     sweep = tmp_path / "lr"
     write_job(sweep, 0, ["lr=0.1", "seed=0"], ok_metrics(0.6, 0.6), val_curve=[0.2, 0.4, 0.6])
@@ -332,7 +341,7 @@ def test_several_sweeps_share_one_frame_and_their_series_overlay(tmp_path):
     report = write_report([sgd, adam], out)
 
     summary = pd.read_csv(out / "summary.csv")
-    assert list(zip(summary["sweep"], summary["config"])) == [
+    assert list(zip(summary["sweep"], summary["config"], strict=True)) == [
         ("lr_sgd", "lr=0.1"), ("lr_sgd", "lr=0.01"), ("lr_adam", "lr=0.01"), ("lr_adam", "lr=0.001")]
     assert summary_row(summary, "lr=0.01", "lr_adam")["val_mean"] == pytest.approx(0.62)
     assert summary_row(summary, "lr=0.1", "lr_sgd")["vs_best"] == "best"  # each sweep has its own best

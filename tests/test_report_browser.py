@@ -14,10 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from sweeplab.report.build import write_report
 from test_report import write_mixed_statuses
 from test_report_optuna import TRIALS, write_optuna_sweep
+
+from conftest import missing_environment
+from sweeplab.report.build import write_report
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ window.addEventListener("load", () => {
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("Chromium is not installed: `make test-deps` installs it (Debian package chromium)")
+        missing_environment("Chromium is not installed: `make test-deps` installs it (Debian package chromium)")
     return found
 
 

@@ -9,8 +9,19 @@ import pytest
 from scipy import stats
 
 from sweeplab.report.compare import (
-    BETTER, EQUIVALENT, INCONCLUSIVE, PAIRED, UNTESTED_FEW, UNTESTED_FLAT, WELCH, WORSE, Sample, compare, holm,
-    judge, seeds_needed,
+    BETTER,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    PAIRED,
+    UNTESTED_FEW,
+    UNTESTED_FLAT,
+    WELCH,
+    WORSE,
+    Sample,
+    compare,
+    holm,
+    judge,
+    seeds_needed,
 )
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -99,7 +110,7 @@ def test_verdicts_use_the_holm_adjusted_p_values_of_the_table():
 def test_pairing_on_shared_seeds_finds_a_difference_that_welch_cannot():
     # seed-to-seed spread of about 2.7 points, shared by both configs; A is 0.2 to 0.4 points higher on every seed
     b = [80.0, 83.0, 78.0, 85.0, 81.0]
-    a = [value + lift for value, lift in zip(b, [0.3, 0.4, 0.2, 0.3, 0.35])]
+    a = [value + lift for value, lift in zip(b, [0.3, 0.4, 0.2, 0.3, 0.35], strict=True)]
     paired = compare(Sample(np.array(a), SEEDS, 1000), Sample(np.array(b), SEEDS, 1000))
     assert paired["test"] == PAIRED
     differences = np.array(a) - np.array(b)

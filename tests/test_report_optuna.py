@@ -10,13 +10,13 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from test_report import ok_metrics, write_job
 
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.optuna_files import load_study, read_optuna_files
 from sweeplab.report.plots import accuracy_vs_param, optimisation_history
 from sweeplab.report.stats import summarize
-from test_report import ok_metrics, write_job
 
 SPACE = {
     "lr": FloatDistribution(1e-4, 1.0, log=True),
@@ -43,7 +43,7 @@ def write_optuna_sweep(sweep: Path, directions: list[str], values_of: list[list[
     storage = f"sqlite:///{sweep / 'optuna.db'}"
     study = optuna.create_study(study_name="test-study", storage=storage, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(seed=0))
-    for number, ((state, _), values) in enumerate(zip(TRIALS, values_of)):
+    for number, ((state, _), values) in enumerate(zip(TRIALS, values_of, strict=True)):
         trial = study.ask(SPACE)
         overrides = [f"{key}={value}" for key, value in trial.params.items()] + ["+sweep=optuna_test"]
         if state == TrialState.COMPLETE:

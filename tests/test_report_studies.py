@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import stats
+from test_report import ok_metrics, write_job
 
 from conftest import REPO
 from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.compare import BETTER, EQUIVALENT, INCONCLUSIVE, UNTESTED_FEW, WORSE, holm
 from sweeplab.report.studies import BadClaimsFile, Claim, Config, load_studies, outcome, sample_of, write_studies
-from test_report import ok_metrics, write_job
 
 SWEEP = "toy"
 LOW, HIGH, OTHER = Config(SWEEP, {"lr": 0.1}), Config(SWEEP, {"lr": 0.01}), Config(SWEEP, {"lr": 0.001})

@@ -1,11 +1,12 @@
 import math
 
+import optuna
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sweeplab.callbacks import EarlyStopping
+from sweeplab.callbacks import EarlyStopping, OptunaPruning
 from sweeplab.data import Splits
 from sweeplab.trainer import Callback, EpochRecord, StopTraining, batches_per_epoch, evaluate, fit
 
@@ -85,13 +86,13 @@ def test_a_loss_that_stops_being_finite_ends_training_as_diverged(splits):
 
 
 class StopAt(Callback):
-    def __init__(self, epoch):
-        self.epoch, self.seen = epoch, []
+    def __init__(self, epoch, status="pruned"):
+        self.epoch, self.status, self.seen = epoch, status, []
 
     def on_epoch_end(self, record: EpochRecord):
         self.seen.append(record.epoch)
         if record.epoch == self.epoch:
-            raise StopTraining("pruned", "told to stop")
+            raise StopTraining(self.status, "told to stop")
 
 
 def test_a_callback_can_stop_training_with_a_status(splits):
@@ -100,6 +101,17 @@ def test_a_callback_can_stop_training_with_a_status(splits):
                  eval_batch_size=64, callbacks=[stopper])
     assert (result.status, result.reason, len(result.history)) == ("pruned", "told to stop", 2)
     assert stopper.seen == [1, 2]
+
+
+def test_when_early_stopping_ends_training_the_pruning_callback_still_reports_that_epoch(splits):
+    trial = optuna.create_study(direction="maximize").ask()
+    later = StopAt(99)
+    result = fit(*make(), F.cross_entropy, splits, epochs=5, batch_size=50, drop_last=False, seed=0,
+                 eval_batch_size=64, callbacks=[StopAt(2, status="ok"), OptunaPruning(trial, "val_acc"), later])
+    assert (result.status, len(result.history)) == ("ok", 2)  # the first callback to say stop decides
+    assert trial.study.trials[0].intermediate_values == {
+        1: result.history[0].val_acc, 2: result.history[1].val_acc}
+    assert later.seen == [1, 2]
 
 
 def test_early_stopping_counts_epochs_without_improvement():

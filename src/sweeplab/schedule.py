@@ -18,7 +18,6 @@ from sweeplab import targets
 from sweeplab.config import SCHEDULER_OURS
 
 
-
 @dataclass
 class Schedule:
     scheduler: LRScheduler

@@ -7,6 +7,7 @@ AdamW), op for op, so a member trains as its own run would up to float rounding 
 """
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
@@ -22,7 +23,8 @@ class StackedMLP:
     """The forward pass of K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights."""
 
     def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
-        self.layers: list[tuple[str, object]] = []  # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
+        # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
+        self.layers: list[tuple[str, object]] = []
         self.names: list[tuple[str, str | None]] = []  # state_dict keys of each Linear's weight and bias
         self.weights: list[torch.Tensor] = []
         self.biases: list[torch.Tensor | None] = []
@@ -69,7 +71,7 @@ class StackedMLP:
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as the ``state_dict`` of its own ``nn.Sequential`` (copies)."""
         state = {}
-        for (weight_name, bias_name), weight, bias in zip(self.names, self.weights, self.biases):
+        for (weight_name, bias_name), weight, bias in zip(self.names, self.weights, self.biases, strict=True):
             state[weight_name] = weight[k].detach().T.clone()
             if bias is not None:
                 state[bias_name] = bias[k, 0].detach().clone()
@@ -128,13 +130,13 @@ class StackedOptimizer:
     def step(self) -> None:
         self.steps += 1
         if self.name == "sgd":
-            for p, state in zip(self.params, self.state):
+            for p, state in zip(self.params, self.state, strict=True):
                 self._sgd(p, p.grad, state)
             return
         # Adam's bias corrections, once per step for all parameters
         bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
         neg_step_size = -self.lr / (1 - self.beta1 ** self.steps)
-        for p, state in zip(self.params, self.state):
+        for p, state in zip(self.params, self.state, strict=True):
             self._adam(p, p.grad, state, bias_correction2_sqrt, neg_step_size)
 
     def _sgd(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
@@ -179,7 +181,7 @@ class StackedOptimizer:
 
 def parameter_count(sizes: Sequence[int], bias: bool) -> int:
     """Parameters of one member with layer sizes ``[in, hidden..., out]``."""
-    return sum(a * b + (b if bias else 0) for a, b in zip(sizes, sizes[1:]))
+    return sum(a * b + (b if bias else 0) for a, b in itertools.pairwise(sizes))
 
 
 def bytes_per_member(sizes: Sequence[int], bias: bool, optimizer: str, batch_size: int, eval_batch_size: int) -> int:

@@ -97,7 +97,8 @@ def problems(
     unknown = sorted(configured - accepted) if not takes_any else []
     if unknown:
         found.append(
-            f"{key}.{unknown[0]}: not an argument of {path} (it takes: {', '.join(sorted(accepted - given)) or 'nothing'})"
+            f"{key}.{unknown[0]}: not an argument of {path} "
+            f"(it takes: {', '.join(sorted(accepted - given)) or 'nothing'})"
             if len(unknown) == 1 else
             f"{key}: {', '.join(unknown)} are not arguments of {path} (it takes: {', '.join(sorted(accepted - given))})"
         )
@@ -107,5 +108,6 @@ def problems(
         and name not in configured and name not in given
     ]
     if missing and node.get("_args_") is None:
-        found.append(f"{key}: {path} needs {', '.join(missing)}: add {'it' if len(missing) == 1 else 'them'} to the {key} config")
+        them = "it" if len(missing) == 1 else "them"
+        found.append(f"{key}: {path} needs {', '.join(missing)}: add {them} to the {key} config")
     return found

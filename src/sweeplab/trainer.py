@@ -102,7 +102,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on (x, y), in eval mode."""
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -148,11 +150,11 @@ def end_epoch(
         result.best_epoch, result.best_val_acc = record.epoch, record.val_acc
         result.best_state = state()
     stop = None
-    try:
-        for callback in callbacks:
+    for callback in callbacks:  # each sees the epoch even after another has said stop (pruning reports it)
+        try:
             callback.on_epoch_end(record)
-    except StopTraining as exc:
-        stop = exc
+        except StopTraining as exc:
+            stop = stop or exc
     if not math.isfinite(record.train_loss):
         stop = StopTraining("diverged", f"train loss became {record.train_loss} in epoch {record.epoch}")
     if stop is not None:

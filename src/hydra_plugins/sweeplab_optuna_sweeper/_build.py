@@ -10,7 +10,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ._study import StudyError
+from ._study import StudyError, experimental_allowed
 
 GRID_SAMPLER = "optuna.samplers.GridSampler"
 
@@ -38,8 +38,9 @@ def class_name(node: Optional[DictConfig]) -> str:
 
 def _build(key: str, node: DictConfig, args: list[Any], options: dict[str, Any]) -> Any:
     try:
-        built = instantiate(node, **options)
-        return built(*args) if isinstance(built, functools.partial) else built
+        with experimental_allowed():
+            built = instantiate(node, **options)
+            return built(*args) if isinstance(built, functools.partial) else built
     except (InstantiationException, TypeError, ValueError) as exc:
         cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
         reason = " ".join(f"{type(cause).__name__}: {cause}".split())

@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import IO, Any, List, Optional
 
@@ -57,6 +56,7 @@ from ._study import (
     close_storage,
     describe_storage,
     duplicate_retry,
+    experimental_allowed,
     max_failures,
     open_storage,
     retry_next_interrupted,
@@ -66,8 +66,6 @@ from ._study import (
 )
 
 log = logging.getLogger(__name__)
-# Heartbeats (how killed workers' trials are found) are still marked experimental in Optuna 4 and 5.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DIRECTIONS = ("maximize", "minimize")
 # launchers that run jobs in other processes and may be called from several threads at once
@@ -108,7 +106,8 @@ class OptunaSweeperImpl(Sweeper):
                              "(both are the number of trials run at the same time)")
         n_workers = n_workers if n_jobs is None else n_jobs
         checks = [
-            ("direction", direction, all(d in DIRECTIONS for d in self.directions), "maximize or minimize, or a list of them"),
+            ("direction", direction, all(d in DIRECTIONS for d in self.directions),
+             "maximize or minimize, or a list of them"),
             ("n_trials", n_trials, n_trials >= 1, "an integer >= 1"),
             ("n_workers", n_workers, n_workers >= 1, "an integer >= 1"),
             ("max_failure_rate", max_failure_rate, 0 <= max_failure_rate <= 1, "a number in [0, 1]"),
@@ -147,8 +146,10 @@ class OptunaSweeperImpl(Sweeper):
         self.custom_search_space = (load_custom_search_space(self.custom_search_space_path)
                                     if self.custom_search_space_path else None)
         if not self.space.distributions and self.default_params:
+            # the file's and the command line's fixed values still apply, and take keys out of the default space
             log.info("no search space given: searching hydra.sweeper.default_params")
-            self.space = parse_search_space(as_overrides(self.default_params) + list(arguments))
+            self.space = parse_search_space(
+                as_overrides(self.default_params) + as_overrides(self.params) + list(arguments))
         if not self.space.distributions and not self.custom_search_space:
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
@@ -299,7 +300,8 @@ class OptunaSweeperImpl(Sweeper):
                 # local workers count and ask one at a time, so two of them never take the last place
                 turn.take()
                 try:
-                    optuna.storages.fail_stale_trials(study)
+                    with experimental_allowed():
+                        optuna.storages.fail_stale_trials(study)
                     tally = Tally.of(study.get_trials(deepcopy=False))
                     if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
                         return TOO_MANY_FAILURES
@@ -312,6 +314,7 @@ class OptunaSweeperImpl(Sweeper):
                     if not wait and self.fuse > 1:
                         run_trials(self, study, min(self.fuse, room), turn)
                     elif not wait:
+                        # one trial: Optuna's ask(), then _objective, then tell(), with its heartbeat
                         study.optimize(functools.partial(self._objective, turn=turn), n_trials=1,
                                        callbacks=[self._after_trial])
                 finally:
@@ -363,7 +366,7 @@ class OptunaSweeperImpl(Sweeper):
             clash = sorted(set(trial.params) & set(self.space.fixed))
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
-        return [f"{key}={value}" for key, value in {**self.space.fixed, **trial.params}.items()]
+        return self.space.job_overrides(trial.params)
 
     def _trial_environment(self, trial: optuna.Trial) -> list[str]:
         """The job's way to its trial (``sweeplab.trial.current``), as hydra.* overrides: its

@@ -43,6 +43,14 @@ class SearchSpace:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: dict[str, str] = field(default_factory=dict)  # key -> value, passed to every job as is
 
+    def job_overrides(self, params: dict[str, Any]) -> list[str]:
+        """A trial's job's overrides: the fixed ones, then the trial's values. A delete without a value
+        (``~key``, which parses as ``~key`` = null) reaches the job as ``~key``, as Hydra's own
+        sweepers pass it."""
+        fixed = [key if key.startswith("~") and value == "null" else f"{key}={value}"
+                 for key, value in self.fixed.items()]
+        return fixed + [f"{key}={value}" for key, value in params.items()]
+
 
 def parse_search_space(overrides: list[str], base: Optional[dict[str, BaseDistribution]] = None) -> SearchSpace:
     """Parse ``key=value`` strings (hydra.sweeper.params first, then the command line, which wins)

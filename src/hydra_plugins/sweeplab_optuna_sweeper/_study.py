@@ -1,13 +1,15 @@
 """Study bookkeeping shared by every worker: storage, the budget tally, the stored spec, result files."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import optuna
 import sqlalchemy.exc
@@ -54,6 +56,15 @@ def printable(url: str) -> str:
         return url
 
 
+@contextlib.contextmanager
+def experimental_allowed() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning for the calls inside: heartbeats (how killed workers' trials
+    are found) and some samplers and their options are still marked experimental in Optuna 4 and 5."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def open_storage(storage: str | DictConfig, heartbeat_interval: int, grace_period: int) -> optuna.storages.BaseStorage:
     """The storage of a URL (an RDB storage) or of a ``_target_`` node (RDBStorage, JournalStorage, ...).
 
@@ -72,7 +83,8 @@ def open_storage(storage: str | DictConfig, heartbeat_interval: int, grace_perio
         options = {key: value for key, value in options.items() if storage.get(key) is None}
     for attempt in range(5):
         try:
-            return instantiate(storage, **options)
+            with experimental_allowed():
+                return instantiate(storage, **options)
         except InstantiationException as exc:
             cause = exc.__cause__ or exc
             if attempt == 4 or not isinstance(cause, sqlalchemy.exc.DBAPIError):  # a database's answer

@@ -77,11 +77,12 @@ def render(blocks: list[Block], writers: dict[type, Callable[[Any], str | None]]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A pipe table (pandas' own ``to_markdown`` needs the tabulate package, not a dependency here)."""
+    """A pipe table (pandas' own ``to_markdown`` needs the tabulate package, not a dependency here).
+    A cell's newlines (a multi-line exception message) become spaces: a row must stay on one line."""
     cells = frame.astype(object).where(frame.notna(), "").astype(str)
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     for row in cells.itertuples(index=False):
-        lines.append("| " + " | ".join(cell.replace("|", r"\|") for cell in row) + " |")
+        lines.append("| " + " | ".join(" ".join(cell.split()).replace("|", r"\|") for cell in row) + " |")
     return "\n".join(lines)
 
 

@@ -48,10 +48,10 @@ def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[s
     for label, points, joined in series:
         x = points[param].map(format_value).map(categories.index) if categorical else points[param]
         points = points.assign(position=x.to_numpy()).sort_values("position")
-        for ax, metric in zip(axes, ACCURACIES):
+        for ax, metric in zip(axes, ACCURACIES, strict=True):
             ax.errorbar(points["position"], points[f"{metric}_mean"], yerr=points[f"{metric}_ci"],
                         fmt="o-" if joined else "o", capsize=3, label=label)
-    for ax, axis_label in zip(axes, ACCURACIES.values()):
+    for ax, axis_label in zip(axes, ACCURACIES.values(), strict=True):
         ax.set_xlabel(param)
         ax.set_title(axis_label)
         ax.grid(alpha=0.3)
@@ -130,7 +130,8 @@ def optimisation_history(files: OptunaFiles, sweep: str) -> Figure | None:
     figure = Figure(figsize=(1.4 * PANEL[0], PANEL[1] * (0.5 + 0.5 * n_objectives)), layout="constrained")
     axes = figure.subplots(n_objectives, 1, squeeze=False, sharex=True)[:, 0]
     complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
-    for ax, column, direction, label in zip(axes, files.objective_columns, files.directions, files.objective_labels):
+    objectives = zip(files.objective_columns, files.directions, files.objective_labels, strict=True)
+    for ax, (column, direction, label) in zip(axes, objectives, strict=True):
         ax.plot(complete["number"], complete[column], "o", label="complete")
         best = complete[column].cummax() if direction == "maximize" else complete[column].cummin()
         ax.step(complete["number"], best, where="post", label="best so far")

@@ -22,7 +22,17 @@ from sweeplab.report import MARGIN
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.compare import (
-    ALPHA, BETTER, EQUIVALENT, HOLM_WHY, INCONCLUSIVE, METHOD, POWER_METHOD, WORSE, Sample, compare, judge,
+    ALPHA,
+    BETTER,
+    EQUIVALENT,
+    HOLM_WHY,
+    INCONCLUSIVE,
+    METHOD,
+    POWER_METHOD,
+    WORSE,
+    Sample,
+    compare,
+    judge,
 )
 from sweeplab.report.document import Block, Bullets, Heading, Paragraph, Table, to_markdown
 from sweeplab.report.stats import TEST
@@ -168,7 +178,7 @@ def study_blocks(study: Study, jobs: pd.DataFrame, claims: pd.DataFrame, sweeps_
     dirs = [sweeps_root / name for name in study.dirs]
     report_dir = out / "studies" / study.name
     took = "; ".join(f"{name}: {len(jobs[jobs['sweep'] == name])} jobs in {elapsed_minutes(d):.1f} min"
-                     for name, d in zip(study.dirs, dirs))
+                     for name, d in zip(study.dirs, dirs, strict=True))
     link = report_dir.relative_to(out) / "report.md"
     blocks: list[Block] = [
         Heading(f"{study.name}: {study.title}"),
@@ -198,7 +208,7 @@ def claim_rows(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame], margin
     samples = [(sample_of(jobs[study.name], claim.a), sample_of(jobs[study.name], claim.b)) for study, claim in claims]
     judged = judge(pd.DataFrame([compare(a, b, margin) for a, b in samples]), margin)
     rows = []
-    for (study, claim), (a, b), (_, verdict) in zip(claims, samples, judged.iterrows()):
+    for (study, claim), (a, b), (_, verdict) in zip(claims, samples, judged.iterrows(), strict=True):
         several = len(study.dirs) > 1
         ours = verdict["verdict"]
         rows.append({

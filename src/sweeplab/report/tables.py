@@ -47,12 +47,12 @@ def comparison_columns(rows: pd.DataFrame, effect_name: str) -> dict[str, pd.Ser
     """The effect with its interval, the test used, raw and Holm-adjusted p, and the verdict."""
     return {
         effect_name: pd.Series([effect_text(*values) for values in zip(rows["difference"], rows["ci_low"],
-                                                                      rows["ci_high"])], index=rows.index),
+                                                                      rows["ci_high"], strict=True)], index=rows.index),
         "test": rows["test"],
         "p": formatted(rows["p_value"], ".2g"),
         "p (Holm)": formatted(rows["p_holm"], ".2g"),
         "vs best": pd.Series([verdict_text(verdict, seeds) for verdict, seeds
-                              in zip(rows["vs_best"], rows["seeds_needed"])], index=rows.index),
+                              in zip(rows["vs_best"], rows["seeds_needed"], strict=True)], index=rows.index),
     }
 
 
@@ -96,7 +96,7 @@ def status_table(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_std(mean: pd.Series, std: pd.Series) -> pd.Series:
-    return pd.Series([mean_std_text(m, s) for m, s in zip(mean, std)], index=mean.index, dtype=object)
+    return pd.Series([mean_std_text(m, s) for m, s in zip(mean, std, strict=True)], index=mean.index, dtype=object)
 
 
 def mean_std_text(mean: float, std: float) -> str:
@@ -107,7 +107,7 @@ def mean_std_text(mean: float, std: float) -> str:
 
 
 def min_max(low: pd.Series, high: pd.Series) -> pd.Series:
-    return pd.Series([f"{lo:.3f}–{hi:.3f}" if pd.notna(lo) else "" for lo, hi in zip(low, high)],
+    return pd.Series([f"{lo:.3f}–{hi:.3f}" if pd.notna(lo) else "" for lo, hi in zip(low, high, strict=True)],
                      index=low.index, dtype=object)
 
 
