@@ -8,7 +8,6 @@ import logging
 import pandas as pd
 import pytest
 import torch
-
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF, TINY

@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 from conftest import CONF, TINY, file_states, run_train
 from sweeplab.jobfiles import read_metrics
 
-pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the cluster extra: pip install -e '.[cluster]'")
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                    reason="needs the cluster extra: pip install -e '.[cluster]'")
 
 
 @pytest.mark.slow

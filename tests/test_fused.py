@@ -53,8 +53,10 @@ ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [
 
 
 @pytest.mark.parametrize("shared, members", [
-    ({"name": "sgd", "nesterov": False}, {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.0, 0.5], "weight_decay": [0.0, 1e-3, 1e-2]}),
-    ({"name": "sgd", "nesterov": True}, {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.8, 0.5], "weight_decay": [0.0, 0.0, 1e-3]}),
+    ({"name": "sgd", "nesterov": False},
+     {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.0, 0.5], "weight_decay": [0.0, 1e-3, 1e-2]}),
+    ({"name": "sgd", "nesterov": True},
+     {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.8, 0.5], "weight_decay": [0.0, 0.0, 1e-3]}),
     ({"name": "adam"}, {**ADAM_MEMBERS, "weight_decay": [0.0, 1e-2, 0.0]}),
     ({"name": "adamw"}, {**ADAM_MEMBERS, "weight_decay": [0.01, 0.1, 0.0]}),
 ], ids=["sgd", "sgd-nesterov", "adam", "adamw"])
@@ -66,12 +68,12 @@ def test_the_stacked_optimizer_steps_as_torch_optim_does_per_member(shared, memb
     stacked = start.clone().requires_grad_(True)
     stacked_optimizer = StackedOptimizer([stacked], configs)
     members = [start[k].clone().requires_grad_(True) for k in range(3)]
-    references = [build_optimizer(cfg, [p], torch.device("cpu")) for cfg, p in zip(configs, members)]
+    references = [build_optimizer(cfg, [p], torch.device("cpu")) for cfg, p in zip(configs, members, strict=True)]
     for _ in range(5):
         grad = torch.randn(3, 20, 7)
         stacked.grad = grad.clone()
         stacked_optimizer.step()
-        for k, (p, reference) in enumerate(zip(members, references)):
+        for k, (p, reference) in enumerate(zip(members, references, strict=True)):
             p.grad = grad[k].clone()
             reference.step()
     for k in range(3):
@@ -84,7 +86,7 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
     basic = multirun(tmp_path / "basic", *overrides)
     fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
     assert len(basic) == len(fused) == 6
-    for job_basic, job_fused in zip(basic, fused):
+    for job_basic, job_fused in zip(basic, fused, strict=True):
         assert job_basic.overrides == job_fused.overrides
         num = job_fused.hydra_cfg.hydra.job.num
         a, b = read_metrics(tmp_path / "basic" / str(num)), read_metrics(tmp_path / "fused" / str(num))
@@ -109,7 +111,8 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
             assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
         for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
             assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
-        assert (b["best_epoch"], b["epochs_completed"], b["params"]) == (a["best_epoch"], a["epochs_completed"], a["params"])
+        keys = ("best_epoch", "epochs_completed", "params")
+        assert [b[key] for key in keys] == [a[key] for key in keys]
         checkpoints = [torch.load(tmp_path / kind / str(num) / "checkpoint.pt", weights_only=True)
                        for kind in ("basic", "fused")]
         assert checkpoints[1]["finished"] and checkpoints[1]["best_epoch"] == checkpoints[0]["best_epoch"]
@@ -130,7 +133,8 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
         groups = plan(configs, max_memory_mb=None, max_members=None)
     # init=normal changes the init op (not fusable with default init); dropout on is another op
     assert groups == [[0, 7], [1], [2, 3], [4], [5], [6]]
-    assert "fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, differing in optimizer.momentum, lr" in caplog.text
+    assert ("fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, "
+            "differing in optimizer.momentum, lr") in caplog.text
     assert "alone #4: optimizer rmsprop (fused: the built-in sgd, adam, adamw)" in caplog.text
     assert "alone #6: invalid config: lr=-1.0" in caplog.text
 
@@ -180,7 +184,7 @@ def test_fused_on_cuda_matches_unfused(tmp_path):
     overrides = [*GRID, "device=cuda", "lr=0.1,0.01"]
     basic = multirun(tmp_path / "basic", *overrides)
     fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
-    for job_basic, job_fused in zip(basic, fused):
+    for job_basic, job_fused in zip(basic, fused, strict=True):
         assert read_metrics(Path(job_fused.hydra_cfg.hydra.runtime.output_dir))["device"].startswith("cuda")
         assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)
 

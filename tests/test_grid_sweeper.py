@@ -130,7 +130,8 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
 
     monkeypatch.setattr(sweeplab.task, "train", killed_in_the_second_job)
     grid = ["lr=0.1,0.05,0.02", *TINY]
-    with pytest.raises(CompactHydraException, match=f"1 of 3 jobs finished, 2 left. Rerun .* hydra.sweep.dir={tmp_path} to resume"):
+    resume_hint = f"1 of 3 jobs finished, 2 left. Rerun .* hydra.sweep.dir={tmp_path} to resume"
+    with pytest.raises(CompactHydraException, match=resume_hint):
         multirun(sweeplab.task.main, tmp_path, *grid)
     assert statuses(tmp_path) == {"0": "ok", "1": "interrupted"}
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -9,11 +9,11 @@ import subprocess
 
 import pandas as pd
 import pytest
+from test_report import ok_metrics, write_grid, write_job
 
 from conftest import file_states
 from sweeplab.cli import main as sweeplab
 from sweeplab.report.build import write_report
-from test_report import ok_metrics, write_grid, write_job
 
 
 def report_exit_status(sweep) -> int:

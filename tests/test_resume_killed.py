@@ -7,12 +7,12 @@ import time
 
 import pandas as pd
 import pytest
+from test_checkpoint import assert_same_run
 
 from conftest import REPO, file_states, run_train
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
 from sweeplab.task import run
-from test_checkpoint import assert_same_run
 
 pytestmark = pytest.mark.slow
 

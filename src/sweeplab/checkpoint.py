@@ -94,7 +94,7 @@ def restore(job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim
             return _load(state, model, optimizer, schedule)
     except Exception as exc:  # truncated, not a torch file, or state of another shape
         why_not = f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-    for obj, saved in zip(_stateful(model, optimizer, schedule), before):
+    for obj, saved in zip(_stateful(model, optimizer, schedule), before, strict=True):
         obj.load_state_dict(saved)
     log.warning("%s: %s; training from scratch", path, why_not)
     return None

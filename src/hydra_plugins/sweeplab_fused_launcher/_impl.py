@@ -14,15 +14,34 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _flush_loggers, _save_config, configure_log,
-                              env_override, filter_overrides, run_job, setup_globals)
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    _flush_loggers,
+    _save_config,
+    configure_log,
+    env_override,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeplab.errors import ConfigError
 from sweeplab.fused import Member, run_group
 from sweeplab.task import resolve_device
 
-from ._groups import MB, chunk_size, default_budget_bytes, describe_shape, differing_keys, fusion_key, split, unfusable_reason
+from ._groups import (
+    MB,
+    chunk_size,
+    default_budget_bytes,
+    describe_shape,
+    differing_keys,
+    fusion_key,
+    split,
+    unfusable_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +88,8 @@ def launch(
         if len(group) == 1:
             returns[group[0]] = run_alone(group[0])
         else:
-            returns.update(zip(group, run_fused([configs[i] for i in group], [scopes[i] for i in group], launcher)))
+            values = run_fused([configs[i] for i in group], [scopes[i] for i in group], launcher)
+            returns.update(zip(group, values, strict=True))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in range(len(configs))]
 
@@ -134,14 +154,14 @@ def run_fused(
     saved_hydra_config = HydraConfig.instance().cfg
     try:
         jobs = [open_job(c) for c in configs]
-        for sweep_config, job in zip(configs, jobs):
+        for sweep_config, job in zip(configs, jobs, strict=True):
             log.info("\t#%d : %s", sweep_config.hydra.job.num, " ".join(filter_overrides(job.overrides)))
         HydraConfig.instance().set_config(configs[0])
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
                          [c.hydra.job.num for c in configs]) as logging_of:
             members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
-                       for k, (j, scope) in enumerate(zip(jobs, scopes))]
+                       for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
                 for sweep_config in configs:
                     callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
@@ -151,7 +171,7 @@ def run_fused(
                 except Exception as exc:
                     values, status = [exc] * len(jobs), JobStatus.FAILED
             _flush_loggers()
-        for sweep_config, job, value in zip(configs, jobs, values):
+        for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
             callbacks.on_job_end(config=sweep_config, job_return=job)
         return jobs
@@ -159,7 +179,9 @@ def run_fused(
         HydraConfig.instance().cfg = saved_hydra_config
 
 
-def both(first: Callable[[], ContextManager[Any]], second: Callable[[], ContextManager[Any]]) -> Callable[[], ContextManager[Any]]:
+def both(
+    first: Callable[[], ContextManager[Any]], second: Callable[[], ContextManager[Any]]
+) -> Callable[[], ContextManager[Any]]:
     @contextlib.contextmanager
     def entered() -> Iterator[None]:
         with first(), second():

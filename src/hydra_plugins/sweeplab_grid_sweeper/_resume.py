@@ -84,7 +84,8 @@ def read_past_jobs(sweep_dir: Path) -> list[PastJob]:
         except Exception:  # not Hydra's, damaged, or a single run's (no job number): nothing to resume
             continue
         # the job's dir is runtime.output_dir, unless the sweep dir was moved or renamed since
-        output_dir = recorded if _same_file(recorded / subdir / "hydra.yaml", hydra_yaml) else hydra_yaml.parents[len(subdir.parts)]
+        same = _same_file(recorded / subdir / "hydra.yaml", hydra_yaml)
+        output_dir = recorded if same else hydra_yaml.parents[len(subdir.parts)]
         jobs.append(PastJob(num, overrides, output_dir, read_status(output_dir)))
     return jobs
 
@@ -136,7 +137,9 @@ def plan_resume(jobs: Sequence[Sequence[str]], past: Sequence[PastJob], sweep_di
     return plan
 
 
-def blocks(to_run: Sequence[tuple[int, list[str]]], max_batch_size: Optional[int]) -> Iterator[tuple[int, list[list[str]]]]:
+def blocks(
+    to_run: Sequence[tuple[int, list[str]]], max_batch_size: Optional[int]
+) -> Iterator[tuple[int, list[list[str]]]]:
     """(first job number, overrides) launches: runs of consecutive numbers, at most ``max_batch_size`` long,
     since a launcher numbers a batch's jobs ``initial_job_idx``, ``initial_job_idx + 1``, ..."""
     ordered = sorted(to_run, key=lambda item: item[0])

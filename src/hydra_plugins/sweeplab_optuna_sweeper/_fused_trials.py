@@ -53,7 +53,7 @@ def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn
             overrides = [sweeper._job_overrides(trial) for trial in run]
             scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
             jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
-    for trial, job in zip(trials, jobs):
+    for trial, job in zip(trials, jobs, strict=True):
         tell(sweeper, study, trial, job)
 
 

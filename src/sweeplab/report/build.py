@@ -11,12 +11,16 @@ import pandas as pd
 
 from sweeplab.report import sections
 from sweeplab.report.collect import UNREADABLE, Sweeps, collect
+from sweeplab.report.compare import MARGIN
 from sweeplab.report.document import Block, Image, to_html, to_markdown, to_text
 from sweeplab.report.optuna_files import OptunaFiles, load_study, param_importances
 from sweeplab.report.plots import (
-    accuracy_vs_param, importance_chart, learning_curves, optimisation_history, save_png,
+    accuracy_vs_param,
+    importance_chart,
+    learning_curves,
+    optimisation_history,
+    save_png,
 )
-from sweeplab.report.compare import MARGIN
 from sweeplab.report.stats import TEST, VAL, compare_sweep_bests, status_counts, summarize
 
 

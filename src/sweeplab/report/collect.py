@@ -49,7 +49,7 @@ class Sweeps:
 
 def collect(dirs: Sequence[Path]) -> Sweeps:
     """Read every job dir of every sweep dir. Every dir is checked before any is read."""
-    paths = dict(zip(sweep_names(dirs), dirs))
+    paths = dict(zip(sweep_names(dirs), dirs, strict=True))
     job_dirs = {name: find_job_dirs(path) for name, path in paths.items()}
     optuna = {name: files for name, path in paths.items() if (files := read_optuna_files(path)) is not None}
 
@@ -254,4 +254,4 @@ def trial_states_by_job(files: OptunaFiles | None) -> dict[str, str]:
     """Optuna's state of each trial (COMPLETE, PRUNED, FAIL, RUNNING) by job dir name (= trial number)."""
     if files is None or files.trials.empty:
         return {}
-    return dict(zip(files.trials["number"].astype(str), files.trials["state"]))
+    return dict(zip(files.trials["number"].astype(str), files.trials["state"], strict=True))

@@ -4,14 +4,28 @@ from __future__ import annotations
 import pandas as pd
 
 from sweeplab.report.collect import UNREADABLE, Sweeps
+from sweeplab.report.compare import (
+    ALPHA,
+    EQUIVALENT,
+    HOLM_WHY,
+    INCONCLUSIVE,
+    METHOD,
+    POWER_METHOD,
+    UNTESTED_FEW,
+    UNTESTED_FLAT,
+    WORSE,
+)
 from sweeplab.report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from sweeplab.report.optuna_files import OptunaFiles
-from sweeplab.report.compare import (
-    ALPHA, EQUIVALENT, HOLM_WHY, INCONCLUSIVE, METHOD, POWER_METHOD, UNTESTED_FEW, UNTESTED_FLAT, WORSE,
-)
 from sweeplab.report.stats import BEST, NO_OK_JOBS, TEST, VAL
 from sweeplab.report.tables import (
-    bests_table, effect_text, jobs_table, mean_std_text, seeds_text, status_table, summary_table,
+    bests_table,
+    effect_text,
+    jobs_table,
+    mean_std_text,
+    seeds_text,
+    status_table,
+    summary_table,
 )
 from sweeplab.report.values import format_value
 
@@ -106,7 +120,7 @@ def status(jobs: pd.DataFrame, counts: pd.DataFrame) -> list[Block]:
     if not unreadable.empty:
         blocks += [Paragraph(f"{len(unreadable)} job dir(s) could not be read (a damaged or missing file):"),
                    Bullets([f"{sweep}/{job}: {reason}" for sweep, job, reason
-                            in zip(unreadable["sweep"], unreadable["job"], unreadable["reason"])])]
+                            in zip(unreadable["sweep"], unreadable["job"], unreadable["reason"], strict=True)])]
     return blocks
 
 
