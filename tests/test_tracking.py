@@ -11,10 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from test_fused import multirun  # python train.py -m in-process
 
 import sweeplab.trial
 from conftest import REPO, TINY, run_train
-from test_fused import multirun  # python train.py -m in-process
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -63,7 +63,7 @@ def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_
 
     client, runs = mlflow_runs(sweep, "my_sweep")
     assert [r.info.run_name for r in runs] == ["0", "1"]
-    for r, lr in zip(runs, (0.1, 0.01)):
+    for r, lr in zip(runs, (0.1, 0.01), strict=True):
         job_dir = sweep / r.info.run_name
         history, metrics = pd.read_csv(job_dir / "history.csv"), read_metrics(job_dir)
         assert r.info.status == "FINISHED"
@@ -72,7 +72,7 @@ def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_
         assert r.data.params["model.width"] == "256" and r.data.params["data._target_"] == "sweeplab.data.synthetic_images"
         assert not any(key.startswith("logger") for key in r.data.params)
         steps = client.get_metric_history(r.info.run_id, "val_acc")
-        assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"]))
+        assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"], strict=True))
         for name in ("test_acc", "best_val_acc", "wall_seconds", "params", "train_loss"):
             assert r.data.metrics[name] == pytest.approx(metrics[name]), name
 
@@ -103,7 +103,8 @@ def test_a_diverged_job_logs_its_epochs_and_ends_as_a_failed_run(make_cfg, tmp_p
     assert epochs == list(range(1, metrics["epochs_completed"] + 1))
 
 
-def test_an_interrupted_job_is_a_killed_run_and_its_resumed_run_has_every_epoch(make_cfg, tmp_path, shared_store, caplog):
+def test_an_interrupted_job_is_a_killed_run_and_its_resumed_run_has_every_epoch(
+        make_cfg, tmp_path, shared_store, caplog):
     tracking = ["logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}", "logger.mlflow.experiment_name=resumed"]
     overrides = [*TINY, "epochs=3", "checkpoint=true", *tracking]
     with pytest.raises(KeyboardInterrupt):
@@ -117,7 +118,7 @@ def test_an_interrupted_job_is_a_killed_run_and_its_resumed_run_has_every_epoch(
     assert (stopped.info.status, stopped.data.tags["status"]) == ("KILLED", "interrupted")
     history = pd.read_csv(tmp_path / "job" / "history.csv")
     steps = client.get_metric_history(resumed.info.run_id, "val_acc")
-    assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"]))
+    assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"], strict=True))
     assert (resumed.info.status, len(history)) == ("FINISHED", 3)
 
 
@@ -129,7 +130,8 @@ def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path)
     events.Reload()
     history, metrics = pd.read_csv(job_dir / "history.csv"), read_metrics(job_dir)
     val_acc = [(e.step, e.value) for e in events.Scalars("val_acc")]
-    assert val_acc == [(epoch, pytest.approx(acc)) for epoch, acc in zip(history["epoch"], history["val_acc"])]
+    epochs = zip(history["epoch"], history["val_acc"], strict=True)
+    assert val_acc == [(epoch, pytest.approx(acc)) for epoch, acc in epochs]
     (test_acc,) = events.Scalars("test_acc")
     assert (test_acc.step, test_acc.value) == (3, pytest.approx(metrics["test_acc"]))
     start = plugin_data_pb2.HParamsPluginData.FromString(
@@ -149,7 +151,8 @@ def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("logger=mlflow logger.mlflow.tracking_uri=nosuchscheme://x", "logger.mlflow.tracking_uri='nosuchscheme://x': cannot open it"),
+    ("logger=mlflow logger.mlflow.tracking_uri=nosuchscheme://x",
+     "logger.mlflow.tracking_uri='nosuchscheme://x': cannot open it"),
     ("logger=tensorboard logger.tensorboard.save_dir={file}/tb", "logger.tensorboard: cannot write events to"),
 ])
 def test_a_tracker_that_cannot_start_fails_the_job_before_training(make_cfg, tmp_path, override, message):
@@ -181,7 +184,8 @@ def test_a_tracker_failing_mid_run_warns_once_and_the_others_go_on(make_cfg, tmp
 
 
 def test_an_unknown_tracker_argument_is_one_line_before_any_work(make_cfg, tmp_path):
-    with pytest.raises(ConfigError, match=r"logger.mlflow.tracking_url: not an argument of sweeplab.tracking.MLflowTracker"):
+    unknown = r"logger.mlflow.tracking_url: not an argument of sweeplab.tracking.MLflowTracker"
+    with pytest.raises(ConfigError, match=unknown):
         run(make_cfg(*TINY, "logger=mlflow", "+logger.mlflow.tracking_url=x"), tmp_path)
 
 

@@ -18,11 +18,20 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from sweeplab.checkpoint import save_finished
 from sweeplab.data import Splits
 from sweeplab.model import loss_function
 from sweeplab.stacked import StackedMLP, StackedOptimizer
-from sweeplab.checkpoint import save_finished
-from sweeplab.task import begin_job, build_model, end_job, failure_recorded, final_metrics, job_callbacks, log_setup, set_up
+from sweeplab.task import (
+    begin_job,
+    build_model,
+    end_job,
+    failure_recorded,
+    final_metrics,
+    job_callbacks,
+    log_setup,
+    set_up,
+)
 from sweeplab.tracking import Trackers, tracked
 from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_per_epoch, end_epoch
 
@@ -72,7 +81,7 @@ def run_group(members: Sequence[Member]) -> list[Any]:
                                          member.result, device))
     share = (time.perf_counter() - started) / len(members)  # each member's share of the group's time
     values = []
-    for member, member_metrics in zip(members, metrics):
+    for member, member_metrics in zip(members, metrics, strict=True):
         with member.scope():
             member_metrics.wall_seconds = share
             member.trackers.finish(member_metrics)
@@ -88,7 +97,8 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
     generators = {seed: torch.Generator().manual_seed(seed) for seed in sorted({m.cfg.seed for m in members})}
     n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
     if n_batches == 0:
-        raise ValueError(f"batch_size={shared.batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
+        raise ValueError(
+            f"batch_size={shared.batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
     active = list(members)
     for callback in (c for m in members for c in m.callbacks):
         callback.on_train_start(shared.epochs, n_batches)
@@ -155,13 +165,16 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(stacked: StackedMLP, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[list[float], list[float]]:
+def evaluate(
+    stacked: StackedMLP, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> tuple[list[float], list[float]]:
     """Per-member mean loss and accuracy on (x, y), every member seeing the same batches."""
     stacked.training = False
     loss_sum, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
         out = stacked(x[start : start + batch_size])
         yb = y[start : start + batch_size].expand(out.shape[0], -1)
-        loss_sum = loss_sum + loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(out.shape[0], -1).sum(dim=1).double()
+        losses = loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(out.shape[0], -1)
+        loss_sum = loss_sum + losses.sum(dim=1).double()
         correct = correct + (out.argmax(dim=2) == yb).sum(dim=1)
     return (loss_sum / len(y)).tolist(), (correct.double() / len(y)).tolist()

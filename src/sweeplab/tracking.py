@@ -122,7 +122,8 @@ class TensorBoardTracker(Tracker):
         try:
             self.writer = SummaryWriter(str(log_dir))
         except Exception as exc:
-            raise ConfigError(f"logger.tensorboard: cannot write events to {str(log_dir)!r} ({first_line(exc)})") from exc
+            raise ConfigError(
+                f"logger.tensorboard: cannot write events to {str(log_dir)!r} ({first_line(exc)})") from exc
         # the hparams plugin's table: every config value beside the final metrics' names
         for summary in hparams(flat_config(cfg), {name: math.nan for name in FINAL_METRICS + EPOCH_METRICS}):
             self.writer.file_writer.add_summary(summary)
