@@ -93,7 +93,8 @@ def test_mlflow_groups_an_optuna_study_under_a_given_uri_and_tags_each_trial(mak
 
 def test_a_diverged_job_logs_its_epochs_and_ends_as_a_failed_run(make_cfg, tmp_path, shared_store):
     run(make_cfg(*TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}",
-                 "logger.mlflow.experiment_name=diverged", "+logger.mlflow.tags.team=7", "epochs=4", "lr=1e12"), tmp_path / "job")
+                 "logger.mlflow.experiment_name=diverged", "+logger.mlflow.tags.team=7", "epochs=4", "lr=1e12"),
+        tmp_path / "job")
     metrics = read_metrics(tmp_path / "job")
     client, (r,) = runs_in(shared_store, "diverged")
     assert metrics["status"] == "diverged"
