@@ -6,9 +6,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run_train
 from test_optuna_resume import COMMAND, start_then_signal
 
+from conftest import run_train
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,8 @@ def test_joblib_trials_run_in_parallel_report_per_epoch_and_get_pruned_in_any_jo
     result = run_train(
         "-m", "hydra/sweeper=optuna", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "threads=1",
         "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
-        "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.pruner.n_warmup_steps=0",
+        "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         "lr=choice(0.1, 0.0001)", f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=trial_${hydra.job.num}",
         cwd=tmp_path, timeout=240)  # the old 5-minute hang at the end would fail here
     assert result.returncode == 0, result.stderr[-3000:]

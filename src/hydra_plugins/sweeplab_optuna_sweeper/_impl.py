@@ -4,10 +4,11 @@ last one ends, one Hydra job per trial, results written after every trial.
 Workers are Optuna's own distributed mode: processes that share one storage. Locally they are
 ``n_workers`` forked processes, each handing its jobs to the launcher (the basic one runs them in
 the worker itself); with joblib or submitit, which run jobs in processes of their own, they are
-threads of this process, one job each, as many as the launcher runs at once; on other machines, the same command started against
-the same storage URL. Each job reaches its trial through the storage (``sweeplab.trial``), so it
-reports and is pruned wherever it runs. The budget ``n_trials`` is the study's total, counted from
-the storage, so a rerun resumes and several machines share one budget.
+threads of this process, one job each, as many as the launcher runs at once; on other machines,
+the same command started against the same storage URL. Each job reaches its trial through the
+storage (``sweeplab.trial``), so it reports and is pruned wherever it runs. The budget ``n_trials``
+is the study's total, counted from the storage, so a rerun resumes and several machines share one
+budget.
 """
 from __future__ import annotations
 
