@@ -200,13 +200,15 @@ def retry_next_interrupted(study: optuna.Study) -> None:
     retried = {retry_of(trial) for trial in trials} - {None}
     for trial in trials:
         if interrupted(trial) and trial.number not in retried:
-            RetryHeartbeatStaleTrialCallback()(study, trial)
+            with experimental_allowed():
+                RetryHeartbeatStaleTrialCallback()(study, trial)
             return
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
     """The number of the interrupted trial that ``trial`` reruns, if it is a retry."""
-    history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
+    with experimental_allowed():
+        history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
     return history[-1] if history else None
 
 
