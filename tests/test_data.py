@@ -18,7 +18,8 @@ from sweeplab.idx import read_idx, write_idx
 
 def idx_cfg(root, name="fashion_mnist", system_root=None, download=False, **extra):
     return OmegaConf.create({
-        "_target_": "sweeplab.data.idx_images", "name": name, "root": str(root), "system_root": None if system_root is None else str(system_root),
+        "_target_": "sweeplab.data.idx_images", "name": name, "root": str(root),
+        "system_root": None if system_root is None else str(system_root),
         "download": download, "val_fraction": 0.1, "split_seed": 0, "mean": None, "std": None, **extra,
     })
 
@@ -213,4 +214,5 @@ def test_a_multirun_in_one_process_loads_the_data_once(hydra_sweep_runner, tmp_p
                             config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path):
         logs = [(tmp_path / job / "train.log").read_text() for job in "012"]
     assert [log.count("data: sweeplab.data.synthetic_images loaded in") for log in logs] == [1, 0, 0]
-    assert [log.count("data: sweeplab.data.synthetic_images, already in memory in this process") for log in logs] == [0, 1, 1]
+    reused = "data: sweeplab.data.synthetic_images, already in memory in this process"
+    assert [log.count(reused) for log in logs] == [0, 1, 1]

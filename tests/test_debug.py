@@ -46,7 +46,8 @@ def test_limit_keeps_a_tenth_of_each_split(make_cfg):
     cfg = make_cfg(*DATA, "debug=limit")
     assert cfg.epochs == 3 and cfg.data.limit == 0.1
     assert split_sizes(cfg) == (54, 6, 20)  # of 540, 60, 200
-    a, b = (load_splits(make_cfg(*DATA, "debug=limit", f"data.split_seed={s}").data, torch.device("cpu")) for s in (0, 1))
+    a, b = (load_splits(make_cfg(*DATA, "debug=limit", f"data.split_seed={s}").data, torch.device("cpu"))
+            for s in (0, 1))
     assert not torch.equal(a.train_x, b.train_x)  # a random part, fixed by split_seed
 
 

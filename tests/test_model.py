@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from sweeplab.config import ACTIVATIONS, OPTIMIZER_NAMES
-from sweeplab.model import instantiate_model, count_parameters, describe, loss_function, mlp
+from sweeplab.model import count_parameters, describe, instantiate_model, loss_function, mlp
 from sweeplab.optim import build_optimizer
 
 
@@ -17,8 +17,8 @@ def linears(net):
 
 def test_sizes_bias_and_parameter_count():
     net = build_mlp(hidden=[13, 8], bias=False)
-    assert [(l.in_features, l.out_features) for l in linears(net)] == [(784, 13), (13, 8), (8, 10)]
-    assert all(l.bias is None for l in linears(net))
+    assert [(layer.in_features, layer.out_features) for layer in linears(net)] == [(784, 13), (13, 8), (8, 10)]
+    assert all(layer.bias is None for layer in linears(net))
     assert count_parameters(net) == 784 * 13 + 13 * 8 + 8 * 10
 
 
@@ -61,7 +61,7 @@ def test_default_init_draws_like_the_seed_notes_module():
     ours = build_mlp(width=128, bias=False, output="log_softmax")
     torch.manual_seed(420)
     theirs = [nn.Linear(784, 128, bias=False), nn.Linear(128, 10, bias=False)]
-    for mine, note in zip(linears(ours), theirs):
+    for mine, note in zip(linears(ours), theirs, strict=True):
         assert torch.equal(mine.weight, note.weight)
 
 

@@ -109,7 +109,8 @@ def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_p
                      "threads=1", *TINY, "hydra.sweep.dir=pool", cwd=tmp_path)
     assert pool.returncode == 1  # the two lr=-1 jobs failed, after every job ran
     assert pool.stdout.count("data: sweeplab.data.synthetic_images loaded in") == 2  # 6 jobs, 2 workers: one load each
-    assert pool.stdout.count("data: sweeplab.data.synthetic_images, already in memory in this process") == 2  # the other valid jobs
+    reused = "data: sweeplab.data.synthetic_images, already in memory in this process"
+    assert pool.stdout.count(reused) == 2  # the other valid jobs
     for failed_job in "45":
         metrics = read_metrics(tmp_path / "pool" / failed_job)
         assert metrics["status"] == "failed" and "lr=-1.0: must be a number > 0" in metrics["reason"]

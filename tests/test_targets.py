@@ -70,7 +70,8 @@ def test_a_users_optimizer_class_from_their_package(make_cfg, tmp_path, user_pac
         (["optimizer._target_=mylab_missing.Opt"],
          "optimizer._target_='mylab_missing.Opt': cannot import it (no module named 'mylab_missing')"),
         (["+optimizer.momentun=0.9"],
-         "optimizer.momentun: not an argument of torch.optim.NAdam (it takes: betas, capturable, decoupled_weight_decay"),
+         "optimizer.momentun: not an argument of torch.optim.NAdam "
+         "(it takes: betas, capturable, decoupled_weight_decay"),
     ],
 )
 def test_bad_optimizer_target_is_one_line_before_any_data(make_cfg, tmp_path, overrides, message):
@@ -173,7 +174,8 @@ def user_data(user_package):
         (["data._target_=mylab.bad.not_pairs"], DataError,
          "data._target_=mylab.bad.not_pairs: returned a dict; expected (train, test) or (train, val, test)"),
         (["+data.test_features=4"], DataError,
-         "data._target_=mylab.bad.pairs: test x has samples of shape (4,), train (5,); expected the same shape in every split"),
+         "data._target_=mylab.bad.pairs: test x has samples of shape (4,), train (5,); "
+         "expected the same shape in every split"),
         (["+data.low=-1"], DataError,
          "data._target_=mylab.bad.pairs: train labels span -1..2; expected 0..2 (data.n_classes=3)"),
         (["+data.n_classes=2"], DataError,

@@ -101,4 +101,4 @@ def test_jobs_share_the_loaded_data_and_leave_it_unchanged(make_cfg, tmp_path):
     run(cfg, tmp_path / "a")
     run(cfg, tmp_path / "b")
     assert load_splits(cfg.data, torch.device("cpu")) is splits
-    assert len(tensors) == 6 and all(torch.equal(now, then) for now, then in zip(tensors, before))
+    assert len(tensors) == 6 and all(torch.equal(now, then) for now, then in zip(tensors, before, strict=True))

@@ -69,7 +69,8 @@ def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_
         assert r.info.status == "FINISHED"
         assert r.data.tags["status"] == "ok" and r.data.tags["job_dir"] == str(job_dir.resolve())
         assert float(r.data.params["lr"]) == lr
-        assert r.data.params["model.width"] == "256" and r.data.params["data._target_"] == "sweeplab.data.synthetic_images"
+        assert r.data.params["model.width"] == "256"
+        assert r.data.params["data._target_"] == "sweeplab.data.synthetic_images"
         assert not any(key.startswith("logger") for key in r.data.params)
         steps = client.get_metric_history(r.info.run_id, "val_acc")
         assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"], strict=True))

@@ -25,7 +25,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -136,13 +135,14 @@ def _as_tensor_pairs(returned: Any, target: str) -> list[tuple[torch.Tensor, tor
     if not isinstance(returned, (tuple, list)) or len(returned) not in (2, 3):
         raise DataError(f"data._target_={target}: returned {_kind(returned)}; {expected}")
     pairs = []
-    for name, pair in zip(_split_names(len(returned)), returned):
+    for name, pair in zip(_split_names(len(returned)), returned, strict=True):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise DataError(f"data._target_={target}: its {name} split is {_kind(pair)}; {expected}")
         try:
             pairs.append((torch.as_tensor(pair[0]), torch.as_tensor(pair[1])))
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise DataError(f"data._target_={target}: its {name} split is not numeric arrays ({exc}); {expected}") from exc
+            raise DataError(
+                f"data._target_={target}: its {name} split is not numeric arrays ({exc}); {expected}") from exc
     return pairs
 
 
@@ -151,7 +151,7 @@ def _check_pairs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], target: str
     (``n_classes``, or the largest label + 1 when it is not given)."""
     where = f"data._target_={target}"
     sample_shape = tuple(pairs[0][0].shape[1:])
-    for name, (x, y) in zip(("train", "val", "test"), pairs):
+    for name, (x, y) in zip(("train", "val", "test"), pairs, strict=True):
         if x.ndim < 2 or len(x) == 0:
             raise DataError(f"{where}: {name} x has shape {tuple(x.shape)}; expected (N, ...) with N >= 1 samples")
         if tuple(x.shape[1:]) != sample_shape:
@@ -162,7 +162,7 @@ def _check_pairs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], target: str
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise DataError(f"{where}: {name} labels are {y.dtype}; expected integer class indices")
     n_classes = n_classes or 1 + max(int(y.max()) for _, y in pairs)
-    for name, (_, y) in zip(("train", "val", "test"), pairs):
+    for name, (_, y) in zip(("train", "val", "test"), pairs, strict=True):
         low, high = int(y.min()), int(y.max())
         if low < 0 or high >= n_classes:
             raise DataError(f"{where}: {name} labels span {low}..{high}; expected 0..{n_classes - 1} "
@@ -182,7 +182,9 @@ def _split_names(n: int) -> tuple[str, ...]:
 
 
 def _kind(value: Any) -> str:
-    return f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else f"a {type(value).__name__}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -210,7 +212,7 @@ def torchvision_dataset(dataset: Callable[..., Any]) -> tuple[Arrays, Arrays]:
     pairs = []
     for train in (True, False):
         samples = dataset(train=train, **transform)
-        xs, ys = zip(*(samples[i] for i in range(len(samples))))
+        xs, ys = zip(*(samples[i] for i in range(len(samples))), strict=True)
         pairs.append((torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)))
     return pairs[0], pairs[1]
 

@@ -84,7 +84,7 @@ def mlp(
     names = list(activations) if activations is not None else [activation] * len(sizes)
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
     fan_in = math.prod(input_shape)
-    for size, name in zip(sizes, names):
+    for size, name in zip(sizes, names, strict=True):
         layers += [nn.Linear(fan_in, size, bias=bias), activation_layer(name, negative_slope)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
