@@ -76,7 +76,7 @@ def torchvision_fetch(monkeypatch):
 
 
 def test_download_is_the_last_resort_and_lands_in_torchvision_layout(tmp_path, torchvision_fetch):
-    folder = find_idx_folder(idx_cfg(tmp_path / "fresh", name="kmnist", download=True))
+    folder = find(idx_cfg(tmp_path / "fresh", name="kmnist", download=True))
     assert folder == tmp_path / "fresh" / "KMNIST" / "raw"
     assert len(torchvision_fetch["fetched"]) == 4
     images, labels = read_pair(folder, "train")
