@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException
@@ -15,7 +16,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 import sweeplab.task
-from conftest import TINY, file_states, multirun
+from conftest import CONF, TINY, file_states, multirun
 from hydra_plugins.sweeplab_grid_sweeper._resume import job_key
 from sweeplab.jobfiles import METRICS, Metrics, read_metrics, write_metrics
 
@@ -43,6 +44,19 @@ def statuses(sweep_dir: Path) -> dict[str, str]:
 
 def test_the_sweeper_is_discovered_and_the_default():
     assert "GridSweeper" in [plugin.__name__ for plugin in Plugins.instance().discover(Sweeper)]
+
+
+@pytest.mark.parametrize(("overrides", "sweeper"), [
+    ([], "GridSweeper"),
+    (["+sweep=lr"], "GridSweeper"),
+    (["hydra/sweeper=optuna"], "OptunaSweeper"),
+    # a sweep file's `override /hydra/sweeper: optuna` must win over the app's default sweeper
+    (["+sweep=optuna_mlp"], "OptunaSweeper"),
+])
+def test_the_default_sweeper_is_the_grid_sweeper_and_sweep_files_can_replace_it(overrides, sweeper):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_.endswith(sweeper)
 
 
 def test_a_rerun_skips_finished_jobs_and_reruns_the_rest_into_their_dirs(tmp_path, capsys):
