@@ -50,16 +50,7 @@ def test_every_experiment_runs_one_tiny_job(make_cfg, tmp_path, name):
     assert read_metrics(tmp_path)["status"] == "ok"
 
 
-# conf/train.yaml's `override hydra/sweeper: grid` (the primary config's) wins over a study file's
-# `override /hydra/sweeper: optuna`, so the file's `override /hydra/sweeper/pruner: median` finds no
-# pruner group: `python train.py -m +sweep=optuna_mlp` fails to compose (with hydra/sweeper=optuna
-# added on the command line it runs). Strict: this test fails once that is fixed, to drop the mark.
-GRID_WINS = "train.yaml's grid sweeper default wins over the study's hydra/sweeper override"
-BROKEN = {"optuna_mlp": GRID_WINS, "optuna_mlp_30min": GRID_WINS}
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(reason=BROKEN[name], strict=True))
-                                  if name in BROKEN else name for name in STUDIES])
+@pytest.mark.parametrize("name", STUDIES)
 def test_every_study_runs_its_first_job_or_trial(make_cfg, hydra_sweep_runner, hydra_restore_singletons,
                                                  tmp_path, name):
     hydra_cfg = study_config(name).hydra
