@@ -1,4 +1,4 @@
-"""Config of the grid sweeper, registered as ``hydra/sweeper=grid`` (and, in train.py, as its default ``basic``: sweeplab.config)."""
+"""Config of the grid sweeper: ``hydra/sweeper=grid``, and train.py's default ``basic`` (sweeplab.config)."""
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in sys.modules.
 from dataclasses import dataclass
 from typing import Dict, Optional
