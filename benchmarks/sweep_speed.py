@@ -30,7 +30,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import OmegaConf
 from trainer_speed import seed_loop, uncompressed_copy
 
 from sweeplab.data import find_idx_folder
@@ -107,9 +106,7 @@ def main() -> None:
     for name in LAUNCHERS.keys() - launchers.keys():
         print(f"{name}: skipped, hydra/launcher={LAUNCHERS[name]} is not installed here")
 
-    data_cfg = OmegaConf.create({"name": "fashion_mnist", "root": "data", "download": False,
-                                 "system_root": "/usr/share/datasets/fashion-mnist"})
-    folder = find_idx_folder(data_cfg)
+    folder = find_idx_folder("fashion_mnist", "data", "/usr/share/datasets/fashion-mnist", download_ok=False)
     n_jobs = len(LRS) * len(SEEDS)
     print(f"{n_jobs}-job grid: lr {', '.join(LRS)} x seed {', '.join(SEEDS)}; "
           f"784-{WIDTH}-10 ReLU, SGD, batch {BATCH_SIZE}, {args.epochs} epochs; "

@@ -30,7 +30,6 @@ from typing import Callable
 
 import torch
 import torchvision
-from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -152,9 +151,7 @@ def main() -> None:
     # sweeplab.task does this before training; doing it here too speeds up all three loops alike
     reuse_freed_memory()
 
-    data_cfg = OmegaConf.create({"name": "fashion_mnist", "root": "data", "download": False,
-                                 "system_root": "/usr/share/datasets/fashion-mnist"})
-    folder = find_idx_folder(data_cfg)
+    folder = find_idx_folder("fashion_mnist", "data", "/usr/share/datasets/fashion-mnist", download_ok=False)
     train_images, train_labels = read_pair(folder, "train")
     test_images, test_labels = read_pair(folder, "test")
 
