@@ -49,6 +49,25 @@ def sweep_configs(*overrides_per_job: list[str]) -> list:
     return configs
 
 
+def assert_same_run_within_tolerance(basic: Path, fused: Path, epochs: int) -> None:
+    """The job dirs ``basic`` and ``fused`` hold the same run's history.csv and metrics.json, up to
+    the fused tolerance (module docstring)."""
+    a, b = read_metrics(basic), read_metrics(fused)
+    history_a, history_b = pd.read_csv(basic / "history.csv"), pd.read_csv(fused / "history.csv")
+    assert len(history_a) == len(history_b) == epochs
+    for column in ("train_loss", "val_loss"):
+        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), rel=LOSS_RTOL), column
+    for column in ("train_acc", "val_acc"):
+        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), abs=ACC_ATOL), column
+    assert history_b["lr"].tolist() == history_a["lr"].tolist()
+    for key in ("val_loss", "test_loss", "train_loss"):
+        assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
+    for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
+        assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
+    keys = ("status", "best_epoch", "epochs_completed", "params")
+    assert [b[key] for key in keys] == [a[key] for key in keys]
+
+
 ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [0.95, 0.9]], "eps": [1e-8, 1e-6, 1e-8]}
 
 
@@ -99,20 +118,7 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
             assert math.isnan(job_fused.return_value)
             continue
         assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)
-        history_a = pd.read_csv(tmp_path / "basic" / str(num) / "history.csv")
-        history_b = pd.read_csv(tmp_path / "fused" / str(num) / "history.csv")
-        assert len(history_a) == len(history_b) == 2
-        for column in ("train_loss", "val_loss"):
-            assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), rel=LOSS_RTOL), column
-        for column in ("train_acc", "val_acc"):
-            assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), abs=ACC_ATOL), column
-        assert history_b["lr"].tolist() == history_a["lr"].tolist()
-        for key in ("val_loss", "test_loss", "train_loss"):
-            assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
-        for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
-            assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
-        keys = ("best_epoch", "epochs_completed", "params")
-        assert [b[key] for key in keys] == [a[key] for key in keys]
+        assert_same_run_within_tolerance(tmp_path / "basic" / str(num), tmp_path / "fused" / str(num), epochs=2)
         checkpoints = [torch.load(tmp_path / kind / str(num) / "checkpoint.pt", weights_only=True)
                        for kind in ("basic", "fused")]
         assert checkpoints[1]["finished"] and checkpoints[1]["best_epoch"] == checkpoints[0]["best_epoch"]

@@ -51,22 +51,33 @@ class Checkpoint(Callback):
         self.save(finished=False)
 
     def save(self, finished: bool) -> None:
-        save_checkpoint(self.job_dir, {
-            **weights_and_history(self.config, finished, self.model, self.result),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.schedule is None else self.schedule.scheduler.state_dict(),
-            "data_order": self.result.data_order,
-            "torch_rng": torch.get_rng_state(),
-        })
+        scheduler = None if self.schedule is None else self.schedule.scheduler.state_dict()
+        save_resumable(self.job_dir, self.config, finished, self.model.state_dict(), self.optimizer.state_dict(),
+                       scheduler, self.result)
 
 
-def weights_and_history(config: str, finished: bool, model: nn.Module, result: FitResult) -> dict[str, Any]:
-    """The part of a checkpoint every run writes: the last and the best weights, and the history."""
+def save_resumable(job_dir: Path, config: str, finished: bool, model: dict[str, torch.Tensor],
+                   optimizer: dict[str, Any], scheduler: dict[str, Any] | None, result: FitResult) -> None:
+    """Everything the next epoch depends on: ``model`` and ``optimizer`` are the ``state_dict`` of the
+    run's own ``nn.Module`` and ``torch.optim`` optimizer (the fused launcher's members write theirs in
+    that form too, so an unfused rerun resumes them)."""
+    save_checkpoint(job_dir, {
+        **weights_and_history(config, finished, model, result),
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "data_order": result.data_order,
+        "torch_rng": torch.get_rng_state(),
+    })
+
+
+def weights_and_history(config: str, finished: bool, model: dict[str, torch.Tensor], result: FitResult
+                        ) -> dict[str, Any]:
+    """The part of a checkpoint every run writes: the last (``model``) and the best weights, and the history."""
     return {
         "format": FORMAT,
         "config": config,
         "finished": finished,
-        "model": model.state_dict(),
+        "model": model,
         "history": [asdict(record) for record in result.history],
         "best_epoch": result.best_epoch,
         "best_val_acc": result.best_val_acc,
@@ -76,7 +87,20 @@ def weights_and_history(config: str, finished: bool, model: nn.Module, result: F
 
 def save_finished(job_dir: Path, cfg: DictConfig, model: nn.Module, result: FitResult) -> None:
     """A finished run's checkpoint without the state to resume from (the fused launcher's members)."""
-    save_checkpoint(job_dir, weights_and_history(fingerprint(cfg), True, model, result))
+    save_checkpoint(job_dir, weights_and_history(fingerprint(cfg), True, model.state_dict(), result))
+
+
+def resumable_after(job_dir: Path, config: str) -> int | None:
+    """The last epoch of the unfinished run of ``config`` saved in ``job_dir``; None if there is none
+    to resume (no checkpoint, a finished run's, another config's, or one that cannot be read)."""
+    path = job_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # restore() says why in the run's log when the run starts from scratch
+        return None
+    return len(state["history"]) if _cannot_resume(state, config) is None else None
 
 
 def restore(job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -4,7 +4,8 @@ The fused launcher (``hydra/launcher=fused``) decides which jobs form a group an
 member's Hydra job dir; this module does what :func:`sweeplab.task.run` does, for K jobs at once:
 every member gets its own initial weights (``task.build_model``), data order (a generator seeded
 with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters, callbacks
-(history file, epoch log, early stopping, Optuna pruning, trackers), best state, test and metrics.json.
+(history file, epoch log, early stopping, Optuna pruning, trackers), best state, test and metrics.json,
+and with ``checkpoint=true`` the per-epoch checkpoint of its own run, from which a rerun resumes it alone.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from sweeplab.checkpoint import save_finished
+from sweeplab.checkpoint import fingerprint, save_finished, save_resumable
 from sweeplab.data import Splits
 from sweeplab.model import loss_function
+from sweeplab.optim import build_optimizer
 from sweeplab.stacked import StackedMLP, StackedOptimizer
 from sweeplab.task import (
     begin_job,
@@ -113,6 +115,8 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
                 torch.stack([orders[m.cfg.seed] for m in active]),
                 batch_size=shared.batch_size, drop_last=shared.drop_last,
             )
+            for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
+                member.result.data_order = generators[member.cfg.seed].get_state()
             val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
             seconds = (time.perf_counter() - tic) / len(active)
 
@@ -122,6 +126,8 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
                                        lr=member.cfg.optimizer.lr, seconds=seconds)  # constant: no schedulers fused
                 with member.scope():
                     stop = end_epoch(member.result, record, lambda k=k: stacked.member_state(k), member.callbacks)
+                    if member.cfg.checkpoint:
+                        save_member_checkpoint(member, k, stacked, optimizer)
                 if stop is not None or epoch == shared.epochs:
                     member.final_state = stacked.member_state(k)
                     stopped.append(k)
@@ -178,3 +184,14 @@ def evaluate(
         loss_sum = loss_sum + losses.sum(dim=1).double()
         correct = correct + (out.argmax(dim=2) == yb).sum(dim=1)
     return (loss_sum / len(y)).tolist(), (correct.double() / len(y)).tolist()
+
+
+def save_member_checkpoint(member: Member, k: int, stacked: StackedMLP, optimizer: StackedOptimizer) -> None:
+    """Member k's per-epoch checkpoint as its own unfused run writes it (``checkpoint.Checkpoint``), with
+    its model's and its torch.optim optimizer's ``state_dict``: a rerun resumes it alone, through the task."""
+    model = member.model
+    own = build_optimizer(member.cfg.optimizer, model.parameters(), next(model.parameters()).device).state_dict()
+    by_name = optimizer.member_state(k, stacked)
+    state = {index: by_name[name] for index, (name, _) in enumerate(model.named_parameters()) if name in by_name}
+    save_resumable(member.job_dir, fingerprint(member.cfg), False, stacked.member_state(k),
+                   {"state": state, "param_groups": own["param_groups"]}, None, member.result)

@@ -70,12 +70,19 @@ class StackedMLP:
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as the ``state_dict`` of its own ``nn.Sequential`` (copies)."""
-        state = {}
-        for (weight_name, bias_name), weight, bias in zip(self.names, self.weights, self.biases, strict=True):
-            state[weight_name] = weight[k].detach().T.clone()
-            if bias is not None:
-                state[bias_name] = bias[k, 0].detach().clone()
-        return state
+        return self.member_slices(k, self.parameters())
+
+    def member_slices(self, k: int, stacked: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Member k's slices of ``stacked``, one tensor per parameter in :meth:`parameters`'s order
+        (the weights themselves, or an optimizer's per-parameter state), as copies named and shaped
+        as its own ``nn.Sequential``'s parameters."""
+        names = [weight for weight, _ in self.names] + [bias for _, bias in self.names if bias is not None]
+        n_weights = len(self.weights)
+        # contiguous copies, as the member's own tensors are: torch's fused Adam misreads transposed state
+        slices = {name: (tensor[k].detach().T if i < n_weights else tensor[k, 0].detach())
+                  .clone(memory_format=torch.contiguous_format)
+                  for i, (name, tensor) in enumerate(zip(names, stacked, strict=True))}
+        return {name: slices[name] for pair in self.names for name in pair if name is not None}  # layer order
 
     def keep(self, index: torch.Tensor) -> None:
         """Keep only the members at ``index`` (the others stopped)."""
@@ -168,6 +175,16 @@ class StackedOptimizer:
         exp_avg_sq.mul_(self.beta2).addcmul_(grad * self.one_minus_beta2, grad)
         denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
         p.addcdiv_(exp_avg, denom.div_(neg_step_size))  # p - step_size * exp_avg / denom
+
+    def member_state(self, k: int, stacked: StackedMLP) -> dict[str, dict[str, torch.Tensor]]:
+        """Member k's state as the torch.optim optimizer of its own run holds it, per parameter name:
+        SGD's ``momentum_buffer`` (none without momentum), Adam's ``exp_avg``, ``exp_avg_sq`` and ``step``."""
+        keys = [key for key in self.state[0] if self.name != "sgd" or float(self.momentum[k]) != 0]
+        per_key = {key: stacked.member_slices(k, [state[key] for state in self.state]) for key in keys}
+        if self.name != "sgd":  # one tensor per parameter: torch.optim counts each one's steps in place
+            per_key["step"] = {name: torch.tensor(float(self.steps)) for name in per_key["exp_avg"]}
+        names = next(iter(per_key.values()), {}).keys()
+        return {name: {key: slices[name] for key, slices in per_key.items()} for name in names}
 
     def keep(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
         """Keep only the members at ``index``, now stacked in ``params``."""

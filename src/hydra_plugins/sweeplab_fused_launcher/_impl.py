@@ -28,6 +28,7 @@ from hydra.core.utils import (
 )
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from sweeplab.checkpoint import fingerprint, resumable_after
 from sweeplab.errors import ConfigError
 from sweeplab.fused import Member, run_group
 from sweeplab.task import resolve_device
@@ -104,7 +105,7 @@ def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_member
     alone: dict[int, str] = {}
     for position, sweep_config in enumerate(configs):
         cfg = task_config(sweep_config)
-        reason = unfusable_reason(cfg)
+        reason = resumes_alone(sweep_config, cfg) or unfusable_reason(cfg)
         if reason is None and sweep_config.hydra.job.chdir:
             reason = "hydra.job.chdir=true (members of a group share one working dir)"
         if reason is None:
@@ -137,6 +138,23 @@ def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_member
 
 def job_numbers(configs: Sequence[DictConfig], positions: Sequence[int]) -> str:
     return ",".join(f"#{configs[p].hydra.job.num}" for p in positions)
+
+
+def resumes_alone(sweep_config: DictConfig, cfg: DictConfig) -> Optional[str]:
+    """Why a job with ``checkpoint=true`` whose dir holds its unfinished run's checkpoint runs alone: the
+    task resumes it after its last finished epoch, where a stacked model would start it at epoch 1."""
+    after = resumable_after(Path(job_output_dir(sweep_config)), fingerprint(cfg)) if cfg.checkpoint else None
+    return None if after is None else f"resumes from its checkpoint after epoch {after}"
+
+
+def job_output_dir(sweep_config: DictConfig) -> str:
+    """The job's dir as ``run_job`` resolves it: ``hydra:`` interpolations in it see the job's own config."""
+    saved = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(sweep_config)
+    try:
+        return os.path.abspath(os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir)))
+    finally:
+        HydraConfig.instance().cfg = saved
 
 
 def task_config(sweep_config: DictConfig) -> DictConfig:
@@ -192,10 +210,9 @@ def both(
 
 def open_job(sweep_config: DictConfig) -> JobReturn:
     """What ``hydra.core.utils.run_job`` does before it calls the task: output dir, ``.hydra/`` files."""
-    HydraConfig.instance().set_config(sweep_config)
-    output_dir = os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir))
+    output_dir = job_output_dir(sweep_config)
     with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
-        sweep_config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+        sweep_config.hydra.runtime.output_dir = output_dir
     HydraConfig.instance().set_config(sweep_config)
     ret = JobReturn()
     ret.cfg = task_config(sweep_config)
