@@ -169,7 +169,7 @@ def test_bad_input_on_a_rerun_fails_its_jobs_and_touches_no_finished_one(tmp_pat
     assert file_states(tmp_path / "0", tmp_path / "1") == finished
 
 
-@pytest.mark.parametrize("launcher", ["basic", "pool", "fused"])
+@pytest.mark.parametrize("launcher", ["basic", "pool", "fused", "joblib"])
 def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
     common = [*TINY, "epochs=1", "model.width=16", f"hydra/launcher={launcher}"]
     multirun(sweeplab.task.main, tmp_path, "seed=0,1", *common)
@@ -180,3 +180,21 @@ def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert OmegaConf.load(tmp_path / "2" / ".hydra" / "config.yaml").seed == 2
     assert file_states(tmp_path / "0", tmp_path / "1") == finished
+
+
+def test_a_rerun_on_joblib_skips_finished_jobs_and_reruns_killed_and_failed_ones(tmp_path, capsys):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher")
+    grid = ["seed=0,1,2", *TINY, "epochs=1", "model.width=16", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    multirun(sweeplab.task.main, tmp_path, *grid)
+    assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
+    # what a kill -9 leaves (a job whose process is gone, still `running`), and a failed job
+    write_metrics(tmp_path / "1", Metrics(status="running", process="gone:999999"))
+    write_metrics(tmp_path / "2", Metrics(status="failed", reason="RuntimeError: out of memory"))
+    finished = file_states(tmp_path / "0")
+    capsys.readouterr()
+
+    multirun(sweeplab.task.main, tmp_path, *grid)
+    assert "1 finished jobs skipped, 2 to run (1 failed, 1 interrupted, 0 new)" in capsys.readouterr().out
+    assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
+    assert [OmegaConf.load(tmp_path / num / ".hydra" / "config.yaml").seed for num in "12"] == [1, 2]
+    assert file_states(tmp_path / "0") == finished

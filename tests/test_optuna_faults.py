@@ -75,14 +75,16 @@ def test_a_resumed_seeded_study_never_redraws_its_params(tmp_path):
     assert {path: finished_files(study_of(sweep_dir))[path] for path in before} == before
 
 
-def test_a_grid_study_killed_mid_trial_ends_with_every_point_complete_once(tmp_path):
-    code, _ = start_then_signal(tmp_path, signal.SIGKILL, command=GRID)
+def test_a_seeded_grid_study_killed_mid_trial_ends_with_every_point_complete_once(tmp_path):
+    # seeded: every process orders the grid's points alike; the killed trial's point runs again
+    seed = ["hydra.sweeper.sampler.seed=3"]
+    code, _ = start_then_signal(tmp_path, signal.SIGKILL, command=[*GRID, *seed])
     assert code == -signal.SIGKILL
     sweep_dir = tmp_path / "outputs" / "sweeps" / "resume"
     before = finished_files(study_of(sweep_dir, "resume"))
     assert before  # trial 0 finished before the kill
 
-    rerun = run_train(*GRID, cwd=tmp_path)
+    rerun = run_train(*GRID, *seed, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     trials = study_of(sweep_dir, "resume").trials
     complete = sorted((t.params["lr"], t.params["model.width"]) for t in trials if t.state.name == "COMPLETE")
