@@ -6,7 +6,12 @@ and the files in the sweep dir), never through the sweeper's internals.
 """
 from __future__ import annotations
 
+import fcntl
 import math
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -90,6 +95,36 @@ def test_a_rerun_resumes_and_runs_only_the_rest_of_the_budget(sweep):
     assert sorted(sweep.configs) == [0, 1, 2, 3, 4]  # job numbers continue from the trial numbers
     again = sweep("hydra.sweeper.n_trials=5", "x=interval(-1, 1)")
     assert len(again.trials) == 5  # the budget is spent: nothing more runs
+
+
+def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
+    lock: list[Any] = []
+
+    def last_trial_then_interrupt(cfg: DictConfig) -> float:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.get().job.num == 1:  # the last trial: hold the workers' asking lock (README), so
+            lock.append(open(sweep.dir / ".optuna.lock", "a"))  # the sweeper waits after its tell, and
+            fcntl.flock(lock[0], fcntl.LOCK_EX)  # `kill PID` it once the trial is stored as finished
+            threading.Thread(target=interrupt_when_finished, daemon=True).start()
+        return value_of(cfg)
+
+    def interrupt_when_finished() -> None:
+        storage = f"sqlite:///{sweep.dir / 'optuna.db'}"
+        while len(optuna.load_study(study_name="optuna", storage=storage).get_trials(
+                states=(optuna.trial.TrialState.COMPLETE,))) < 2:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        study = sweep("hydra.sweeper.n_trials=2", "x=interval(-1, 1)", task_function=last_trial_then_interrupt)
+    finally:
+        for file in lock:
+            file.close()
+    assert states(study) == ["COMPLETE", "COMPLETE"]
+    out = capfd.readouterr().out
+    assert "interrupted after the last trial: the study is done" in out
+    assert "rerun the same command to resume" not in out
 
 
 def test_a_rerun_with_another_search_space_is_refused(sweep):
