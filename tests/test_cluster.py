@@ -36,3 +36,26 @@ def test_the_slurm_example_is_submitit_slurm_with_its_resources():
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min) == ("gpu", 2, 4, 60)
+
+
+@pytest.mark.slow
+def test_an_optuna_study_runs_its_trials_as_submitit_jobs_that_report_epochs_and_get_pruned(tmp_path):
+    import optuna
+
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m", "hydra/sweeper=optuna", "hydra/launcher=submitit_local", "hydra.sweeper.n_workers=2", "threads=1",
+        *TINY, "hydra.sweeper.n_trials=6", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
+        "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.pruner.n_warmup_steps=0", "lr=choice(0.1, 0.0001)", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LocalLauncher: 2 trial(s) in flight" in result.stdout + result.stderr
+    trials = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
+    assert len(trials) == 6 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert [t.state.name for t in trials].count("PRUNED") >= 1
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 6  # one submitit job (a process) per trial
+    for trial in trials:
+        # each job reported every epoch to its trial through the storage
+        metrics = read_metrics(sweep / str(trial.number))
+        assert sorted(trial.intermediate_values) == list(range(1, metrics["epochs_completed"] + 1))
+        assert metrics["status"] == {"COMPLETE": "ok", "PRUNED": "pruned"}[trial.state.name]
