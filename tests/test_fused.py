@@ -23,7 +23,8 @@ from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.optim import build_optimizer
-from sweeplab.stacked import OPTIMIZERS, StackedOptimizer
+from sweeplab.model import ACTIVATION_LAYERS, loss_function, mlp
+from sweeplab.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
 
 LOSS_RTOL, ACC_ATOL = 1e-3, 0.01
 GRID = [*TINY, "model.width=32", "seed=0,1"]
@@ -97,6 +98,37 @@ def test_the_stacked_optimizer_steps_as_torch_optim_does_per_member(shared, memb
             reference.step()
     for k in range(3):
         torch.testing.assert_close(stacked.detach()[k], members[k].detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", sorted([*ACTIVATION_LAYERS, "leaky_relu"]))
+@pytest.mark.parametrize("variant", [
+    {},
+    {"bias": False, "output": "log_softmax", "dropout": 0.3, "hidden": [12, 7]},
+], ids=["plain", "no-bias-log-softmax-dropout-depth-2"])
+def test_the_stacked_backward_gives_autograds_gradients(activation, variant):
+    members = []
+    for k in range(3):
+        torch.manual_seed(k)
+        members.append(mlp((20,), 5, width=9, activation=activation, **variant))
+    stacked = StackedMLP(members, [variant.get("dropout", 0.0)] * 3)
+    x, y = torch.randn(3, 8, 20), torch.randint(0, 5, (3, 8))
+
+    torch.manual_seed(123)  # the same dropout masks in both passes
+    for p in stacked.parameters():
+        p.requires_grad_(True)
+    losses, _ = stacked.losses_and_grad(stacked(x), y)
+    reference = torch.autograd.grad(losses.sum(), stacked.parameters())
+    expected_losses = [loss_function(variant.get("output", "logits"))(m.eval()(x[k]), y[k]).item()
+                       for k, m in enumerate(members)]
+
+    torch.manual_seed(123)
+    with torch.no_grad():
+        losses, grad = stacked.losses_and_grad(stacked(x), y)
+        stacked.backward(grad)
+    for got, want in zip(stacked.parameters(), reference, strict=True):
+        torch.testing.assert_close(got.grad, want, rtol=1e-5, atol=1e-7)
+    if "dropout" not in variant:  # each member's loss is its own network's loss
+        assert losses.tolist() == pytest.approx(expected_losses, rel=1e-5)
 
 
 @pytest.mark.parametrize("optimizer, lrs", [("sgd_momentum", "0.1,0.01,1e30"), ("adam", "0.01,0.001,1e30")])

@@ -111,7 +111,7 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
             orders = {seed: torch.randperm(len(splits.train_y), generator=generators[seed]).to(splits.train_x.device)
                       for seed in sorted({m.cfg.seed for m in active})}
             train_loss, train_acc = train_one_epoch(
-                stacked, optimizer, loss_fn, splits.train_x, splits.train_y,
+                stacked, optimizer, splits.train_x, splits.train_y,
                 torch.stack([orders[m.cfg.seed] for m in active]),
                 batch_size=shared.batch_size, drop_last=shared.drop_last,
             )
@@ -145,10 +145,11 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
 
 
 def train_one_epoch(
-    stacked: StackedMLP, optimizer: StackedOptimizer, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
+    stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor,
     orders: torch.Tensor, *, batch_size: int, drop_last: bool,
 ) -> tuple[list[float], list[float]]:
-    """One pass for every member in its own order (``orders``: K x N); per-member mean loss and accuracy."""
+    """One pass for every member in its own order (``orders``: K x N); per-member mean loss and accuracy
+    (the model's own loss: see ``StackedMLP.losses_and_grad``)."""
     stacked.training = True
     n_members, n = orders.shape
     end = n - n % batch_size if drop_last else n
@@ -159,13 +160,12 @@ def train_one_epoch(
         idx = orders[:, start : start + batch_size]
         xb = x.index_select(0, idx.flatten()).view(n_members, -1, x.shape[1])
         yb = y.index_select(0, idx.flatten()).view(n_members, -1)
-        # forward, backward, update: the sum of per-member mean losses keeps each member's gradient its own
+        # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
-        losses = loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(n_members, -1).mean(dim=1)
-        optimizer.zero_grad()
-        losses.sum().backward()
+        losses, grad = stacked.losses_and_grad(out, yb)
+        stacked.backward(grad)
         optimizer.step()
-        loss_sum += losses.detach() * yb.shape[1]
+        loss_sum += losses * yb.shape[1]
         correct += (out.argmax(dim=2) == yb).sum(dim=1)
     return (loss_sum.double() / end).tolist(), (correct.double() / end).tolist()
 

@@ -1,14 +1,18 @@
 """K same-shape MLPs as one stacked model, and their optimizers with per-member hyperparameters.
 
 Member k's Linear(in, out) is slice k of a (K, in, out) weight (its ``weight.T``) and a (K, 1, out)
-bias, so one ``torch.baddbmm`` runs a layer for all members. A member's optimizer hyperparameters are
-(K, 1, 1) tensors that broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam,
-AdamW), op for op, so a member trains as its own run would up to float rounding (tests/test_stacked.py).
+bias, so one ``torch.baddbmm`` runs a layer for all members. The backward pass is written out rather
+than left to autograd: at batch 32 autograd's bookkeeping (graph, gradient buffers, the loss's extra
+ops) costs more than the small matmuls it wraps, and the ops here are the ones autograd would call
+(``bmm`` for a Linear, aten's ``*_backward`` kernels for an activation), so the gradients agree with
+autograd's (tests/test_fused.py). A member's optimizer hyperparameters are (K, 1, 1) tensors that
+broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam, AdamW), op for op, so a
+member trains as its own run would up to float rounding.
 """
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -18,9 +22,23 @@ from torch.nn import functional as F
 # The built-in optimizers (their `name` and `_target_`) whose arithmetic the stacked optimizer does.
 OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
 
+aten = torch.ops.aten
+# grad_input(module, grad_output, input, output) of each activation sweeplab.model.mlp builds: the
+# kernels autograd runs for it.
+ACTIVATION_BACKWARD: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
+    nn.ReLU: lambda m, g, x, y: aten.threshold_backward(g, y, 0),
+    nn.LeakyReLU: lambda m, g, x, y: aten.leaky_relu_backward(g, x, m.negative_slope, False),
+    nn.Sigmoid: lambda m, g, x, y: aten.sigmoid_backward(g, y),
+    nn.Tanh: lambda m, g, x, y: aten.tanh_backward(g, y),
+    nn.GELU: lambda m, g, x, y: aten.gelu_backward(g, x, approximate=m.approximate),
+    nn.ELU: lambda m, g, x, y: aten.elu_backward(g, m.alpha, 1, 1, False, x),
+    nn.SiLU: lambda m, g, x, y: aten.silu_backward(g, x),
+}
+
 
 class StackedMLP:
-    """The forward pass of K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights."""
+    """K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights: forward, and in
+    training the backward pass that fills each weight's and bias's ``.grad``."""
 
     def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
         # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
@@ -41,32 +59,75 @@ class StackedMLP:
             elif isinstance(layer, nn.LogSoftmax):
                 self.layers.append(("log_softmax", None))
             else:  # an elementwise activation: the same module works on (K, B, H)
+                if type(layer) not in ACTIVATION_BACKWARD:
+                    raise ValueError(f"the stacked model has no backward pass for {type(layer).__name__}")
                 self.layers.append(("act", layer))
         device = self.weights[0].device
         self.dropout = torch.tensor(dropout, device=device).view(-1, 1, 1)
-        for tensor in self.parameters():
-            tensor.requires_grad_(True)
         self.training = True
+        self.saved: list[object] = []  # per layer, what its backward needs (training forward only)
 
     def parameters(self) -> list[torch.Tensor]:
         return self.weights + [b for b in self.biases if b is not None]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(K, B, in) per-member inputs, or (B, in) shared by all members -> (K, B, classes)."""
+        self.saved = []
         for kind, what in self.layers:
+            x_in = x
             if kind == "linear":
                 weight, bias = self.weights[what], self.biases[what]
                 if x.dim() == 2:  # shared input: matmul folds it into one plain GEMM
                     x = torch.matmul(x, weight) if bias is None else torch.matmul(x, weight) + bias
                 else:
                     x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias, x, weight)
+                saved = x_in
             elif kind == "act":
                 x = what(x)
+                saved = (x_in, x)
             elif kind == "dropout" and self.training:
-                x = x * (torch.rand_like(x) >= self.dropout) / (1 - self.dropout)
+                saved = (torch.rand_like(x) >= self.dropout) / (1 - self.dropout)
+                x = x * saved
             elif kind == "log_softmax":
-                x = F.log_softmax(x, dim=-1)
+                x = saved = F.log_softmax(x, dim=-1)
+            if self.training:
+                self.saved.append(saved)
         return x
+
+    def backward(self, grad: torch.Tensor) -> None:
+        """Set every weight's and bias's ``.grad`` from ``grad``, the gradient w.r.t. the last
+        training forward's output (K, B, classes)."""
+        for position in reversed(range(len(self.layers))):
+            kind, what = self.layers[position]
+            saved = self.saved[position]
+            if kind == "linear":
+                weight, bias = self.weights[what], self.biases[what]
+                weight.grad = torch.matmul(saved.transpose(-1, -2), grad)  # (K or shared, in, B) @ (K, B, out)
+                if bias is not None:
+                    bias.grad = grad.sum(dim=1, keepdim=True)
+                if position == 0:
+                    break  # the data needs no gradient
+                grad = torch.bmm(grad, weight.transpose(1, 2))
+            elif kind == "act":
+                grad = ACTIVATION_BACKWARD[type(what)](what, grad, *saved)
+            elif kind == "dropout":
+                grad = grad * saved
+            elif kind == "log_softmax":
+                grad = aten._log_softmax_backward_data(grad, saved, -1, grad.dtype)
+        self.saved = []
+
+    def losses_and_grad(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's mean loss on its batch (``out``: K x B x classes, ``y``: K x B) and the
+        gradient of their sum w.r.t. ``out``: the model's own loss (``sweeplab.model.loss_function``),
+        NLL on log-probabilities when the model ends in log_softmax, cross-entropy on logits otherwise."""
+        ends_in_log_softmax = self.layers[-1][0] == "log_softmax"
+        log_probs = out if ends_in_log_softmax else F.log_softmax(out, dim=-1)
+        target = y.unsqueeze(2)
+        losses = -log_probs.gather(2, target).squeeze(2).mean(dim=1)
+        grad = torch.zeros_like(out).scatter_(2, target, -1.0 / y.shape[1])  # d(mean NLL)/d(log-probs)
+        if not ends_in_log_softmax:
+            grad = aten._log_softmax_backward_data(grad, log_probs, -1, out.dtype)
+        return losses, grad
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as the ``state_dict`` of its own ``nn.Sequential`` (copies)."""
@@ -86,8 +147,8 @@ class StackedMLP:
 
     def keep(self, index: torch.Tensor) -> None:
         """Keep only the members at ``index`` (the others stopped)."""
-        self.weights = [w.detach()[index].requires_grad_(True) for w in self.weights]
-        self.biases = [None if b is None else b.detach()[index].requires_grad_(True) for b in self.biases]
+        self.weights = [w[index] for w in self.weights]
+        self.biases = [None if b is None else b[index] for b in self.biases]
         self.dropout = self.dropout[index]
 
 
