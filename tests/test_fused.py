@@ -211,6 +211,13 @@ def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, ba
     assert job_files() == before
 
 
+def test_a_job_that_does_not_compose_stops_the_batch_before_any_job_runs(tmp_path):
+    # the grid sweeper leaves this check to the fused launcher, which composes the whole batch first
+    with pytest.raises(Exception, match="nope"):
+        multirun(tmp_path, *TINY, "epochs=1", "optimizer=sgd,nope", "hydra/launcher=fused")
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
 def test_a_task_that_is_not_sweeplabs_runs_as_the_basic_launcher_runs_it(tmp_path):
     jobs = multirun(tmp_path, "lr=0.1,0.01", "hydra/launcher=fused", task=lambda cfg: cfg.lr * 2)
     assert [job.return_value for job in jobs] == [0.2, 0.02]

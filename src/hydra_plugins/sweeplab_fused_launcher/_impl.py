@@ -101,10 +101,10 @@ def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_member
     Every group's device and memory budget is checked here, before any job runs.
     """
     log.info("fused launcher: %d jobs", len(configs))
+    task_configs = [task_config(sweep_config) for sweep_config in configs]
     by_key: dict[str, list[int]] = {}
     alone: dict[int, str] = {}
-    for position, sweep_config in enumerate(configs):
-        cfg = task_config(sweep_config)
+    for position, (sweep_config, cfg) in enumerate(zip(configs, task_configs, strict=True)):
         reason = resumes_alone(sweep_config, cfg) or unfusable_reason(cfg)
         if reason is None and sweep_config.hydra.job.chdir:
             reason = "hydra.job.chdir=true (members of a group share one working dir)"
@@ -116,10 +116,10 @@ def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_member
 
     groups: dict[int, list[int]] = {}
     for positions in by_key.values():
-        cfgs = [task_config(configs[p]) for p in positions]
-        device = resolve_device(cfgs[0].device)
+        first = task_configs[positions[0]]
+        device = resolve_device(first.device)
         budget = max_memory_mb * MB if max_memory_mb is not None else default_budget_bytes(device)
-        size = chunk_size(cfgs[0], budget, max_members, "hydra.launcher.max_memory_mb")
+        size = chunk_size(first, budget, max_members, "hydra.launcher.max_memory_mb")
         if len(positions) == 1:
             alone[positions[0]] = "no other job of its shape"
         for chunk in split(positions, size) if len(positions) > 1 else []:
@@ -127,7 +127,7 @@ def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_member
                 alone[chunk[0]] = f"the rest of its group after splitting it to fit {budget // MB} MB"
                 continue
             groups[chunk[0]] = chunk
-            members = [task_config(configs[p]) for p in chunk]
+            members = [task_configs[p] for p in chunk]
             log.info("  fused %s: %d members, %s on %s, differing in %s", job_numbers(configs, chunk), len(chunk),
                      describe_shape(members[0]), device, ", ".join(differing_keys(members)) or "nothing")
     for position, reason in sorted(alone.items()):

@@ -11,6 +11,10 @@ from omegaconf import DictConfig
 
 
 class FusedLauncher(Launcher):
+    # It composes every job of a batch before it runs any (to group them), so a bad override stops the
+    # batch before a job runs: the grid sweeper need not compose the batch once more to check it.
+    composes_batch_before_running = True
+
     def __init__(self, max_memory_mb: Optional[int] = None, max_members: Optional[int] = None) -> None:
         self.max_memory_mb = max_memory_mb
         self.max_members = max_members

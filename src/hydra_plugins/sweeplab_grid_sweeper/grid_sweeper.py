@@ -57,7 +57,10 @@ class GridSweeper(BasicSweeper):
         returns: list[Sequence[JobReturn]] = []
         with sigterm_as_keyboard_interrupt():
             for first_num, batch in blocks(plan.to_run, self.max_batch_size):
-                self.validate_batch_is_legal(batch)
+                # Hydra composes every job of the batch here so that a bad override fails before any
+                # job runs; a launcher that composes the whole batch first anyway is spared the copy.
+                if not getattr(self.launcher, "composes_batch_before_running", False):
+                    self.validate_batch_is_legal(batch)
                 returns.append(self.launcher.launch(batch, initial_job_idx=first_num))
         for results in returns:
             for result in results:
