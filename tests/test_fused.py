@@ -131,6 +131,31 @@ def test_the_stacked_backward_gives_autograds_gradients(activation, variant):
         assert losses.tolist() == pytest.approx(expected_losses, rel=1e-5)
 
 
+def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
+    members = []
+    for k in range(3):
+        torch.manual_seed(k)
+        members.append(mlp((20,), 5, hidden=[9, 6]))
+    lrs = [0.1, 0.01, 0.5]
+    stacked = StackedMLP(members, [0.0] * 3)
+    configs = [OmegaConf.create({"name": "sgd", "lr": lr, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False})
+               for lr in lrs]
+    optimizer = StackedOptimizer(stacked.parameters(), configs)
+    assert optimizer.plain_sgd
+    references = [torch.optim.SGD(m.parameters(), lr=lr) for m, lr in zip(members, lrs, strict=True)]
+    for _ in range(3):
+        x, y = torch.randn(3, 8, 20), torch.randint(0, 5, (3, 8))
+        _, grad = stacked.losses_and_grad(stacked(x), y)
+        stacked.backward(grad, sgd_lr=optimizer.lr)
+        for k, (member, reference) in enumerate(zip(members, references, strict=True)):
+            reference.zero_grad()
+            loss_function("logits")(member(x[k]), y[k]).backward()
+            reference.step()
+    for k, member in enumerate(members):
+        for name, tensor in stacked.member_state(k).items():
+            torch.testing.assert_close(tensor, member.state_dict()[name], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer, lrs", [("sgd_momentum", "0.1,0.01,1e30"), ("adam", "0.01,0.001,1e30")])
 def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
     overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true"]

@@ -163,8 +163,11 @@ def train_one_epoch(
         # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
         losses, grad = stacked.losses_and_grad(out, yb)
-        stacked.backward(grad)
-        optimizer.step()
+        if optimizer.plain_sgd:
+            stacked.backward(grad, sgd_lr=optimizer.lr)
+        else:
+            stacked.backward(grad)
+            optimizer.step()
         loss_sum += losses * yb.shape[1]
         correct += (out.argmax(dim=2) == yb).sum(dim=1)
     return (loss_sum.double() / end).tolist(), (correct.double() / end).tolist()

@@ -94,20 +94,30 @@ class StackedMLP:
                 self.saved.append(saved)
         return x
 
-    def backward(self, grad: torch.Tensor) -> None:
-        """Set every weight's and bias's ``.grad`` from ``grad``, the gradient w.r.t. the last
-        training forward's output (K, B, classes)."""
+    def backward(self, grad: torch.Tensor, sgd_lr: torch.Tensor | None = None) -> None:
+        """Backpropagate ``grad``, the gradient w.r.t. the last training forward's output (K, B,
+        classes): set every weight's and bias's ``.grad``, or, given ``sgd_lr`` (K, 1, 1), take plain
+        SGD's step ``w -= lr * grad`` in place inside the gradient's own matmul (no gradient tensor
+        and no separate pass over the weights: at batch 32 that pass costs half a matmul)."""
         for position in reversed(range(len(self.layers))):
             kind, what = self.layers[position]
             saved = self.saved[position]
             if kind == "linear":
                 weight, bias = self.weights[what], self.biases[what]
-                weight.grad = torch.matmul(saved.transpose(-1, -2), grad)  # (K or shared, in, B) @ (K, B, out)
-                if bias is not None:
-                    bias.grad = grad.sum(dim=1, keepdim=True)
-                if position == 0:
+                grad_in = None if position == 0 else torch.bmm(grad, weight.transpose(1, 2))  # before the step
+                x_t = saved.transpose(-1, -2).expand(len(weight), -1, -1)  # (K, in, B), also for a shared input
+                if sgd_lr is None:
+                    weight.grad = torch.bmm(x_t, grad)
+                    if bias is not None:
+                        bias.grad = grad.sum(dim=1, keepdim=True)
+                else:
+                    step = grad * sgd_lr
+                    weight.baddbmm_(x_t, step, alpha=-1)
+                    if bias is not None:
+                        bias.sub_(step.sum(dim=1, keepdim=True))
+                if grad_in is None:
                     break  # the data needs no gradient
-                grad = torch.bmm(grad, weight.transpose(1, 2))
+                grad = grad_in
             elif kind == "act":
                 grad = ACTIVATION_BACKWARD[type(what)](what, grad, *saved)
             elif kind == "dropout":
@@ -179,6 +189,8 @@ class StackedOptimizer:
             self.beta1 = member_tensor([c.betas[0] for c in configs], device)
             self.beta2 = member_tensor([c.betas[1] for c in configs], device)
             self.eps = member_tensor([c.eps for c in configs], device)
+        # plain SGD (no momentum, no weight decay): the model can take the step in its backward pass
+        self.plain_sgd = self.name == "sgd" and not self.uses_momentum and not self.decays
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
         self.steps = 0
         self._derive()
