@@ -89,7 +89,7 @@ class StackedMLP:
                 saved = (torch.rand_like(x) >= self.dropout) / (1 - self.dropout)
                 x = x * saved
             elif kind == "log_softmax":
-                x = saved = F.log_softmax(x, dim=-1)
+                x = saved = log_softmax(x)
             if self.training:
                 self.saved.append(saved)
         return x
@@ -123,7 +123,7 @@ class StackedMLP:
             elif kind == "dropout":
                 grad = grad * saved
             elif kind == "log_softmax":
-                grad = aten._log_softmax_backward_data(grad, saved, -1, grad.dtype)
+                grad = grad - saved.exp() * grad.sum(dim=-1, keepdim=True)
         self.saved = []
 
     def losses_and_grad(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,12 +131,14 @@ class StackedMLP:
         gradient of their sum w.r.t. ``out``: the model's own loss (``sweeplab.model.loss_function``),
         NLL on log-probabilities when the model ends in log_softmax, cross-entropy on logits otherwise."""
         ends_in_log_softmax = self.layers[-1][0] == "log_softmax"
-        log_probs = out if ends_in_log_softmax else F.log_softmax(out, dim=-1)
+        log_probs = out if ends_in_log_softmax else log_softmax(out)
         target = y.unsqueeze(2)
         losses = -log_probs.gather(2, target).squeeze(2).mean(dim=1)
-        grad = torch.zeros_like(out).scatter_(2, target, -1.0 / y.shape[1])  # d(mean NLL)/d(log-probs)
-        if not ends_in_log_softmax:
-            grad = aten._log_softmax_backward_data(grad, log_probs, -1, out.dtype)
+        minus_one_over_batch = torch.full_like(target, -1.0 / y.shape[1], dtype=out.dtype)
+        if ends_in_log_softmax:  # d(mean NLL)/d(log-probs): -1/B at each sample's class
+            grad = torch.zeros_like(out).scatter_(2, target, minus_one_over_batch)
+        else:  # d(mean cross-entropy)/d(logits): (softmax - one-hot) / B
+            grad = log_probs.exp().div_(y.shape[1]).scatter_add_(2, target, minus_one_over_batch)
         return losses, grad
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
@@ -160,6 +162,13 @@ class StackedMLP:
         self.weights = [w[index] for w in self.weights]
         self.biases = [None if b is None else b[index] for b in self.biases]
         self.dropout = self.dropout[index]
+
+
+def log_softmax(x: torch.Tensor) -> torch.Tensor:
+    """``F.log_softmax(x, dim=-1)`` of a (K, B, classes) stack, computed over dim 1 of its transpose:
+    with ten classes torch's CPU kernel for the last dim is about 6x slower than the one that
+    vectorises across the other dims (measured: 38 vs 6.5 us at 9 x 32 x 10)."""
+    return F.log_softmax(x.transpose(1, 2), dim=1).transpose(1, 2)
 
 
 def member_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:
