@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import numpy as np
 import pytest
+from hold import HOLD
 from hydra import compose, initialize_config_dir
 from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
@@ -59,12 +61,40 @@ def write_idx_dataset(folder: Path, n_train: int = 120, n_test: int = 40, seed: 
         write_idx(folder / f"{labels_stem}{suffix}", rng.integers(0, 10, size=n, dtype=np.uint8))
 
 
+def train_env(**variables: str) -> dict[str, str]:
+    """The environment of a train.py subprocess: this one's, tests/ on its path (a config may name a test
+    module's class, as hold.HoldAtEpoch), and ``variables``."""
+    path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **variables}
+
+
 def run_train(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python train.py ARGS`` in ``cwd`` (its outputs/ lands there), output captured."""
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or train_env(),
     )
+
+
+def start_held_train(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen:
+    """Start ``python train.py ARGS`` whose ``hold.held_at`` overrides hold a job; ``signal_when_held`` ends it."""
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd,
+                            env=train_env(**{HOLD: str(cwd / "held")}), **popen)
+
+
+def signal_when_held(proc: subprocess.Popen, cwd: Path, signum: int, log: Path | None = None) -> None:
+    """Wait until the held job of ``start_held_train(cwd=cwd)`` stands still, send ``signum`` and wait for the
+    process to end. The deadline is a safety net against a run that never gets there, not a speed check;
+    ``log``: the process's output file, shown if it never gets there."""
+    deadline = time.monotonic() + 300
+    while not (cwd / "held").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()  # leave no run behind a failed test
+            output = log.read_text()[-3000:] if log else ""
+            pytest.fail(f"the held job never got there (exit code {proc.poll()})\n{output}")
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    proc.wait(timeout=120)
 
 
 def multirun(task: Callable, sweep_dir: Path, *overrides: str) -> Any:

@@ -1,47 +1,35 @@
 """Interrupt a study (kill -9, Ctrl-C) mid-trial, rerun the same command, and it finishes exactly."""
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from hold import held_at
 
-from conftest import REPO, run_train
+from conftest import run_train, signal_when_held, start_held_train
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
 
 N_TRIALS = 4
-# trials of a dozen epochs, so a signal sent after epoch 1 lands mid-trial; short heartbeats so a
-# killed trial is found quickly
+# tiny trials; trial 1 stands still at the end of its epoch 2 (hold.py) until the test's signal, so the
+# signal lands mid-trial; short heartbeats so a killed trial is found quickly
 COMMAND = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hydra.sweeper.n_trials={N_TRIALS}",
            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
            "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.05, 0.5)",
-           "data=synthetic", "data.n_train=2000", "data.n_test=200", "epochs=12", "batch_size=32"]
+           "data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=3", "batch_size=64", *held_at(1, 2)]
 
 
 def start_then_signal(tmp_path, signum, *extra, command=COMMAND):
-    """Start the sweep, wait until trial 1 has finished an epoch, then send ``signum`` to the main process."""
-    log = open(tmp_path / "first.log", "w")
-    # as from a terminal, even when this test itself runs in a background job that ignores SIGINT
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *command, *extra], cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    history = tmp_path / "outputs" / "sweeps" / "resume" / "1" / "history.csv"
-    deadline = time.time() + 600  # a safety net against a sweep that never gets there, not a speed check
-    try:
-        while not (history.exists() and len(history.read_text().splitlines()) >= 2):
-            assert proc.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.05)
-    except AssertionError:
-        proc.kill()  # leave no sweep running behind a failed test
-        raise
-    proc.send_signal(signum)
-    proc.wait(timeout=60)
-    log.close()
+    """Start the sweep, wait until trial 1 stands still after its epoch 2, then send ``signum`` to the main
+    process (as from a terminal, even when this test itself runs in a background job that ignores SIGINT)."""
+    with open(tmp_path / "first.log", "w") as log:
+        proc = start_held_train(*command, *extra, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        signal_when_held(proc, tmp_path, signum, log=tmp_path / "first.log")
     return proc.returncode, (tmp_path / "first.log").read_text()
 
 

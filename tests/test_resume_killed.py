@@ -2,42 +2,31 @@
 the killed job resumes from its checkpoint and ends as a run never stopped; finished jobs are untouched."""
 import signal
 import subprocess
-import sys
-import time
 
-import pandas as pd
 import pytest
+from hold import held_at
 from test_checkpoint import assert_same_run
 
-from conftest import REPO, file_states, run_train
+from conftest import file_states, run_train, signal_when_held, start_held_train
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
 from sweeplab.task import run
 
 pytestmark = pytest.mark.slow
 
-# ~0.1-0.5 s per epoch here: time to kill the second job between its epochs 2 and 8
-GRID = ["data=synthetic", "data.n_train=3000", "data.n_test=200", "batch_size=32", "epochs=8", "model.width=64",
-        "checkpoint=true", "optimizer=adam", "lr=0.003", "model.dropout=0.2"]
-
-
-def rows(path):
-    try:
-        return len(pd.read_csv(path))
-    except (OSError, ValueError):
-        return 0
+# job 1 stands still at the end of its epoch 3 (hold.py), after its checkpoint of epoch 2, until the signal
+GRID = ["data=synthetic", "data.n_train=600", "data.n_test=200", "batch_size=64", "epochs=4", "model.width=64",
+        "checkpoint=true", "optimizer=adam", "lr=0.003", "model.dropout=0.2", *held_at(1, 3)]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "kill PID"])
 def test_a_killed_grid_resumes_its_killed_job_from_the_checkpoint(tmp_path, make_cfg, signum):
     sweep = tmp_path / "sweep"
-    command = [sys.executable, str(REPO / "train.py"), "-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while rows(sweep / "1" / "history.csv") < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signum)
-    _, stderr = proc.communicate(timeout=120)
+    with open(tmp_path / "first.err", "w") as errors:
+        proc = start_held_train("-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        signal_when_held(proc, tmp_path, signum, log=tmp_path / "first.err")
+    stderr = (tmp_path / "first.err").read_text()
     killed = read_metrics(sweep / "1")
     assert read_metrics(sweep / "0")["status"] == "ok"
     if signum == signal.SIGKILL:
@@ -54,7 +43,7 @@ def test_a_killed_grid_resumes_its_killed_job_from_the_checkpoint(tmp_path, make
     again = run_train("-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "1 finished jobs skipped, 1 to run (0 failed, 1 interrupted, 0 new)" in again.stdout
-    assert "resumed from checkpoint.pt after epoch" in again.stdout
+    assert "resumed from checkpoint.pt after epoch 2" in again.stdout
     assert file_states(sweep / "0") == finished
     run(make_cfg(*GRID, "seed=1"), tmp_path / "never_stopped")
     assert_same_run(tmp_path / "never_stopped", sweep / "1")
