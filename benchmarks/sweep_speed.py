@@ -10,13 +10,16 @@ The grid is issue 7's: lr 0.1, 0.01, 0.001 x seed 0, 1, 2 (9 jobs), 784-64-10 Re
 - (d) the same with ``hydra/launcher=fused`` (same-shape jobs trained as one stacked model),
   skipped with a line saying so where that launcher is not installed.
 
-(b) to (d) are timed as a user sees them: the whole command, start-up included. With ``--rounds``
-the four alternate, so the machine's drift hits them alike; ratios are medians of per-round ratios.
+(b) to (d) are timed as a user sees them: the whole command, start-up included. Beside them, the
+start-up alone: a Python process that imports torch, Hydra and sweeplab's task, and exits (no
+config, no data, no training): the floor under any of (b) to (d). With ``--rounds`` the ways
+alternate, so the machine's drift hits them alike; ratios are medians of per-round ratios.
 Targets (issue 7): (d) at least 20x faster than (a) and 3x faster than (b).
 
     python benchmarks/sweep_speed.py                 # one round (~3 min on 2 cores)
     python benchmarks/sweep_speed.py --rounds 3
     python benchmarks/sweep_speed.py --neurons       # also +sweep=neurons (50 jobs) basic, pool, fused: long
+    python benchmarks/sweep_speed.py --neurons --launchers basic,fused
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from sweeplab.data import find_idx_folder
 
 REPO = Path(__file__).resolve().parents[1]
 LRS, SEEDS, WIDTH, BATCH_SIZE = ("0.1", "0.01", "0.001"), ("0", "1", "2"), 64, 32
-SEED_LOOP, BASIC = "(a) seed loop per job", "(b) basic launcher"
+SEED_LOOP, BASIC, START_UP = "(a) seed loop per job", "(b) basic launcher", "start-up alone"
 LAUNCHERS = {BASIC: "basic", "(c) pool launcher": "pool", "(d) fused launcher": "fused"}
 
 
@@ -61,6 +64,13 @@ def sweep_seconds(overrides: list[str], sweep_dir: Path) -> float:
     if result.returncode != 0:
         sys.exit(f"failed ({result.returncode}): {' '.join(command[1:])}\n{result.stderr[-2000:]}")
     return seconds
+
+
+def start_up_seconds() -> float:
+    """Wall time of a Python process that imports what every sweep command imports, then exits."""
+    tic = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, hydra, sweeplab.task"], cwd=REPO, check=True)
+    return time.perf_counter() - tic
 
 
 def seed_loop_seconds(root: Path, epochs: int) -> float:
@@ -100,11 +110,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of (a), (b), (c), (d)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per job (2: the issue's grid)")
     parser.add_argument("--neurons", action="store_true", help="also time +sweep=neurons (50 jobs) per launcher")
+    parser.add_argument("--launchers", default=",".join(LAUNCHERS.values()),
+                        help="the launchers to time, comma-separated (default: all of basic, pool, fused)")
     args = parser.parse_args()
     out = REPO / "outputs" / "benchmarks" / "sweep_speed" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    launchers = {name: launcher for name, launcher in LAUNCHERS.items() if launcher_available(launcher)}
-    for name in LAUNCHERS.keys() - launchers.keys():
+    wanted = args.launchers.split(",")
+    unknown = set(wanted) - set(LAUNCHERS.values())
+    if unknown:
+        parser.error(f"--launchers: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(LAUNCHERS.values())}")
+    launchers = {name: launcher for name, launcher in LAUNCHERS.items()
+                 if launcher in wanted and launcher_available(launcher)}
+    for name in {n for n, launcher in LAUNCHERS.items() if launcher in wanted} - launchers.keys():
         print(f"{name}: skipped, hydra/launcher={LAUNCHERS[name]} is not installed here")
+    if BASIC not in launchers:
+        parser.error("--launchers must include basic: the ratios are taken against it")
 
     folder = find_idx_folder("fashion_mnist", "data", "/usr/share/datasets/fashion-mnist", download_ok=False)
     n_jobs = len(LRS) * len(SEEDS)
@@ -117,6 +136,7 @@ def main() -> None:
         for name, launcher in launchers.items():
             ways[name] = lambda round_, launcher=launcher: sweep_seconds(
                 [f"hydra/launcher={launcher}", *grid_overrides(args.epochs)], out / f"grid_{launcher}_{round_}")
+        ways[START_UP] = lambda _: start_up_seconds()
         rounds = timed_rounds(ways, args.rounds)
     print_table(f"{n_jobs}-job grid, {args.rounds} round(s): median wall time and speed-up (targets for (d): "
                 ">= 20x vs (a), >= 3x vs (b))", rounds, [SEED_LOOP, BASIC])

@@ -22,8 +22,8 @@ from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes, unfu
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
-from sweeplab.optim import build_optimizer
 from sweeplab.model import ACTIVATION_LAYERS, loss_function, mlp
+from sweeplab.optim import build_optimizer
 from sweeplab.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
 
 LOSS_RTOL, ACC_ATOL = 1e-3, 0.01
