@@ -108,11 +108,11 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
         for epoch in range(1, shared.epochs + 1):
             tic = time.perf_counter()
             # each seed's data order, drawn as its own run draws it; members that share a seed share it
-            orders = {seed: torch.randperm(len(splits.train_y), generator=generators[seed]).to(splits.train_x.device)
-                      for seed in sorted({m.cfg.seed for m in active})}
+            seeds = sorted({m.cfg.seed for m in active})
+            orders = torch.stack([torch.randperm(len(splits.train_y), generator=generators[seed]) for seed in seeds])
             train_loss, train_acc = train_one_epoch(
-                stacked, optimizer, splits.train_x, splits.train_y,
-                torch.stack([orders[m.cfg.seed] for m in active]),
+                stacked, optimizer, splits.train_x, splits.train_y, orders.to(splits.train_x.device),
+                torch.tensor([seeds.index(m.cfg.seed) for m in active], device=splits.train_x.device),
                 batch_size=shared.batch_size, drop_last=shared.drop_last,
             )
             for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
@@ -146,20 +146,23 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
 
 def train_one_epoch(
     stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor,
-    orders: torch.Tensor, *, batch_size: int, drop_last: bool,
+    orders: torch.Tensor, member_order: torch.Tensor, *, batch_size: int, drop_last: bool,
 ) -> tuple[list[float], list[float]]:
-    """One pass for every member in its own order (``orders``: K x N); per-member mean loss and accuracy
-    (the model's own loss: see ``StackedMLP.losses_and_grad``)."""
+    """One pass for every member in its own order: ``orders`` (S x N) holds each distinct seed's data
+    order, ``member_order`` (K) the row of each member's. Per-member mean loss and accuracy (the
+    model's own loss: see ``StackedMLP.losses_and_grad``)."""
     stacked.training = True
-    n_members, n = orders.shape
+    n_orders, n = orders.shape
+    n_members = len(member_order)
     end = n - n % batch_size if drop_last else n
     loss_sum = torch.zeros(n_members, device=x.device)
     correct = torch.zeros(n_members, dtype=torch.long, device=x.device)
     for start in range(0, end, batch_size):
-        # one gather for all members: K x B rows
-        idx = orders[:, start : start + batch_size]
-        xb = x.index_select(0, idx.flatten()).view(n_members, -1, x.shape[1])
-        yb = y.index_select(0, idx.flatten()).view(n_members, -1)
+        # one gather from the data per distinct order (random rows: the costly copy), then each
+        # member's rows from that small batch
+        idx = orders[:, start : start + batch_size].flatten()
+        xb = x.index_select(0, idx).view(n_orders, -1, x.shape[1]).index_select(0, member_order)
+        yb = y.index_select(0, idx).view(n_orders, -1).index_select(0, member_order)
         # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
         losses, grad = stacked.losses_and_grad(out, yb)
