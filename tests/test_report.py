@@ -20,6 +20,7 @@ import yaml
 from scipy import stats
 
 from conftest import TINY, run_train
+from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.plots import accuracy_vs_param, learning_curves
@@ -410,6 +411,18 @@ def sweeplab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(SWEEPLAB), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def sweeplab_here(*args: str, capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
+    """``sweeplab ARGS`` in this process, as the console script calls it (no second start of Python and
+    pandas, matplotlib, optuna), in the current dir: its exit status and output."""
+    try:
+        sweeplab_main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["sweeplab", *args], code, out, err)
+
+
 def test_the_command_prints_the_summary_and_writes_into_the_sweep_dir(tmp_path):
     sweep = tmp_path / "lr"
     write_grid(sweep, {0.1: [0.80, 0.82, 0.84], 0.01: [0.50, 0.60, 0.70]})
@@ -444,9 +457,9 @@ BAD_DIRS = [
 
 
 @pytest.mark.parametrize("make_dir, problem", BAD_DIRS, ids=["nonexistent", "empty", "foreign", "job dir"])
-def test_a_dir_that_is_not_a_sweep_is_one_line_and_exit_2(tmp_path, make_dir, problem):
+def test_a_dir_that_is_not_a_sweep_is_one_line_and_exit_2(tmp_path, capsys, make_dir, problem):
     bad = make_dir(tmp_path)
-    result = sweeplab("report", str(bad), cwd=tmp_path)
+    result = sweeplab_here("report", str(bad), capsys=capsys)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -456,12 +469,13 @@ def test_a_dir_that_is_not_a_sweep_is_one_line_and_exit_2(tmp_path, make_dir, pr
     assert not (bad / "report.html").exists()
 
 
-def test_several_dirs_need_out_and_any_bad_one_stops_the_report(tmp_path):
+def test_several_dirs_need_out_and_any_bad_one_stops_the_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     good = tmp_path / "lr"
     write_grid(good, {0.1: [0.8, 0.82]})
-    no_out = sweeplab("report", "lr", "lr", cwd=tmp_path)
+    no_out = sweeplab_here("report", "lr", "lr", capsys=capsys)
     assert no_out.returncode == 2 and "--out" in no_out.stderr and len(no_out.stderr.splitlines()) == 1
-    bad = sweeplab("report", "lr", "missing", "--out", "both", cwd=tmp_path)
+    bad = sweeplab_here("report", "lr", "missing", "--out", "both", capsys=capsys)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
         "sweeplab report: error: missing: no such directory; "
@@ -472,12 +486,12 @@ def test_several_dirs_need_out_and_any_bad_one_stops_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_of_a_real_multirun(tmp_path):
+def test_report_of_a_real_multirun(tmp_path, capsys):
     run = run_train("-m", "lr=0.1,0.01", "seed=0,1", *TINY, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
 
-    result = sweeplab("report", str(sweep), cwd=tmp_path)
+    result = sweeplab_here("report", str(sweep), capsys=capsys)
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
