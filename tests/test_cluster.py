@@ -1,9 +1,15 @@
 """Hydra's submitit launcher (`pip install -e '.[cluster]'`): a grid through real submitit jobs, and the
 SLURM example config."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF, TINY, file_states, run_train
+from conftest import CONF, REPO, TINY, file_states, run_train
 from sweeplab.jobfiles import read_metrics
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
@@ -59,3 +65,29 @@ def test_an_optuna_study_runs_its_trials_as_submitit_jobs_that_report_epochs_and
         metrics = read_metrics(sweep / str(trial.number))
         assert sorted(trial.intermediate_values) == list(range(1, metrics["epochs_completed"] + 1))
         assert metrics["status"] == {"COMPLETE": "ok", "PRUNED": "pruned"}[trial.state.name]
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_submitit_job_marks_it_interrupted_and_the_sweep_says_how_to_resume(tmp_path):
+    # submitit's own SIGTERM handler only logs the signal: without ours the job would train on (on SLURM
+    # until SIGKILL, leaving `running`); a rerun then resumes it as any interrupted job
+    sweep = tmp_path / "sweep"
+    grid = ["-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}", "data=synthetic", "data.n_train=2000",
+            "data.n_test=200", "batch_size=32", "epochs=30", "checkpoint=true", "seed=0"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *grid], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (sweep / "0" / "checkpoint.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # the submitit job's id is its controller's pid; SLURM's scancel, like this, signals the job, which
+    # forwards SIGTERM to the task
+    (job_id,) = [int(path.name) for path in (sweep / ".submitit").iterdir() if path.name.isdigit()]
+    os.kill(job_id, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert f"sweep interrupted: 0 of 1 jobs finished, 1 left. Rerun the same command with hydra.sweep.dir={sweep}" \
+        in stderr
+    assert "Traceback" not in stderr
+    metrics = read_metrics(sweep / "0")
+    assert metrics["status"] == "interrupted", metrics
+    assert metrics["epochs_completed"] is None and metrics["reason"].startswith("KeyboardInterrupt")

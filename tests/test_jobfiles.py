@@ -5,7 +5,15 @@ from dataclasses import fields
 import pytest
 
 from sweeplab.config import OBJECTIVES
-from sweeplab.jobfiles import METRIC_KEYS, NUMERIC_METRICS, PER_EPOCH_METRICS, Metrics, read_metrics, write_metrics
+from sweeplab.jobfiles import (
+    METRIC_KEYS,
+    NUMERIC_METRICS,
+    PER_EPOCH_METRICS,
+    Metrics,
+    ended_by,
+    read_metrics,
+    write_metrics,
+)
 from sweeplab.report.collect import METRIC_COLUMNS
 from sweeplab.trainer import EpochRecord
 
@@ -39,3 +47,13 @@ def test_per_epoch_metrics_name_real_history_columns():
     assert set(PER_EPOCH_METRICS.values()) <= history_columns
     assert PER_EPOCH_METRICS["best_val_acc"] == "val_acc"
     assert set(PER_EPOCH_METRICS) <= set(OBJECTIVES)
+
+
+@pytest.mark.parametrize("exc, status", [
+    (KeyboardInterrupt(), "interrupted"),  # Ctrl-C, or SIGTERM raised as Ctrl-C
+    (SystemExit(-1), "interrupted"),  # submitit's exit of a job it requeues (preemption, time-out)
+    (RuntimeError("out of memory"), "failed"),
+])
+def test_a_job_stopped_from_outside_is_interrupted_and_one_that_raised_failed(exc, status):
+    metrics = ended_by(exc)
+    assert (metrics.status, metrics.reason) == (status, f"{type(exc).__name__}: {exc}")

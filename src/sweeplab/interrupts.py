@@ -12,11 +12,19 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _replaceable(handler: Any) -> bool:
+    """True for the default SIGTERM handler, and for submitit's ``bypass``: a submitit job (SLURM,
+    ``submitit_local``) only logs SIGTERM (it checkpoints and requeues on USR2), so under it a job
+    would train on until SIGKILL and its metrics.json would say ``running`` for ever."""
+    submitits = getattr(handler, "__module__", None) or ""
+    return handler == signal.SIG_DFL or (submitits.startswith("submitit.") and handler.__name__ == "bypass")
+
+
 @contextlib.contextmanager
 def sigterm_as_keyboard_interrupt() -> Iterator[None]:
     """Within the block SIGTERM raises KeyboardInterrupt. A no-op outside the main thread, and where
-    a handler is already set (a sweeper's own, such as the Optuna workers' stop-once handler)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    a handler of a sweeper is already set (such as the Optuna workers' stop-once handler)."""
+    if threading.current_thread() is not threading.main_thread() or not _replaceable(signal.getsignal(signal.SIGTERM)):
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -57,8 +57,10 @@ class Metrics:
 
 
 def ended_by(exc: BaseException, wall_seconds: float | None = None) -> Metrics:
-    """The metrics of a job that ``exc`` ended: ``interrupted`` by Ctrl-C, ``failed`` otherwise."""
-    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    """The metrics of a job that ``exc`` ended: ``interrupted`` by Ctrl-C (or SIGTERM, raised as Ctrl-C)
+    or by an exit of its process (submitit exits a job it requeues on preemption or time-out), ``failed``
+    otherwise."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
     return Metrics(status=status, reason=f"{type(exc).__name__}: {exc}", wall_seconds=wall_seconds)
 
 

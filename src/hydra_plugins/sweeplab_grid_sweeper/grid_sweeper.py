@@ -5,6 +5,7 @@ launcher (basic, joblib, submitit, ...), in blocks of consecutive job numbers.""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
@@ -41,14 +42,19 @@ class GridSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         plan = plan_resume(jobs, read_past_jobs(sweep_dir), sweep_dir) if self.resume else plan_fresh(jobs)
         log.info(plan.summary())
+        launched = time.time()
         try:
             returns = self._launch(plan)
         except KeyboardInterrupt:
-            left = plan_resume(jobs, read_past_jobs(sweep_dir), sweep_dir)
-            raise SweepInterrupted(
-                f"sweep interrupted: {len(left.skipped)} of {len(jobs)} jobs finished, {len(left.to_run)} left. "
-                f"Rerun the same command with hydra.sweep.dir={sweep_dir} to resume."
-            ) from None
+            raise interrupted(jobs, sweep_dir) from None
+        except Exception:
+            # a job interrupted in a process of its own (SIGTERM to a submitit or SLURM job) records
+            # `interrupted`, and reaches here as the launcher's error (submitit: "has not produced any output");
+            # a job that failed is the sweep's error, as Hydra's basic sweeper has it
+            ended = {job.status for job in read_past_jobs(sweep_dir) if job.written >= launched}
+            if "interrupted" not in ended or "failed" in ended:
+                raise
+            raise interrupted(jobs, sweep_dir) from None
         return returns
 
     def _launch(self, plan: Plan) -> list[Sequence[JobReturn]]:
@@ -66,3 +72,12 @@ class GridSweeper(BasicSweeper):
             for result in results:
                 _ = result.return_value  # raises the first failed job's error, as Hydra's basic sweeper does
         return returns
+
+
+def interrupted(jobs: Sequence[Sequence[str]], sweep_dir: Path) -> SweepInterrupted:
+    """How many of ``jobs`` finished, and how to resume."""
+    left = plan_resume(jobs, read_past_jobs(sweep_dir), sweep_dir)
+    return SweepInterrupted(
+        f"sweep interrupted: {len(left.skipped)} of {len(jobs)} jobs finished, {len(left.to_run)} left. "
+        f"Rerun the same command with hydra.sweep.dir={sweep_dir} to resume."
+    )
