@@ -4,17 +4,16 @@ mid-run resumes: each unfinished member alone, through the task, after its last 
 ending as a run never stopped (within test_fused.py's tolerance); finished jobs are untouched."""
 from __future__ import annotations
 
-import re
+import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
+from hold import held_at
 from test_fused import assert_same_run_within_tolerance, multirun
 
 import sweeplab.fused
-from conftest import REPO, TINY, file_states, run_train
+from conftest import TINY, file_states, run_train, signal_when_held, start_held_train
 from hydra_plugins.sweeplab_grid_sweeper.grid_sweeper import SweepInterrupted
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -72,27 +71,21 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
 
 @pytest.mark.slow
 def test_a_fused_grid_killed_mid_group_resumes_its_members_from_their_checkpoints(tmp_path, make_cfg):
-    # ~0.1-0.3 s per fused epoch here: time to kill the group between its epochs 1 and 4
-    shared = ["data=synthetic", "data.n_train=2000", "data.n_test=200", "batch_size=32", "epochs=4", "model.width=64",
-              "checkpoint=true", "optimizer=adam", "lr=0.003"]
+    shared = [*TINY, "epochs=4", "model.width=64", "checkpoint=true", "optimizer=adam", "lr=0.003"]
     sweep = tmp_path / "sweep"
     grid = ["-m", "hydra/launcher=fused", "seed=0,1", *shared, f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *grid], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = [sweep / num / "checkpoint.pt" for num in "01"]
-    deadline = time.monotonic() + 240
-    while not all(path.is_file() for path in checkpoints) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(timeout=60)
+    # job 1, the group's last member, stands still in its epoch 2 (hold.py), after job 0 saved its
+    # epoch-2 checkpoint and before job 1 saved its own
+    proc = start_held_train(*grid, *held_at(1, 2), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    signal_when_held(proc, tmp_path, signal.SIGKILL)
     assert [read_metrics(sweep / num)["status"] for num in "01"] == ["running", "running"]
 
-    again = run_train(*grid, cwd=tmp_path)
+    again = run_train(*grid, *held_at(1, 2), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 finished jobs skipped, 2 to run (0 failed, 2 interrupted, 0 new)" in again.stdout
-    for num in "01":
-        assert re.search(rf"alone #{num}: resumes from its checkpoint after epoch [1-3]\n", again.stdout), again.stdout
-        assert "resumed from checkpoint.pt after epoch" in (sweep / num / "train.log").read_text()
+    for num, epoch in (("0", 2), ("1", 1)):
+        assert f"alone #{num}: resumes from its checkpoint after epoch {epoch}\n" in again.stdout
+        assert f"resumed from checkpoint.pt after epoch {epoch}" in (sweep / num / "train.log").read_text()
         never_stopped = tmp_path / f"never_stopped_{num}"
         run(make_cfg(*shared, f"seed={num}"), never_stopped)
         assert_same_run_within_tolerance(never_stopped, sweep / num, epochs=4)
