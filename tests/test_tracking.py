@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -45,9 +47,20 @@ def mlflow_runs(sweep_dir, experiment: str):
 
 
 @pytest.fixture(scope="module")
-def shared_store(tmp_path_factory) -> str:
-    """One MLflow database for the tests that name their own tracking URI (creating one takes seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow database with its tables and no runs, to copy: creating one runs MLflow's migrations
+    (seconds). A new store in a sweep dir is still created by the tests that run train.py."""
+    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory, empty_store) -> str:
+    """One MLflow database for the tests that name their own tracking URI."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    shutil.copy(empty_store, path)
+    return f"sqlite:///{path}"
 
 
 def runs_in(uri: str, experiment: str):
@@ -56,8 +69,10 @@ def runs_in(uri: str, experiment: str):
                                       order_by=["attributes.run_name"])
 
 
-def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_cfg, tmp_path):
+def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_cfg, tmp_path, empty_store):
     sweep = tmp_path / "my_sweep"
+    sweep.mkdir()
+    shutil.copy(empty_store, sweep / "mlflow.db")  # the default store's place: the runs must land in it
     for job, lr in (("0", 0.1), ("1", 0.01)):
         run(make_cfg(*TINY, "logger=mlflow", f"lr={lr}", "epochs=3"), sweep / job)
 
