@@ -60,21 +60,6 @@ def test_joblib_trials_run_in_parallel_report_per_epoch_and_get_pruned_in_any_jo
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == sorted(f"trial_{n}" for n in range(8))
 
 
-def test_a_resumed_seeded_study_never_redraws_its_params(tmp_path):
-    command = ["-m", "hydra/sweeper=optuna", *TINY, "epochs=1", "hydra/sweeper/sampler=random",
-               "hydra.sweeper.sampler.seed=0", "lr=tag(log, interval(1e-3, 0.5))", "model.width=int(interval(8, 64))"]
-    first = run_train(*command, "hydra.sweeper.n_trials=3", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    sweep_dir = tmp_path / "outputs" / "sweeps" / "optuna"
-    before = finished_files(study_of(sweep_dir))
-    second = run_train(*command, "hydra.sweeper.n_trials=6", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
-    trials = study_of(sweep_dir).trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 6
-    assert all(later.params != earlier.params for later in trials[3:] for earlier in trials[:3])
-    assert {path: finished_files(study_of(sweep_dir))[path] for path in before} == before
-
-
 def test_a_seeded_grid_study_killed_mid_trial_ends_with_every_point_complete_once(tmp_path):
     # seeded: every process orders the grid's points alike; the killed trial's point runs again
     seed = ["hydra.sweeper.sampler.seed=3"]

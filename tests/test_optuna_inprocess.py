@@ -21,6 +21,8 @@ import yaml
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from conftest import file_states
+
 CONF = str(Path(__file__).parent / "sweeper_conf")
 FAILING_X = 10.0  # the trivial task raises for x >= this
 
@@ -95,6 +97,19 @@ def test_a_rerun_resumes_and_runs_only_the_rest_of_the_budget(sweep):
     assert sorted(sweep.configs) == [0, 1, 2, 3, 4]  # job numbers continue from the trial numbers
     again = sweep("hydra.sweeper.n_trials=5", "x=interval(-1, 1)")
     assert len(again.trials) == 5  # the budget is spent: nothing more runs
+
+
+def test_a_resumed_seeded_study_never_redraws_its_params_and_touches_no_finished_trial(sweep):
+    """A rerun's sampler gets the same seed (0 here) as the first run's: it must not propose the finished
+    trials' params again (per-trial seeds, test_optuna_internals.py), nor touch their job dirs."""
+    space = ["x=tag(log, interval(1e-3, 0.5))", "y=int(interval(8, 64))"]
+    first_dirs = [sweep.dir / str(t.number) for t in sweep("hydra.sweeper.n_trials=3", *space).trials]
+    finished = file_states(*first_dirs)
+    study = sweep("hydra.sweeper.n_trials=6", *space)
+    assert states(study) == ["COMPLETE"] * 6
+    trials = study.trials
+    assert all(later.params != earlier.params for later in trials[3:] for earlier in trials[:3])
+    assert file_states(*first_dirs) == finished
 
 
 def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
