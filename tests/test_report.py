@@ -19,12 +19,13 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import TINY, run_train
+from conftest import TINY, multirun
 from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.plots import accuracy_vs_param, learning_curves
 from sweeplab.report.stats import summarize
+from sweeplab.task import main as train_task
 
 SWEEPLAB = Path(sys.executable).parent / "sweeplab"  # the console script `pip install -e .` makes
 
@@ -485,11 +486,11 @@ def test_several_dirs_need_out_and_any_bad_one_stops_the_report(tmp_path, capsys
     assert not (tmp_path / "both").exists()
 
 
-@pytest.mark.slow
 def test_report_of_a_real_multirun(tmp_path, capsys):
-    run = run_train("-m", "lr=0.1,0.01", "seed=0,1", *TINY, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    """The jobs' own files, as a grid of train.py writes them (in-process: test_cli.py runs train.py -m)."""
+    sweep = tmp_path / "lr_grid"
+    multirun(train_task, sweep, "lr=0.1,0.01", "seed=0,1", *TINY)
+    capsys.readouterr()
 
     result = sweeplab_here("report", str(sweep), capsys=capsys)
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import FASHION_MNIST, REPO, TINY, run_train, write_idx_dataset
+import sweeplab.task
+from conftest import FASHION_MNIST, REPO, TINY, multirun, write_idx_dataset
 from sweeplab.config import problems
 from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError, DataError
@@ -202,13 +203,11 @@ def test_bad_data_or_model_from_a_target_is_one_line_before_training(make_cfg, t
     assert not (tmp_path / "history.csv").exists()
 
 
-@pytest.mark.slow
-def test_a_users_model_sweeps_and_reports_like_the_builtin(tmp_path):
-    """train.py -m over a key of the example CNN, then sweeplab report on the sweep dir."""
-    result = run_train("-m", f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]", "model=cnn", "model.channels=2,4",
-                       *TINY[:-2], "epochs=1", "scheduler=cosine", "grad_clip=5", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
+def test_a_users_model_sweeps_and_reports_like_the_builtin(tmp_path, examples):
+    """train.py -m over a key of the example CNN (in-process), then the report of the sweep dir."""
+    sweep = tmp_path / "sweep"
+    multirun(sweeplab.task.main, sweep, examples, "model=cnn", "model.channels=2,4", *TINY[:-2], "epochs=1",
+             "scheduler=cosine", "grad_clip=5")
     assert [read_metrics(sweep / job)["status"] for job in ("0", "1")] == ["ok", "ok"]
     summary = pd.read_csv(write_report([sweep], sweep).files[0])
     assert sorted(summary["model.channels"]) == [2, 4]
