@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, TINY, run_train, write_idx_dataset
+from conftest import REPO, TINY, run_train, train_env, write_idx_dataset
 from sweeplab.idx import write_idx
 from sweeplab.jobfiles import read_metrics
 
@@ -30,8 +30,12 @@ def overrides(job_dir):
 
 
 def test_single_run_prints_plain_epoch_lines_and_final_accuracy_and_writes_job_files(tmp_path):
-    result = run_train(*TINY, cwd=tmp_path)
+    result = run_train(*TINY, cwd=tmp_path, env=train_env(PYTHONPROFILEIMPORTTIME="1"))  # python -X importtime
     assert result.returncode == 0, result.stderr
+    # without a logger neither tracker's package is imported
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "torch" in imported and not imported & {"mlflow", "tensorboard"}
     # plain lines: the output is not a terminal
     assert "\r" not in result.stdout + result.stderr
     assert "it/s" not in result.stderr and "batch/s" not in result.stderr
