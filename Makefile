@@ -45,11 +45,15 @@ test-deps: ## the Debian packages the tests use (PostgreSQL, Chromium)
 run: setup data ## one training run with the default config
 	$(PYTHON) train.py
 
-test: setup data test-deps ## the whole test suite
-	$(PYTHON) -m pytest
+# The suite runs on every core (pytest-xdist), one torch thread per test process: two processes of
+# two OpenMP threads each on two cores slow torch down many times over (threads spin-wait for cores).
+PYTEST := OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n auto
+
+test: setup data test-deps ## the whole test suite, on every core
+	$(PYTEST)
 
 test-fast: setup data ## the tests not marked slow
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup ## ruff (rules and line length in pyproject.toml)
 	$(VENV)/bin/ruff check .
