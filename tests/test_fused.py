@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
+import conftest
 import sweeplab.task
 from conftest import CONF, TINY
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes, unfusable_reason
@@ -32,10 +32,7 @@ GRID = [*TINY, "model.width=32", "seed=0,1"]
 
 def multirun(sweep_dir: Path, *overrides: str, task=sweeplab.task.main) -> list:
     """``python train.py -m OVERRIDES`` in-process; returns the jobs' JobReturns."""
-    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
-        batches = GlobalHydra.instance().hydra.multirun(
-            config_name="train", task_function=task, overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"])
-    return [job for batch in batches for job in batch]
+    return [job for batch in conftest.multirun(task, sweep_dir, *overrides) for job in batch]
 
 
 def sweep_configs(*overrides_per_job: list[str]) -> list:
