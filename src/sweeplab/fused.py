@@ -52,6 +52,10 @@ class Member:
     trackers: Trackers | None = None  # its logger group's (MLflow, TensorBoard), started with the group
     result: FitResult = field(default_factory=FitResult)
     final_state: dict[str, torch.Tensor] | None = None
+    # with checkpoint=true, what each epoch's checkpoint repeats: the config's fingerprint and the
+    # param_groups of its own run's torch.optim optimizer
+    fingerprint: str = ""
+    optimizer_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_group(members: Sequence[Member]) -> list[Any]:
@@ -73,6 +77,10 @@ def run_group(members: Sequence[Member]) -> list[Any]:
                 member.trackers = failures.enter_context(tracked(member.cfg, member.job_dir))
                 log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
                 member.callbacks = [member.trackers, *job_callbacks(member.cfg, member.job_dir)]
+            if member.cfg.checkpoint:
+                member.fingerprint = fingerprint(member.cfg)
+                member.optimizer_groups = build_optimizer(
+                    member.cfg.optimizer, member.model.parameters(), device).state_dict()["param_groups"]
         fit_members(members, splits, loss_fn, first)
         metrics = []
         for member in members:
@@ -108,11 +116,13 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
         for epoch in range(1, shared.epochs + 1):
             tic = time.perf_counter()
             # each seed's data order, drawn as its own run draws it; members that share a seed share it
-            seeds = sorted({m.cfg.seed for m in active})
+            # in member order, so that when every member has its own seed, row k is member k's order
+            seeds = list(dict.fromkeys(m.cfg.seed for m in active))
             orders = torch.stack([torch.randperm(len(splits.train_y), generator=generators[seed]) for seed in seeds])
+            member_order = (None if len(seeds) == len(active) else
+                            torch.tensor([seeds.index(m.cfg.seed) for m in active], device=splits.train_x.device))
             train_loss, train_acc = train_one_epoch(
-                stacked, optimizer, splits.train_x, splits.train_y, orders.to(splits.train_x.device),
-                torch.tensor([seeds.index(m.cfg.seed) for m in active], device=splits.train_x.device),
+                stacked, optimizer, splits.train_x, splits.train_y, orders.to(splits.train_x.device), member_order,
                 batch_size=shared.batch_size, drop_last=shared.drop_last,
             )
             for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
@@ -146,14 +156,14 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
 
 def train_one_epoch(
     stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor,
-    orders: torch.Tensor, member_order: torch.Tensor, *, batch_size: int, drop_last: bool,
+    orders: torch.Tensor, member_order: torch.Tensor | None, *, batch_size: int, drop_last: bool,
 ) -> tuple[list[float], list[float]]:
     """One pass for every member in its own order: ``orders`` (S x N) holds each distinct seed's data
-    order, ``member_order`` (K) the row of each member's. Per-member mean loss and accuracy (the
-    model's own loss: see ``StackedMLP.losses_and_grad``)."""
+    order, ``member_order`` (K) the row of each member's (None: row k is member k's). Per-member mean
+    loss and accuracy (the model's own loss: see ``StackedMLP.losses_and_grad``)."""
     stacked.training = True
     n_orders, n = orders.shape
-    n_members = len(member_order)
+    n_members = n_orders if member_order is None else len(member_order)
     end = n - n % batch_size if drop_last else n
     loss_sum = torch.zeros(n_members, device=x.device)
     correct = torch.zeros(n_members, dtype=torch.long, device=x.device)
@@ -161,8 +171,10 @@ def train_one_epoch(
         # one gather from the data per distinct order (random rows: the costly copy), then each
         # member's rows from that small batch
         idx = orders[:, start : start + batch_size].flatten()
-        xb = x.index_select(0, idx).view(n_orders, -1, x.shape[1]).index_select(0, member_order)
-        yb = y.index_select(0, idx).view(n_orders, -1).index_select(0, member_order)
+        xb = x.index_select(0, idx).view(n_orders, -1, x.shape[1])
+        yb = y.index_select(0, idx).view(n_orders, -1)
+        if member_order is not None:
+            xb, yb = xb.index_select(0, member_order), yb.index_select(0, member_order)
         # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
         losses, grad = stacked.losses_and_grad(out, yb)
@@ -195,9 +207,7 @@ def evaluate(
 def save_member_checkpoint(member: Member, k: int, stacked: StackedMLP, optimizer: StackedOptimizer) -> None:
     """Member k's per-epoch checkpoint as its own unfused run writes it (``checkpoint.Checkpoint``), with
     its model's and its torch.optim optimizer's ``state_dict``: a rerun resumes it alone, through the task."""
-    model = member.model
-    own = build_optimizer(member.cfg.optimizer, model.parameters(), next(model.parameters()).device).state_dict()
     by_name = optimizer.member_state(k, stacked)
-    state = {index: by_name[name] for index, (name, _) in enumerate(model.named_parameters()) if name in by_name}
-    save_resumable(member.job_dir, fingerprint(member.cfg), False, stacked.member_state(k),
-                   {"state": state, "param_groups": own["param_groups"]}, None, member.result)
+    state = {index: by_name[name] for index, (name, _) in enumerate(member.model.named_parameters()) if name in by_name}
+    save_resumable(member.job_dir, member.fingerprint, False, stacked.member_state(k),
+                   {"state": state, "param_groups": member.optimizer_groups}, None, member.result)

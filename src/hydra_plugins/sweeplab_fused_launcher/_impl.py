@@ -74,7 +74,7 @@ def launch(
             sweep_config.hydra.job.num = idx
         configs.append(sweep_config)
         if ours and prefetch is None:
-            prefetch = prefetch_data(task_config(sweep_config))
+            prefetch = prefetch_data(sweep_config)
     if prefetch is not None:
         prefetch.join()
 
@@ -104,9 +104,10 @@ def launch(
 
 
 def prefetch_data(cfg: DictConfig) -> threading.Thread:
-    """Start loading ``cfg``'s data into ``load_splits``' per-process cache on another thread, while
-    Hydra composes the rest of the batch: decompressing and converting release the GIL, so on two
-    cores the two overlap. A failure is left for the job's own set-up, which raises and reports it."""
+    """Start loading the data of ``cfg`` (a job's config) into ``load_splits``' per-process cache on
+    another thread, while Hydra composes the rest of the batch: decompressing and converting release
+    the GIL, so on two cores the two overlap. A failure is left for the job's own set-up, which raises
+    and reports it."""
 
     def load() -> None:
         with contextlib.suppress(Exception):
