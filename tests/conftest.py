@@ -105,6 +105,23 @@ def signal_when_held(proc: subprocess.Popen, cwd: Path, signum: int, log: Path |
     proc.wait(timeout=120)
 
 
+def processes_left(marker: str, timeout: float = 30) -> list[int]:
+    """PIDs whose command line contains ``marker``, once none is left or after ``timeout`` seconds:
+    processes that were told to stop take a moment to exit, more on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if marker.encode() in cmdline.read_bytes():
+                    found.append(int(cmdline.parent.name))
+            except OSError:  # the process ended while we looked
+                pass
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def multirun(task: Callable, sweep_dir: Path, *overrides: str) -> Any:
     """``python train.py -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` in-process, with ``task`` as the task
     function (as Hydra's own sweeper tests run it); returns what the sweeper returns."""

@@ -1,15 +1,13 @@
 """Interrupt a study (kill -9, Ctrl-C) mid-trial, rerun the same command, and it finishes exactly."""
 import signal
 import subprocess
-import time
-from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from hold import held_at
 
-from conftest import run_train, signal_when_held, start_held_train
+from conftest import processes_left, run_train, signal_when_held, start_held_train
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -75,25 +73,12 @@ def test_ctrl_c_mid_trial_stops_cleanly_then_rerun_resumes(tmp_path):
     assert_resumed_exactly(tmp_path)
 
 
-def processes_running(marker: str) -> list[int]:
-    """PIDs whose command line contains ``marker``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:  # the process ended while we looked
-            pass
-    return found
-
-
 def test_sigterm_to_the_main_process_stops_its_workers_then_rerun_resumes(tmp_path):
     """`kill PID` (not a terminal's Ctrl-C) reaches only the main process; it stops its two workers."""
     marker = f"hydra.sweep.dir={tmp_path / 'outputs' / 'sweeps' / 'resume'}"
     code, output = start_then_signal(tmp_path, signal.SIGTERM, "hydra.sweeper.n_workers=2", marker)
     assert code != 0 and "interrupted. Finished trials are kept" in output
-    time.sleep(0.5)
-    assert processes_running(marker) == []  # no worker left behind
+    assert processes_left(marker) == []  # no worker left behind
     sweep_dir, study = study_of(tmp_path)
     stopped = [t for t in study.trials if t.state.name == "FAIL"]
     assert stopped and all("fail_reason" not in t.user_attrs for t in stopped)

@@ -16,10 +16,9 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from test_optuna_resume import processes_running
 
 import sweeplab.task
-from conftest import REPO, TINY, run_train
+from conftest import REPO, TINY, processes_left, run_train
 from sweeplab.jobfiles import read_metrics
 
 
@@ -156,5 +155,4 @@ def test_sigterm_records_running_jobs_as_interrupted_and_stops_every_worker(tmp_
     assert proc.returncode != 0
     assert [read_metrics(sweep_dir / job)["status"] for job in "01"] == ["interrupted", "interrupted"], stderr
     assert not (sweep_dir / "2").exists()  # never started
-    time.sleep(0.5)
-    assert processes_running(marker) == []
+    assert processes_left(marker) == []
