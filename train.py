@@ -1,4 +1,6 @@
 """Train one MLP from Hydra's config groups: `python train.py`, `python train.py -m lr=0.1,0.01`."""
+import gc
+
 import hydra
 from omegaconf import DictConfig
 
@@ -18,3 +20,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
 
 if __name__ == "__main__":
     main()
+    # All that is left is the interpreter's exit, whose garbage collections walk every object torch and
+    # Hydra made (0.2 s of each command here): collect the garbage now, then exempt the rest.
+    gc.collect()
+    gc.freeze()

@@ -113,15 +113,17 @@ def test_the_stacked_backward_gives_autograds_gradients(activation, variant):
     torch.manual_seed(123)  # the same dropout masks in both passes
     for p in stacked.parameters():
         p.requires_grad_(True)
-    losses, _ = stacked.losses_and_grad(stacked(x), y)
+    log_probs, _ = stacked.log_probs_and_grad(stacked(x), y, 1 / y.shape[1])
+    losses = -log_probs.squeeze(2).mean(dim=1)
     reference = torch.autograd.grad(losses.sum(), stacked.parameters())
     expected_losses = [loss_function(variant.get("output", "logits"))(m.eval()(x[k]), y[k]).item()
                        for k, m in enumerate(members)]
 
     torch.manual_seed(123)
     with torch.no_grad():
-        losses, grad = stacked.losses_and_grad(stacked(x), y)
+        log_probs, grad = stacked.log_probs_and_grad(stacked(x), y, 1 / y.shape[1])
         stacked.backward(grad)
+    losses = -log_probs.squeeze(2).mean(dim=1)
     for got, want in zip(stacked.parameters(), reference, strict=True):
         torch.testing.assert_close(got.grad, want, rtol=1e-5, atol=1e-7)
     if "dropout" not in variant:  # each member's loss is its own network's loss
@@ -142,8 +144,8 @@ def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
     references = [torch.optim.SGD(m.parameters(), lr=lr) for m, lr in zip(members, lrs, strict=True)]
     for _ in range(3):
         x, y = torch.randn(3, 8, 20), torch.randint(0, 5, (3, 8))
-        _, grad = stacked.losses_and_grad(stacked(x), y)
-        stacked.backward(grad, sgd_lr=optimizer.lr)
+        _, grad = stacked.log_probs_and_grad(stacked(x), y, optimizer.lr / y.shape[1])
+        stacked.backward(grad, sgd_step=True)
         for k, (member, reference) in enumerate(zip(members, references, strict=True)):
             reference.zero_grad()
             loss_function("logits")(member(x[k]), y[k]).backward()
@@ -190,7 +192,7 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
         [*TINY, "lr=0.1", "seed=0"],
     )
     with caplog.at_level("INFO"):
-        groups = plan(configs, max_memory_mb=None, max_members=None)
+        groups = plan(configs, [task_config(c) for c in configs], max_memory_mb=None, max_members=None)
     # init=normal changes the init op (not fusable with default init); dropout on is another op
     assert groups == [[0, 7], [1], [2, 3], [4], [5], [6]]
     assert ("fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, "
@@ -211,8 +213,9 @@ def test_what_the_stacked_model_does_not_do_runs_alone(override, reason):
 def test_a_group_is_split_to_fit_the_memory_budget():
     configs = sweep_configs(*([*TINY, f"seed={s}"] for s in range(5)))
     two_members_mb = math.ceil(2.5 * member_bytes(configs[0]) / MB)
-    assert plan(configs, max_memory_mb=two_members_mb, max_members=None) == [[0, 1], [2, 3], [4]]
-    assert plan(configs, max_memory_mb=None, max_members=3) == [[0, 1, 2], [3, 4]]
+    task_configs = [task_config(c) for c in configs]
+    assert plan(configs, task_configs, max_memory_mb=two_members_mb, max_members=None) == [[0, 1], [2, 3], [4]]
+    assert plan(configs, task_configs, max_memory_mb=None, max_members=3) == [[0, 1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("bad, message", [

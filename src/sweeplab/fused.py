@@ -160,32 +160,38 @@ def train_one_epoch(
 ) -> tuple[list[float], list[float]]:
     """One pass for every member in its own order: ``orders`` (S x N) holds each distinct seed's data
     order, ``member_order`` (K) the row of each member's (None: row k is member k's). Per-member mean
-    loss and accuracy (the model's own loss: see ``StackedMLP.losses_and_grad``)."""
+    loss and accuracy (the model's own loss: see ``StackedMLP.log_probs_and_grad``)."""
     stacked.training = True
     n_orders, n = orders.shape
-    n_members = n_orders if member_order is None else len(member_order)
     end = n - n % batch_size if drop_last else n
-    loss_sum = torch.zeros(n_members, device=x.device)
-    correct = torch.zeros(n_members, dtype=torch.long, device=x.device)
+    # each member's labels in its own order, for the whole epoch: a batch's are a slice of them
+    y_members = y[orders] if member_order is None else y[orders].index_select(0, member_order)
+    # what multiplies the gradient of each member's summed loss: 1 / batch, or for plain SGD, whose
+    # step the backward pass takes, lr / batch (one per batch size: the last batch may be short)
+    grad_scales = {size: (optimizer.lr if optimizer.plain_sgd else 1.0) / size
+                   for size in {batch_size, end % batch_size or batch_size}}
+    log_prob_sum = torch.zeros(len(y_members), 1, device=x.device)
+    correct = torch.zeros(len(y_members), dtype=torch.long, device=x.device)
     for start in range(0, end, batch_size):
         # one gather from the data per distinct order (random rows: the costly copy), then each
         # member's rows from that small batch
         idx = orders[:, start : start + batch_size].flatten()
         xb = x.index_select(0, idx).view(n_orders, -1, x.shape[1])
-        yb = y.index_select(0, idx).view(n_orders, -1)
         if member_order is not None:
-            xb, yb = xb.index_select(0, member_order), yb.index_select(0, member_order)
+            xb = xb.index_select(0, member_order)
+        yb = y_members[:, start : start + batch_size]
         # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
-        losses, grad = stacked.losses_and_grad(out, yb)
+        log_probs, grad = stacked.log_probs_and_grad(out, yb, grad_scales[yb.shape[1]])
         if optimizer.plain_sgd:
-            stacked.backward(grad, sgd_lr=optimizer.lr)
+            stacked.backward(grad, sgd_step=True)
         else:
             stacked.backward(grad)
             optimizer.step()
-        loss_sum += losses * yb.shape[1]
+        # running sums stay on the device: no host sync per batch
+        log_prob_sum += log_probs.sum(dim=1)
         correct += (out.argmax(dim=2) == yb).sum(dim=1)
-    return (loss_sum.double() / end).tolist(), (correct.double() / end).tolist()
+    return (-log_prob_sum.double().squeeze(1) / end).tolist(), (correct.double() / end).tolist()
 
 
 @torch.no_grad()

@@ -94,11 +94,13 @@ class StackedMLP:
                 self.saved.append(saved)
         return x
 
-    def backward(self, grad: torch.Tensor, sgd_lr: torch.Tensor | None = None) -> None:
+    def backward(self, grad: torch.Tensor, sgd_step: bool = False) -> None:
         """Backpropagate ``grad``, the gradient w.r.t. the last training forward's output (K, B,
-        classes): set every weight's and bias's ``.grad``, or, given ``sgd_lr`` (K, 1, 1), take plain
-        SGD's step ``w -= lr * grad`` in place inside the gradient's own matmul (no gradient tensor
-        and no separate pass over the weights: at batch 32 that pass costs half a matmul)."""
+        classes): set every weight's and bias's ``.grad``, or, with ``sgd_step``, take plain SGD's
+        step ``w -= grad`` in place inside the gradient's own matmul (no gradient tensor and no
+        separate pass over the weights: at batch 32 that pass costs half a matmul). For that step,
+        ``grad`` comes already scaled by each member's lr (:meth:`log_probs_and_grad`): backpropagation
+        is linear, so every layer's gradient is then lr times its own."""
         for position in reversed(range(len(self.layers))):
             kind, what = self.layers[position]
             saved = self.saved[position]
@@ -106,15 +108,14 @@ class StackedMLP:
                 weight, bias = self.weights[what], self.biases[what]
                 grad_in = None if position == 0 else torch.bmm(grad, weight.transpose(1, 2))  # before the step
                 x_t = saved.transpose(-1, -2).expand(len(weight), -1, -1)  # (K, in, B), also for a shared input
-                if sgd_lr is None:
+                if sgd_step:
+                    weight.baddbmm_(x_t, grad, alpha=-1)
+                    if bias is not None:
+                        bias.sub_(grad.sum(dim=1, keepdim=True))
+                else:
                     weight.grad = torch.bmm(x_t, grad)
                     if bias is not None:
                         bias.grad = grad.sum(dim=1, keepdim=True)
-                else:
-                    step = grad * sgd_lr
-                    weight.baddbmm_(x_t, step, alpha=-1)
-                    if bias is not None:
-                        bias.sub_(step.sum(dim=1, keepdim=True))
                 if grad_in is None:
                     break  # the data needs no gradient
                 grad = grad_in
@@ -126,20 +127,23 @@ class StackedMLP:
                 grad = grad - saved.exp() * grad.sum(dim=-1, keepdim=True)
         self.saved = []
 
-    def losses_and_grad(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each member's mean loss on its batch (``out``: K x B x classes, ``y``: K x B) and the
-        gradient of their sum w.r.t. ``out``: the model's own loss (``sweeplab.model.loss_function``),
-        NLL on log-probabilities when the model ends in log_softmax, cross-entropy on logits otherwise."""
+    def log_probs_and_grad(
+        self, out: torch.Tensor, y: torch.Tensor, grad_scale: torch.Tensor | float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's log-probability of its class (K x B x 1: minus its loss) under the model's
+        own loss (``sweeplab.model.loss_function``: NLL on log-probabilities when the model ends in
+        log_softmax, cross-entropy on logits otherwise), and ``grad_scale`` (K x 1 x 1, or a number)
+        times the gradient of each member's summed loss w.r.t. ``out`` (K x B x classes): with
+        1 / B, the gradient of each member's mean loss."""
         ends_in_log_softmax = self.layers[-1][0] == "log_softmax"
         log_probs = out if ends_in_log_softmax else log_softmax(out)
         target = y.unsqueeze(2)
-        losses = -log_probs.gather(2, target).squeeze(2).mean(dim=1)
-        minus_one_over_batch = torch.full_like(target, -1.0 / y.shape[1], dtype=out.dtype)
-        if ends_in_log_softmax:  # d(mean NLL)/d(log-probs): -1/B at each sample's class
-            grad = torch.zeros_like(out).scatter_(2, target, minus_one_over_batch)
-        else:  # d(mean cross-entropy)/d(logits): (softmax - one-hot) / B
-            grad = log_probs.exp().div_(y.shape[1]).scatter_add_(2, target, minus_one_over_batch)
-        return losses, grad
+        minus_one = torch.full_like(target, -1.0, dtype=out.dtype)
+        if ends_in_log_softmax:  # d(NLL)/d(log-probs): -1 at each sample's class
+            grad = torch.zeros_like(out).scatter_(2, target, minus_one)
+        else:  # d(cross-entropy)/d(logits): softmax - one-hot
+            grad = log_probs.exp().scatter_add_(2, target, minus_one)
+        return log_probs.gather(2, target), grad.mul_(grad_scale)
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's weights as the ``state_dict`` of its own ``nn.Sequential`` (copies)."""

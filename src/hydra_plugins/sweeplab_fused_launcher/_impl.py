@@ -92,12 +92,14 @@ def launch(
                  "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
         return [run_alone(position) for position in range(len(configs))]
 
+    task_configs = [task_config(sweep_config) for sweep_config in configs]
     returns: dict[int, JobReturn] = {}
-    for group in plan(configs, launcher.max_memory_mb, launcher.max_members):
+    for group in plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members):
         if len(group) == 1:
             returns[group[0]] = run_alone(group[0])
         else:
-            values = run_fused([configs[i] for i in group], [scopes[i] for i in group], launcher)
+            values = run_fused([configs[i] for i in group], [task_configs[i] for i in group],
+                               [scopes[i] for i in group], launcher)
             returns.update(zip(group, values, strict=True))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in range(len(configs))]
@@ -118,13 +120,16 @@ def prefetch_data(cfg: DictConfig) -> threading.Thread:
     return thread
 
 
-def plan(configs: Sequence[DictConfig], max_memory_mb: Optional[int], max_members: Optional[int]) -> list[list[int]]:
-    """Positions of ``configs`` grouped: jobs that fuse together, and jobs alone; logged, one line each.
+def plan(
+    configs: Sequence[DictConfig], task_configs: Sequence[DictConfig], max_memory_mb: Optional[int],
+    max_members: Optional[int],
+) -> list[list[int]]:
+    """Positions of ``configs`` (the jobs' task configs: ``task_configs``) grouped: jobs that fuse
+    together, and jobs alone; logged, one line each.
 
     Every group's device and memory budget is checked here, before any job runs.
     """
     log.info("fused launcher: %d jobs", len(configs))
-    task_configs = [task_config(sweep_config) for sweep_config in configs]
     by_key: dict[str, list[int]] = {}
     alone: dict[int, str] = {}
     for position, (sweep_config, cfg) in enumerate(zip(configs, task_configs, strict=True)):
@@ -188,13 +193,14 @@ def task_config(sweep_config: DictConfig) -> DictConfig:
 
 
 def run_fused(
-    configs: Sequence[DictConfig], scopes: Sequence[Callable[[], ContextManager[Any]]], launcher: Any
+    configs: Sequence[DictConfig], task_configs: Sequence[DictConfig],
+    scopes: Sequence[Callable[[], ContextManager[Any]]], launcher: Any,
 ) -> list[JobReturn]:
     """Set up each member as ``run_job`` would, train them together, end each as its own job."""
     callbacks = launcher.hydra_context.callbacks
     saved_hydra_config = HydraConfig.instance().cfg
     try:
-        jobs = [open_job(c) for c in configs]
+        jobs = [open_job(sweep_config, cfg) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
         for sweep_config, job in zip(configs, jobs, strict=True):
             log.info("\t#%d : %s", sweep_config.hydra.job.num, " ".join(filter_overrides(job.overrides)))
         HydraConfig.instance().set_config(configs[0])
@@ -231,14 +237,15 @@ def both(
     return entered
 
 
-def open_job(sweep_config: DictConfig) -> JobReturn:
-    """What ``hydra.core.utils.run_job`` does before it calls the task: output dir, ``.hydra/`` files."""
+def open_job(sweep_config: DictConfig, cfg: DictConfig) -> JobReturn:
+    """What ``hydra.core.utils.run_job`` does before it calls the task (whose config is ``cfg``): output
+    dir, ``.hydra/`` files."""
     output_dir = job_output_dir(sweep_config)
     with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
         sweep_config.hydra.runtime.output_dir = output_dir
     HydraConfig.instance().set_config(sweep_config)
     ret = JobReturn()
-    ret.cfg = task_config(sweep_config)
+    ret.cfg = cfg
     ret.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
     ret.overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
     ret.working_dir = os.getcwd()
