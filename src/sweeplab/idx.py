@@ -19,10 +19,10 @@ UBYTE = 0x08
 
 def read_idx(path: Path) -> np.ndarray:
     """The array stored in ``path`` (uint8, shape from the header)."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
+        # gzip.decompress inflates each member in one call: a streamed read would take the GIL back
+        # hundreds of times, and wait for it each time while Hydra composes on the main thread
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut .gz is EOFError
         raise DataError(f"{path}: cannot read it ({exc}); delete it and get the dataset again") from exc
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != UBYTE or raw[3] == 0:
