@@ -115,16 +115,12 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
     try:
         for epoch in range(1, shared.epochs + 1):
             tic = time.perf_counter()
-            # each seed's data order, drawn as its own run draws it; members that share a seed share it
-            # in member order, so that when every member has its own seed, row k is member k's order
-            seeds = list(dict.fromkeys(m.cfg.seed for m in active))
-            orders = torch.stack([torch.randperm(len(splits.train_y), generator=generators[seed]) for seed in seeds])
-            member_order = (None if len(seeds) == len(active) else
-                            torch.tensor([seeds.index(m.cfg.seed) for m in active], device=splits.train_x.device))
-            train_loss, train_acc = train_one_epoch(
-                stacked, optimizer, splits.train_x, splits.train_y, orders.to(splits.train_x.device), member_order,
-                batch_size=shared.batch_size, drop_last=shared.drop_last,
-            )
+            # each member's data order, drawn as its own run draws it: once per seed, shared by its members
+            by_seed = {seed: torch.randperm(len(splits.train_y), generator=generators[seed])
+                       for seed in dict.fromkeys(m.cfg.seed for m in active)}
+            orders = torch.stack([by_seed[m.cfg.seed] for m in active]).to(splits.train_x.device)
+            train_loss, train_acc = train_one_epoch(stacked, optimizer, splits.train_x, splits.train_y, orders,
+                                                    batch_size=shared.batch_size, drop_last=shared.drop_last)
             for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
                 member.result.data_order = generators[member.cfg.seed].get_state()
             val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
@@ -155,31 +151,26 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
 
 
 def train_one_epoch(
-    stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor,
-    orders: torch.Tensor, member_order: torch.Tensor | None, *, batch_size: int, drop_last: bool,
+    stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor, orders: torch.Tensor,
+    *, batch_size: int, drop_last: bool,
 ) -> tuple[list[float], list[float]]:
-    """One pass for every member in its own order: ``orders`` (S x N) holds each distinct seed's data
-    order, ``member_order`` (K) the row of each member's (None: row k is member k's). Per-member mean
-    loss and accuracy (the model's own loss: see ``StackedMLP.log_probs_and_grad``)."""
+    """One pass for every member in its own order (row k of ``orders``, K x N, is member k's).
+    Per-member mean loss and accuracy (the model's own loss: see ``StackedMLP.log_probs_and_grad``)."""
     stacked.training = True
-    n_orders, n = orders.shape
+    n_members, n = orders.shape
     end = n - n % batch_size if drop_last else n
-    # each member's labels in its own order, for the whole epoch: a batch's are a slice of them
-    y_members = y[orders] if member_order is None else y[orders].index_select(0, member_order)
     # what multiplies the gradient of each member's summed loss: 1 / batch, or for plain SGD, whose
     # step the backward pass takes, lr / batch (one per batch size: the last batch may be short)
     grad_scales = {size: (optimizer.lr if optimizer.plain_sgd else 1.0) / size
                    for size in {batch_size, end % batch_size or batch_size}}
-    log_prob_sum = torch.zeros(len(y_members), 1, device=x.device)
-    correct = torch.zeros(len(y_members), dtype=torch.long, device=x.device)
+    log_prob_sum = torch.zeros(n_members, 1, device=x.device)
+    correct = torch.zeros(n_members, dtype=torch.long, device=x.device)
     for start in range(0, end, batch_size):
-        # one gather from the data per distinct order (random rows: the costly copy), then each
-        # member's rows from that small batch
+        # one gather of every member's rows: members that share a seed get the same rows, but
+        # gathering them again costs less than copying them from one gather (measured, 2 threads)
         idx = orders[:, start : start + batch_size].flatten()
-        xb = x.index_select(0, idx).view(n_orders, -1, x.shape[1])
-        if member_order is not None:
-            xb = xb.index_select(0, member_order)
-        yb = y_members[:, start : start + batch_size]
+        xb = x.index_select(0, idx).view(n_members, -1, x.shape[1])
+        yb = y.index_select(0, idx).view(n_members, -1)
         # forward, backward, update: each member's gradient is that of its own mean loss
         out = stacked(xb)
         log_probs, grad = stacked.log_probs_and_grad(out, yb, grad_scales[yb.shape[1]])
