@@ -117,7 +117,7 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
             tic = time.perf_counter()
             # each member's data order, drawn as its own run draws it: once per seed, shared by its members
             by_seed = {seed: torch.randperm(len(splits.train_y), generator=generators[seed])
-                       for seed in dict.fromkeys(m.cfg.seed for m in active)}
+                       for seed in {m.cfg.seed for m in active}}
             orders = torch.stack([by_seed[m.cfg.seed] for m in active]).to(splits.train_x.device)
             train_loss, train_acc = train_one_epoch(stacked, optimizer, splits.train_x, splits.train_y, orders,
                                                     batch_size=shared.batch_size, drop_last=shared.drop_last)
