@@ -150,6 +150,7 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
             callback.on_train_end()
 
 
+@torch.inference_mode()  # no autograd anywhere in the stacked step: torch skips its bookkeeping per op
 def train_one_epoch(
     stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor, orders: torch.Tensor,
     *, batch_size: int, drop_last: bool,
