@@ -155,9 +155,13 @@ def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
             torch.testing.assert_close(tensor, member.state_dict()[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer, lrs", [("sgd_momentum", "0.1,0.01,1e30"), ("adam", "0.01,0.001,1e30")])
-def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs):
-    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true"]
+@pytest.mark.parametrize("optimizer, lrs, schedule", [
+    ("sgd_momentum", "0.1,0.01,1e30", ""), ("adam", "0.01,0.001,1e30", ""),
+    ("sgd", "0.1,0.05,1e30", "scheduler=cosine"),  # plain SGD: its step is in the backward pass
+    ("adam", "0.01,0.001,1e30", "scheduler=step scheduler.step_size=1 scheduler.gamma=0.5"),
+], ids=["sgd-momentum", "adam", "sgd-cosine", "adam-step"])
+def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, schedule):
+    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true", *schedule.split()]
     basic = multirun(tmp_path / "basic", *overrides)
     fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
     assert len(basic) == len(fused) == 6
@@ -202,7 +206,7 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
 
 
 @pytest.mark.parametrize("override, reason", [
-    ("scheduler=cosine", "a scheduler"), ("grad_clip=1.0", "grad_clip"),
+    ("scheduler=warmup_cosine", "scheduler.interval=step"), ("grad_clip=1.0", "grad_clip"),
     ("optimizer._target_=torch.optim.NAdam", "optimizer sgd"), ("optimizer=nadam", "optimizer torch.optim.NAdam"),
 ])
 def test_what_the_stacked_model_does_not_do_runs_alone(override, reason):

@@ -38,6 +38,7 @@ def stop_second_group_after_epoch_1(monkeypatch):
 
 @pytest.mark.parametrize("optimizer, state_keys", [
     ("optimizer=sgd_momentum", {"momentum_buffer"}), ("optimizer=adam lr=0.003", {"exp_avg", "exp_avg_sq", "step"}),
+    ("optimizer=sgd_momentum scheduler=cosine", {"momentum_buffer"}),
 ])
 def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
     tmp_path, capfd, stop_second_group_after_epoch_1, optimizer, state_keys,
@@ -53,6 +54,11 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
         assert state["model"]["0.weight"].shape == (32, 784)
         assert [set(param) for param in state["optimizer"]["state"].values()] == [state_keys] * 4
         assert state["optimizer"]["param_groups"][0]["params"] == [0, 1, 2, 3]
+        if "scheduler" in optimizer:  # stepped once: the lr of epoch 2 in the param group and the schedule
+            assert state["scheduler"]["last_epoch"] == 1
+            assert state["optimizer"]["param_groups"][0]["lr"] == state["scheduler"]["_last_lr"][0] < 0.1
+        else:
+            assert state["scheduler"] is None
     finished = file_states(sweep / "0", sweep / "1")
     capfd.readouterr()
 

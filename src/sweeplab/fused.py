@@ -3,7 +3,8 @@
 The fused launcher (``hydra/launcher=fused``) decides which jobs form a group and sets up each
 member's Hydra job dir; this module does what :func:`sweeplab.task.run` does, for K jobs at once:
 every member gets its own initial weights (``task.build_model``), data order (a generator seeded
-with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters, callbacks
+with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters and per-epoch lr
+schedule (its own torch scheduler, stepped after each epoch like ``trainer.fit`` steps it), callbacks
 (history file, epoch log, early stopping, Optuna pruning, trackers), best state, test and metrics.json,
 and with ``checkpoint=true`` the per-epoch checkpoint of its own run, from which a rerun resumes it alone.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -23,6 +25,7 @@ from sweeplab.checkpoint import fingerprint, save_finished, save_resumable
 from sweeplab.data import Splits
 from sweeplab.model import loss_function
 from sweeplab.optim import build_optimizer
+from sweeplab.schedule import Schedule, build_schedule
 from sweeplab.stacked import StackedMLP, StackedOptimizer
 from sweeplab.task import (
     begin_job,
@@ -52,10 +55,12 @@ class Member:
     trackers: Trackers | None = None  # its logger group's (MLflow, TensorBoard), started with the group
     result: FitResult = field(default_factory=FitResult)
     final_state: dict[str, torch.Tensor] | None = None
-    # with checkpoint=true, what each epoch's checkpoint repeats: the config's fingerprint and the
-    # param_groups of its own run's torch.optim optimizer
-    fingerprint: str = ""
-    optimizer_groups: list[dict[str, Any]] = field(default_factory=list)
+    # with a scheduler or checkpoint=true: its own run's torch.optim optimizer, never stepped. Its
+    # schedule steps it each epoch, and the stacked optimizer takes the member's lr from its param group;
+    # each epoch's checkpoint saves that param group.
+    optimizer: torch.optim.Optimizer | None = None
+    schedule: Schedule | None = None
+    fingerprint: str = ""  # with checkpoint=true: the config's, repeated in each epoch's checkpoint
 
 
 def run_group(members: Sequence[Member]) -> list[Any]:
@@ -71,16 +76,18 @@ def run_group(members: Sequence[Member]) -> list[Any]:
             failures.enter_context(failure_recorded(member.job_dir, started))
         device, splits = set_up(first)
         loss_fn = loss_function(first.model.output)
+        n_batches = batches_per_epoch(len(splits.train_y), first.batch_size, first.drop_last)
         for member in members:
             member.model = build_model(member.cfg, device, splits)
             with member.scope():  # the member's trial is current here: its trackers tag it
                 member.trackers = failures.enter_context(tracked(member.cfg, member.job_dir))
                 log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
                 member.callbacks = [member.trackers, *job_callbacks(member.cfg, member.job_dir)]
+            if member.cfg.checkpoint or member.cfg.scheduler is not None:
+                member.optimizer = build_optimizer(member.cfg.optimizer, member.model.parameters(), device)
+                member.schedule = build_schedule(member.cfg.scheduler, member.optimizer, n_batches)
             if member.cfg.checkpoint:
                 member.fingerprint = fingerprint(member.cfg)
-                member.optimizer_groups = build_optimizer(
-                    member.cfg.optimizer, member.model.parameters(), device).state_dict()["param_groups"]
         fit_members(members, splits, loss_fn, first)
         metrics = []
         for member in members:
@@ -115,6 +122,7 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
     try:
         for epoch in range(1, shared.epochs + 1):
             tic = time.perf_counter()
+            lrs = [hyperparameters(m)["lr"] for m in active]  # at the epoch's start, as trainer.fit records it
             # each member's data order, drawn as its own run draws it: once per seed, shared by its members
             by_seed = {seed: torch.randperm(len(splits.train_y), generator=generators[seed])
                        for seed in {m.cfg.seed for m in active}}
@@ -123,13 +131,17 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
                                                     batch_size=shared.batch_size, drop_last=shared.drop_last)
             for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
                 member.result.data_order = generators[member.cfg.seed].get_state()
+            if any(m.schedule is not None for m in active):  # per-epoch schedules step here, as in trainer.fit
+                for member in active:
+                    if member.schedule is not None:
+                        step_schedule(member.schedule)
+                optimizer.set_hyperparameters([hyperparameters(m) for m in active])
             val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
             seconds = (time.perf_counter() - tic) / len(active)
 
             stopped = []
             for k, member in enumerate(active):
-                record = EpochRecord(epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k],
-                                       lr=member.cfg.optimizer.lr, seconds=seconds)  # constant: no schedulers fused
+                record = EpochRecord(epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], lrs[k], seconds)
                 with member.scope():
                     stop = end_epoch(member.result, record, lambda k=k: stacked.member_state(k), member.callbacks)
                     if member.cfg.checkpoint:
@@ -148,6 +160,20 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
     finally:
         for callback in (c for m in members for c in m.callbacks):
             callback.on_train_end()
+
+
+def step_schedule(schedule: Schedule) -> None:
+    """Step a member's schedule. Its torch optimizer never steps (the stacked optimizer takes the
+    member's steps), so torch's warning that a scheduler stepped before its optimizer does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+        schedule.scheduler.step()
+
+
+def hyperparameters(member: Member) -> Mapping[str, Any]:
+    """The member's optimizer hyperparameters now, under torch.optim's names: the param group its
+    schedule steps, or without a schedule its ``optimizer`` config."""
+    return member.optimizer.param_groups[0] if member.schedule is not None else member.cfg.optimizer
 
 
 @torch.inference_mode()  # no autograd anywhere in the stacked step: torch skips its bookkeeping per op
@@ -207,5 +233,7 @@ def save_member_checkpoint(member: Member, k: int, stacked: StackedMLP, optimize
     its model's and its torch.optim optimizer's ``state_dict``: a rerun resumes it alone, through the task."""
     by_name = optimizer.member_state(k, stacked)
     state = {index: by_name[name] for index, (name, _) in enumerate(member.model.named_parameters()) if name in by_name}
+    scheduler = None if member.schedule is None else member.schedule.scheduler.state_dict()
     save_resumable(member.job_dir, member.fingerprint, False, stacked.member_state(k),
-                   {"state": state, "param_groups": member.optimizer_groups}, None, member.result)
+                   {"state": state, "param_groups": member.optimizer.state_dict()["param_groups"]}, scheduler,
+                   member.result)

@@ -12,7 +12,7 @@ member trains as its own run would up to float rounding.
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -189,23 +189,29 @@ class StackedOptimizer:
 
     def __init__(self, params: list[torch.Tensor], configs: Sequence[DictConfig]):
         self.name = configs[0].name
+        self.nesterov = self.name == "sgd" and bool(configs[0].nesterov)
         self.params = params
-        device = params[0].device
-        self.lr = member_tensor([c.lr for c in configs], device)
-        self.weight_decay = member_tensor([c.weight_decay for c in configs], device)
-        self.decays = any(c.weight_decay != 0 for c in configs)
-        if self.name == "sgd":
-            self.momentum = member_tensor([c.momentum for c in configs], device)
-            self.nesterov = bool(configs[0].nesterov)
-            self.uses_momentum = any(c.momentum != 0 for c in configs)
-        else:
-            self.beta1 = member_tensor([c.betas[0] for c in configs], device)
-            self.beta2 = member_tensor([c.betas[1] for c in configs], device)
-            self.eps = member_tensor([c.eps for c in configs], device)
-        # plain SGD (no momentum, no weight decay): the model can take the step in its backward pass
-        self.plain_sgd = self.name == "sgd" and not self.uses_momentum and not self.decays
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
         self.steps = 0
+        self.set_hyperparameters(configs)
+
+    def set_hyperparameters(self, groups: Sequence[Mapping[str, Any]]) -> None:
+        """Each member's lr, weight decay, and momentum or betas and eps, under torch.optim's names:
+        its ``optimizer`` config, or the param group of its own run's optimizer after its lr schedule
+        stepped (a schedule may change any of them)."""
+        device = self.params[0].device
+        self.lr = member_tensor([g["lr"] for g in groups], device)
+        self.weight_decay = member_tensor([g["weight_decay"] for g in groups], device)
+        self.decays = any(g["weight_decay"] != 0 for g in groups)
+        if self.name == "sgd":
+            self.momentum = member_tensor([g["momentum"] for g in groups], device)
+            self.uses_momentum = any(g["momentum"] != 0 for g in groups)
+        else:
+            self.beta1 = member_tensor([g["betas"][0] for g in groups], device)
+            self.beta2 = member_tensor([g["betas"][1] for g in groups], device)
+            self.eps = member_tensor([g["eps"] for g in groups], device)
+        # plain SGD (no momentum, no weight decay): the model can take the step in its backward pass
+        self.plain_sgd = self.name == "sgd" and not self.uses_momentum and not self.decays
         self._derive()
 
     def _derive(self) -> None:

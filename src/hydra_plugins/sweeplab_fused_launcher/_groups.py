@@ -36,8 +36,9 @@ def unfusable_reason(cfg: DictConfig) -> Optional[str]:
     name, target = OmegaConf.select(cfg, "optimizer.name"), OmegaConf.select(cfg, "optimizer._target_")
     if OPTIMIZERS.get(name) != target:
         return f"optimizer {name or target} (fused: the built-in {', '.join(OPTIMIZERS)})"
-    if OmegaConf.select(cfg, "scheduler") is not None:
-        return "a scheduler (fused: constant lr only)"
+    scheduler = OmegaConf.select(cfg, "scheduler")
+    if scheduler is not None and scheduler.get("interval", "epoch") != "epoch":
+        return f"scheduler.interval={scheduler.interval} (fused: schedules that step per epoch)"
     if OmegaConf.select(cfg, "grad_clip") is not None:
         return "grad_clip (fused: no clipping)"
     found = problems(cfg)
