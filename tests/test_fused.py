@@ -67,6 +67,8 @@ def assert_same_run_within_tolerance(basic: Path, fused: Path, epochs: int) -> N
 
 
 ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [0.95, 0.9]], "eps": [1e-8, 1e-6, 1e-8]}
+RMSPROP_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "alpha": [0.99, 0.9, 0.5], "eps": [1e-8, 1e-6, 1e-8],
+                   "weight_decay": [0.0, 1e-2, 0.0]}
 
 
 @pytest.mark.parametrize("shared, members", [
@@ -76,7 +78,9 @@ ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [
      {"lr": [0.1, 0.05, 0.01], "momentum": [0.9, 0.8, 0.5], "weight_decay": [0.0, 0.0, 1e-3]}),
     ({"name": "adam"}, {**ADAM_MEMBERS, "weight_decay": [0.0, 1e-2, 0.0]}),
     ({"name": "adamw"}, {**ADAM_MEMBERS, "weight_decay": [0.01, 0.1, 0.0]}),
-], ids=["sgd", "sgd-nesterov", "adam", "adamw"])
+    ({"name": "rmsprop", "centered": False}, {**RMSPROP_MEMBERS, "momentum": [0.0, 0.9, 0.5]}),
+    ({"name": "rmsprop", "centered": True}, {**RMSPROP_MEMBERS, "momentum": [0.0, 0.0, 0.0]}),
+], ids=["sgd", "sgd-nesterov", "adam", "adamw", "rmsprop", "rmsprop-centered"])
 def test_the_stacked_optimizer_steps_as_torch_optim_does_per_member(shared, members):
     configs = [OmegaConf.create({"_target_": OPTIMIZERS[shared["name"]], "_partial_": True, **shared,
                                  **{key: values[k] for key, values in members.items()}}) for k in range(3)]
@@ -159,7 +163,8 @@ def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
     ("sgd_momentum", "0.1,0.01,1e30", ""), ("adam", "0.01,0.001,1e30", ""),
     ("sgd", "0.1,0.05,1e30", "scheduler=cosine"),  # plain SGD: its step is in the backward pass
     ("adam", "0.01,0.001,1e30", "scheduler=step scheduler.step_size=1 scheduler.gamma=0.5"),
-], ids=["sgd-momentum", "adam", "sgd-cosine", "adam-step"])
+    ("rmsprop", "0.001,0.0003,1e30", "optimizer.momentum=0.5"),
+], ids=["sgd-momentum", "adam", "sgd-cosine", "adam-step", "rmsprop-momentum"])
 def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, schedule):
     overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true", *schedule.split()]
     basic = multirun(tmp_path / "basic", *overrides)
@@ -192,7 +197,7 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
     configs = sweep_configs(
         [*TINY, "lr=0.1", "seed=0"], [*TINY, "lr=0.01", "seed=1", "model.init=normal", "model.init_std=0.1"],
         [*TINY, "lr=0.1", "model.width=32"], [*TINY, "lr=0.01", "model.width=32", "optimizer.momentum=0.9"],
-        [*TINY, "optimizer=rmsprop"], [*TINY, "model.dropout=0.2"], [*TINY, "lr=-1"],
+        [*TINY, "optimizer=nadam"], [*TINY, "model.dropout=0.2"], [*TINY, "lr=-1"],
         [*TINY, "lr=0.1", "seed=0"],
     )
     with caplog.at_level("INFO"):
@@ -201,7 +206,7 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
     assert groups == [[0, 7], [1], [2, 3], [4], [5], [6]]
     assert ("fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, "
             "differing in optimizer.momentum, lr") in caplog.text
-    assert "alone #4: optimizer rmsprop (fused: the built-in sgd, adam, adamw)" in caplog.text
+    assert "alone #4: optimizer torch.optim.NAdam (fused: the built-in sgd, adam, adamw, rmsprop)" in caplog.text
     assert "alone #6: invalid config: lr=-1.0" in caplog.text
 
 

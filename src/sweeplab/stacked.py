@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 # The built-in optimizers (their `name` and `_target_`) whose arithmetic the stacked optimizer does.
-OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
+OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW",
+              "rmsprop": "torch.optim.RMSprop"}
 
 aten = torch.ops.aten
 # grad_input(module, grad_output, input, output) of each activation sweeplab.model.mlp builds: the
@@ -181,34 +182,39 @@ def member_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor
 
 
 class StackedOptimizer:
-    """torch.optim's SGD (momentum, nesterov, weight decay), Adam and AdamW, per member.
+    """torch.optim's SGD (momentum, nesterov, weight decay), Adam, AdamW and RMSprop (momentum,
+    centered, weight decay), per member.
 
-    ``configs`` are the members' ``optimizer`` groups: one ``name`` (and ``nesterov``), any per-member
-    lr, momentum, betas, eps and weight decay.
+    ``configs`` are the members' ``optimizer`` groups: one ``name`` (and ``nesterov``, ``centered``),
+    any per-member lr, momentum, alpha, betas, eps and weight decay.
     """
 
     def __init__(self, params: list[torch.Tensor], configs: Sequence[DictConfig]):
         self.name = configs[0].name
         self.nesterov = self.name == "sgd" and bool(configs[0].nesterov)
+        self.centered = self.name == "rmsprop" and bool(configs[0].get("centered", False))
         self.params = params
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
         self.steps = 0
         self.set_hyperparameters(configs)
 
     def set_hyperparameters(self, groups: Sequence[Mapping[str, Any]]) -> None:
-        """Each member's lr, weight decay, and momentum or betas and eps, under torch.optim's names:
-        its ``optimizer`` config, or the param group of its own run's optimizer after its lr schedule
-        stepped (a schedule may change any of them)."""
+        """Each member's lr, weight decay, momentum, alpha, betas and eps (those its optimizer has),
+        under torch.optim's names: its ``optimizer`` config, or the param group of its own run's
+        optimizer after its lr schedule stepped (a schedule may change any of them)."""
         device = self.params[0].device
         self.lr = member_tensor([g["lr"] for g in groups], device)
         self.weight_decay = member_tensor([g["weight_decay"] for g in groups], device)
         self.decays = any(g["weight_decay"] != 0 for g in groups)
-        if self.name == "sgd":
+        if self.name in ("sgd", "rmsprop"):
             self.momentum = member_tensor([g["momentum"] for g in groups], device)
             self.uses_momentum = any(g["momentum"] != 0 for g in groups)
-        else:
+        if self.name == "rmsprop":
+            self.alpha = member_tensor([g["alpha"] for g in groups], device)
+        if self.name in ("adam", "adamw"):
             self.beta1 = member_tensor([g["betas"][0] for g in groups], device)
             self.beta2 = member_tensor([g["betas"][1] for g in groups], device)
+        if self.name != "sgd":
             self.eps = member_tensor([g["eps"] for g in groups], device)
         # plain SGD (no momentum, no weight decay): the model can take the step in its backward pass
         self.plain_sgd = self.name == "sgd" and not self.uses_momentum and not self.decays
@@ -217,7 +223,9 @@ class StackedOptimizer:
     def _derive(self) -> None:
         """Per-member constants of the update, computed once rather than in every step."""
         self.neg_lr = -self.lr
-        if self.name != "sgd":
+        if self.name == "rmsprop":
+            self.one_minus_alpha = 1 - self.alpha
+        if self.name in ("adam", "adamw"):
             self.one_minus_beta1, self.one_minus_beta2 = 1 - self.beta1, 1 - self.beta2
             self.decoupled_decay = 1 - self.lr * self.weight_decay  # AdamW
 
@@ -228,9 +236,10 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
-        if self.name == "sgd":
+        if self.name in ("sgd", "rmsprop"):
+            update = self._sgd if self.name == "sgd" else self._rmsprop
             for p, state in zip(self.params, self.state, strict=True):
-                self._sgd(p, p.grad, state)
+                update(p, p.grad, state)
             return
         # Adam's bias corrections, once per step for all parameters
         bias_correction2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
@@ -251,6 +260,33 @@ class StackedOptimizer:
             d_p = d_p.addcmul_(self.momentum, buf) if self.nesterov else buf
         p.addcmul_(self.neg_lr, d_p)
 
+    def _rmsprop(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        # torch.optim.RMSprop: L2 decay into the gradient; a member with momentum 0 gets buf =
+        # grad / avg, i.e. torch's step without a buffer
+        if self.decays:
+            grad = grad.addcmul_(self.weight_decay, p)
+        if not state:
+            state["square_avg"] = torch.zeros_like(p)
+            if self.uses_momentum:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            if self.centered:
+                state["grad_avg"] = torch.zeros_like(p)
+        square_avg = state["square_avg"]
+        square_avg.mul_(self.alpha).addcmul_(grad * self.one_minus_alpha, grad)
+        if self.centered:
+            grad_avg = state["grad_avg"]
+            grad_avg.lerp_(grad, self.one_minus_alpha.expand_as(p))
+            avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        else:
+            avg = square_avg.sqrt()
+        avg.add_(self.eps)
+        if self.uses_momentum:
+            buf = state["momentum_buffer"]
+            buf.mul_(self.momentum).addcdiv_(grad, avg)
+            p.addcmul_(self.neg_lr, buf)
+        else:
+            p.addcdiv_(grad, avg.div_(self.neg_lr))  # p - lr * grad / avg
+
     def _adam(
         self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
         bias_correction2_sqrt: torch.Tensor, neg_step_size: torch.Tensor,
@@ -270,18 +306,19 @@ class StackedOptimizer:
 
     def member_state(self, k: int, stacked: StackedMLP) -> dict[str, dict[str, torch.Tensor]]:
         """Member k's state as the torch.optim optimizer of its own run holds it, per parameter name:
-        SGD's ``momentum_buffer`` (none without momentum), Adam's ``exp_avg``, ``exp_avg_sq`` and ``step``."""
-        keys = [key for key in self.state[0] if self.name != "sgd" or float(self.momentum[k]) != 0]
+        SGD's ``momentum_buffer`` (none without momentum), Adam's ``exp_avg``, ``exp_avg_sq`` and ``step``,
+        RMSprop's ``square_avg``, ``step``, ``momentum_buffer`` (with momentum) and ``grad_avg`` (centered)."""
+        keys = [key for key in self.state[0] if key != "momentum_buffer" or float(self.momentum[k]) != 0]
         per_key = {key: stacked.member_slices(k, [state[key] for state in self.state]) for key in keys}
         if self.name != "sgd":  # one tensor per parameter: torch.optim counts each one's steps in place
-            per_key["step"] = {name: torch.tensor(float(self.steps)) for name in per_key["exp_avg"]}
+            per_key["step"] = {name: torch.tensor(float(self.steps)) for name in per_key[keys[0]]}
         names = next(iter(per_key.values()), {}).keys()
         return {name: {key: slices[name] for key, slices in per_key.items()} for name in names}
 
     def keep(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
         """Keep only the members at ``index``, now stacked in ``params``."""
         self.params = params
-        for name in ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps"):
+        for name in ("lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps"):
             if hasattr(self, name):
                 setattr(self, name, getattr(self, name)[index])
         self.state = [{key: value[index] for key, value in state.items()} for state in self.state]
@@ -296,12 +333,12 @@ def parameter_count(sizes: Sequence[int], bias: bool) -> int:
 def bytes_per_member(sizes: Sequence[int], bias: bool, optimizer: str, batch_size: int, eval_batch_size: int) -> int:
     """An upper estimate of one member's share of a stacked model's memory, float32.
 
-    Weights, gradients and optimizer state (SGD momentum: 1 copy, Adam: 2), a training batch's input
-    gather and activations kept for backward (about 3 floats per unit: output, activation, its
-    gradient), and an evaluation batch's activations.
+    Weights, gradients and optimizer state (SGD momentum: 1 copy, Adam: 2, RMSprop: up to 3), a
+    training batch's input gather and activations kept for backward (about 3 floats per unit: output,
+    activation, its gradient), and an evaluation batch's activations.
     """
     params = parameter_count(sizes, bias)
-    copies = 2 + (1 if optimizer == "sgd" else 2)
+    copies = 2 + {"sgd": 1, "rmsprop": 3}.get(optimizer, 2)
     units = sum(sizes[1:])
     floats = params * copies + batch_size * (sizes[0] + 3 * units) + eval_batch_size * units
     return 4 * floats

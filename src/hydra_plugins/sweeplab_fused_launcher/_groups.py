@@ -21,7 +21,8 @@ from sweeplab.stacked import OPTIMIZERS, bytes_per_member
 
 MEMBER_KEYS = (
     "lr", "seed", "patience", "checkpoint", "objective", "progress",
-    "optimizer.lr", "optimizer.momentum", "optimizer.betas", "optimizer.eps", "optimizer.weight_decay",
+    "optimizer.lr", "optimizer.momentum", "optimizer.alpha", "optimizer.betas", "optimizer.eps",
+    "optimizer.weight_decay",
     "model.init_std", "model.dropout",
 )
 BUILT_IN_MODEL = "sweeplab.model.mlp"
