@@ -131,10 +131,10 @@ def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shar
                                                     batch_size=shared.batch_size, drop_last=shared.drop_last)
             for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
                 member.result.data_order = generators[member.cfg.seed].get_state()
-            if any(m.schedule is not None for m in active):  # per-epoch schedules step here, as in trainer.fit
-                for member in active:
-                    if member.schedule is not None:
-                        step_schedule(member.schedule)
+            scheduled = [m for m in active if m.schedule is not None]
+            for member in scheduled:  # per-epoch schedules step here, as in trainer.fit
+                step_schedule(member.schedule)
+            if scheduled:
                 optimizer.set_hyperparameters([hyperparameters(m) for m in active])
             val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
             seconds = (time.perf_counter() - tic) / len(active)

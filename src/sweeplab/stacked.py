@@ -6,8 +6,8 @@ than left to autograd: at batch 32 autograd's bookkeeping (graph, gradient buffe
 ops) costs more than the small matmuls it wraps, and the ops here are the ones autograd would call
 (``bmm`` for a Linear, aten's ``*_backward`` kernels for an activation), so the gradients agree with
 autograd's (tests/test_fused.py). A member's optimizer hyperparameters are (K, 1, 1) tensors that
-broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam, AdamW), op for op, so a
-member trains as its own run would up to float rounding.
+broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam, AdamW, RMSprop), op for
+op, so a member trains as its own run would up to float rounding.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ ACTIVATION_BACKWARD: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
 
 class StackedMLP:
     """K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights: forward, and in
-    training the backward pass that fills each weight's and bias's ``.grad``."""
+    training the backward pass that fills each weight's and bias's ``.grad`` (or takes plain SGD's step)."""
 
     def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
         # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
