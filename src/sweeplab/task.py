@@ -143,22 +143,21 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
         model = build_model(job.cfg, device, splits)
         optimizer = build_optimizer(job.cfg.optimizer, model.parameters(), device)
         schedule = build_schedule(job.cfg.scheduler, optimizer, n_batches)
-        with job.scope():  # the job's trial is current here: its trackers tag it
+        with job.scope():  # the job's trial is current here: its trackers tag it, its pruning reports to it
             trackers = stack.enter_context(tracked(job.cfg, job.job_dir))
-            trackers_of.append(trackers)
             fused = f" (fused, {len(jobs)} members)" if len(jobs) > 1 else ""
             log_setup(model, device, type(optimizer).__name__ + fused, splits)
             # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
             configs.append(fingerprint(job.cfg))
             result = (restore(job.job_dir, configs[-1], model, optimizer, schedule) if job.cfg.checkpoint
                       else None) or FitResult()
-        for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole
-            trackers.on_epoch_end(record)
+            for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole
+                trackers.on_epoch_end(record)
+            # trackers first: the callbacks that stop training (early stopping, pruning) end an epoch's round
+            callbacks = [trackers, *job_callbacks(job.cfg, job.job_dir, job.progress_bars, result.history)]
         models.append(model)
-        # trackers first: the callbacks that stop training (early stopping, pruning) end an epoch's round
-        members.append(Member(job.cfg.seed, optimizer, schedule,
-                              [trackers, *job_callbacks(job.cfg, job.job_dir, job.progress_bars, result.history)],
-                              result, job.cfg.diverge_above, job.scope))
+        trackers_of.append(trackers)
+        members.append(Member(job.cfg.seed, optimizer, schedule, callbacks, result, job.cfg.diverge_above, job.scope))
     if len(jobs) == 1:
         engine: Engine = ModelEngine(models[0], members[0].optimizer, loss_fn, shared.grad_clip, members[0].schedule)
     else:

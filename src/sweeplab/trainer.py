@@ -106,7 +106,7 @@ class Member:
     seed: int
     optimizer: torch.optim.Optimizer
     schedule: Schedule | None = None
-    callbacks: Sequence[Callback] = ()
+    callbacks: list[Callback] = field(default_factory=list)
     result: FitResult = field(default_factory=FitResult)
     diverge_above: float | None = None  # a mean train loss above this ends training as diverged
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
@@ -369,7 +369,7 @@ def fit(
     diverge_above: float | None = None,
 ) -> FitResult:
     """:func:`fit_members` for one model (a stack of one); returns its result."""
-    member = Member(seed, optimizer, schedule, callbacks, resume_from or FitResult(), diverge_above)
+    member = Member(seed, optimizer, schedule, list(callbacks), resume_from or FitResult(), diverge_above)
     fit_members(ModelEngine(model, optimizer, loss_fn, grad_clip, schedule), [member], splits, epochs=epochs,
                 batch_size=batch_size, drop_last=drop_last, eval_batch_size=eval_batch_size)
     return member.result
