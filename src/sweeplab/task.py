@@ -30,10 +30,10 @@ from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruni
 from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
 from sweeplab.data import Splits, load_splits
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, FileError
 from sweeplab.fused import StackedEngine
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
+from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
 from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
@@ -101,19 +101,37 @@ def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tupl
 def begin_job(job_dir: Path) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
     # who runs it: the report tells a job that is still running from one whose process was killed (kill -9)
-    write_metrics(job_dir, Metrics(status="running", process=f"{socket.gethostname()}:{os.getpid()}"))
+    try:
+        write_metrics(job_dir, Metrics(status="running", process=f"{socket.gethostname()}:{os.getpid()}"))
+    except OSError as exc:
+        raise unwritable(exc) from exc
+
+
+def unwritable(exc: OSError) -> FileError:
+    return FileError(f"cannot write {exc.filename}: {exc.strerror}")
 
 
 @contextlib.contextmanager
 def failure_recorded(job_dir: Path, started: float, log_failure: bool = True) -> Iterator[None]:
-    """Write ``failed`` (or ``interrupted``, on Ctrl-C) with the reason to metrics.json, then re-raise."""
+    """Write ``failed`` (or ``interrupted``, on Ctrl-C) with the reason to metrics.json, then re-raise.
+
+    A file that cannot be written (a full disk) is re-raised as a :class:`FileError`, one line naming
+    it; when metrics.json itself cannot be written, one log line says so, and why."""
     try:
         yield
     except BaseException as exc:
-        metrics = ended_by(exc, wall_seconds=time.perf_counter() - started)
-        write_metrics(job_dir, metrics)
-        if log_failure:
-            log.error("%s: %s", metrics.status, metrics.reason)
+        file_error = unwritable(exc) if isinstance(exc, OSError) and exc.filename is not None else None
+        metrics = ended_by(file_error or exc, wall_seconds=time.perf_counter() - started)
+        try:
+            write_metrics(job_dir, metrics)
+        except OSError as again:
+            log.error("cannot write %s (%s): the job %s: %s", job_dir / METRICS, again.strerror, metrics.status,
+                      metrics.reason)
+        else:
+            if log_failure:
+                log.error("%s: %s", metrics.status, metrics.reason)
+        if file_error is not None:
+            raise file_error from exc
         raise
 
 
