@@ -49,16 +49,16 @@ def test_the_best_state_is_the_best_epoch_before_the_divergence():
 
 @pytest.mark.parametrize("launcher", ["basic", "fused"])
 def test_an_exploding_loss_ends_the_run_diverged_and_nothing_holds_its_weights(tmp_path, launcher):
-    overrides = [*TINY, "epochs=3", "model.width=16", "lr=0.05,50", "checkpoint=true", f"hydra/launcher={launcher}"]
+    overrides = [*TINY, "epochs=3", "model.width=16", "lr=0.05,1000", "checkpoint=true", f"hydra/launcher={launcher}"]
     conftest.multirun(sweeplab.task.main, tmp_path, *overrides)
     ok, diverged = read_metrics(tmp_path / "0"), read_metrics(tmp_path / "1")
     assert ok["status"] == "ok"
     assert diverged["status"] == "diverged" and diverged["epochs_completed"] == 1
     assert diverged["reason"].startswith("train loss ")
-    assert diverged["reason"].endswith("in epoch 1 is above diverge_above=100")
+    assert diverged["reason"].endswith("in epoch 1 is above diverge_above=1000")
     # epoch 1 diverged: there is no best epoch and nothing computed from its weights is a result
     assert [diverged[key] for key in ("best_val_acc", "test_acc_at_best_val", *FROM_NAN_WEIGHTS)] == [None] * 7
-    assert diverged["train_loss"] > 100
+    assert diverged["train_loss"] > 1000
     state = torch.load(tmp_path / "1" / "checkpoint.pt", weights_only=True)
     assert state["finished"] and state["model"] is None and state["best_state"] is None
     assert "(fused, 2 members)" in (tmp_path / "1" / "train.log").read_text() or launcher == "basic"
@@ -68,9 +68,9 @@ def test_diverge_above_is_configurable_and_null_keeps_only_the_non_finite_check(
     run(make_cfg(*TINY, "diverge_above=1.0"), tmp_path / "low")
     metrics = read_metrics(tmp_path / "low")
     assert metrics["status"] == "diverged" and "above diverge_above=1" in metrics["reason"]
-    run(make_cfg(*TINY, "diverge_above=null", "lr=50"), tmp_path / "off")
+    run(make_cfg(*TINY, "diverge_above=null", "lr=1000"), tmp_path / "off")
     history = pd.read_csv(tmp_path / "off" / "history.csv")
-    assert history["train_loss"].iloc[0] > 100  # the default would have stopped it here
+    assert history["train_loss"].iloc[0] > 1000  # the default would have stopped it here
     metrics = read_metrics(tmp_path / "off")
     if history["train_loss"].notna().all():
         assert metrics["status"] == "ok"

@@ -163,7 +163,7 @@ class TrainConfig:
     patience: Optional[int] = None  # stop after this many epochs without a better val_acc
     # a mean train loss above this (or a loss that is not finite) ends the run `diverged` at that
     # epoch; chance is ln(classes), 2.3 for ten. null: only a non-finite loss
-    diverge_above: Optional[float] = 100.0
+    diverge_above: Optional[float] = 1000.0
     checkpoint: bool = False  # save the best weights to checkpoint.pt
     threads: Optional[int] = None  # torch CPU threads; unset: torch's default
     progress: str = "auto"  # auto: a bar on a terminal, plain epoch lines otherwise and in multirun
