@@ -11,20 +11,42 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from sweeplab.optim import build_optimizer
 from sweeplab.stacked import StackedMLP, StackedOptimizer
 from sweeplab.trainer import LossFn
+
+
+class Hyperparameters:
+    """A member's optimizer hyperparameters in torch.optim's form (one param group), for a member with
+    no lr schedule to step and no checkpoint to save: building a process's first torch.optim optimizer
+    imports ``torch._dynamo`` (1.4 s, measured), which a fused sweep need not pay."""
+
+    def __init__(self, cfg: DictConfig):
+        self.param_groups = [OmegaConf.to_container(cfg, resolve=True)]
+        self.state: dict = {}
+
+
+def member_optimizer(
+    cfg: DictConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer | Hyperparameters:
+    """What holds a fused member's hyperparameters: its own run's ``torch.optim`` optimizer (never
+    stepped) when its schedule steps it or its checkpoint saves its state, else :class:`Hyperparameters`."""
+    if cfg.scheduler is not None or cfg.checkpoint:
+        return build_optimizer(cfg.optimizer, model.parameters(), device)
+    return Hyperparameters(cfg.optimizer)
 
 
 class StackedEngine:
     """``models`` (``sweeplab.model.mlp`` networks of one shape, their initial weights) as one
     :class:`StackedMLP`, trained by a :class:`StackedOptimizer` with each member's hyperparameters.
-    ``optimizers``: each member's own ``torch.optim`` optimizer, never stepped: its param group holds
-    the member's hyperparameters, and its ``state_dict`` is the form the member's checkpoint takes."""
+    ``optimizers``: each member's own ``torch.optim`` optimizer (:func:`member_optimizer`), never
+    stepped: its param group holds the member's hyperparameters, and its ``state_dict`` is the form
+    the member's checkpoint takes."""
 
-    def __init__(self, models: Sequence[nn.Sequential], optimizers: Sequence[torch.optim.Optimizer],
+    def __init__(self, models: Sequence[nn.Sequential], optimizers: Sequence[torch.optim.Optimizer | Hyperparameters],
                  cfgs: Sequence[DictConfig], loss_fn: LossFn):
         if any(optimizer.state for optimizer in optimizers):
             raise ValueError("the stacked optimizer starts without state: a job that resumes from its "

@@ -31,7 +31,7 @@ from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
 from sweeplab.data import Splits, load_splits
 from sweeplab.errors import ConfigError, FileError
-from sweeplab.fused import StackedEngine
+from sweeplab.fused import StackedEngine, member_optimizer
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
 from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
@@ -159,7 +159,8 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
     models, members, configs, trackers_of = [], [], [], []
     for job in jobs:
         model = build_model(job.cfg, device, splits)
-        optimizer = build_optimizer(job.cfg.optimizer, model.parameters(), device)
+        optimizer = (build_optimizer(job.cfg.optimizer, model.parameters(), device) if len(jobs) == 1
+                     else member_optimizer(job.cfg, model, device))
         schedule = build_schedule(job.cfg.scheduler, optimizer, n_batches)
         with job.scope():  # the job's trial is current here: its trackers tag it, its pruning reports to it
             trackers = stack.enter_context(tracked(job.cfg, job.job_dir))

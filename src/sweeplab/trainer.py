@@ -104,7 +104,7 @@ class Member:
     entered around its callbacks (a fused member's log file and Optuna trial)."""
 
     seed: int
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer  # or what holds its param groups (``sweeplab.fused.Hyperparameters``)
     schedule: Schedule | None = None
     callbacks: list[Callback] = field(default_factory=list)
     result: FitResult = field(default_factory=FitResult)
