@@ -84,7 +84,7 @@ def test_range_errors_name_key_value_and_what_is_allowed(make_cfg, override, mes
 
 
 def test_interpolated_lr_is_reported_once(make_cfg):
-    assert problems(make_cfg("lr=-1")) == ["lr=-1.0: must be a number > 0"]
+    assert problems(make_cfg("lr=-1")) == ["lr=-1.0: must be a number > 0 and <= 3.403e+38 (float32)"]
     assert problems(make_cfg("lr=inf")) == ["lr=inf: must be a finite number"]
 
 

@@ -12,9 +12,9 @@ import torch
 from hold import held_at
 from test_fused import assert_same_run_within_tolerance, multirun
 
-import sweeplab.fused
 from conftest import TINY, file_states, run_train, signal_when_held, start_held_train
 from hydra_plugins.sweeplab_grid_sweeper.grid_sweeper import SweepInterrupted
+from sweeplab.checkpoint import Checkpoint
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
 
@@ -25,15 +25,15 @@ GRID = [*TINY, "epochs=3", "checkpoint=true"]
 @pytest.fixture
 def stop_second_group_after_epoch_1(monkeypatch):
     """Ctrl-C right after job 3 (the second group's last member) saved its epoch-1 checkpoint."""
-    save = sweeplab.fused.save_member_checkpoint
+    save = Checkpoint.on_epoch_end
 
-    def save_then_stop(member, *args):
-        save(member, *args)
-        if (member.cfg.model.width, member.cfg.seed, len(member.result.history)) == (32, 1, 1):
-            monkeypatch.setattr(sweeplab.fused, "save_member_checkpoint", save)
+    def save_then_stop(self, record):
+        save(self, record)
+        if (self.job_dir.name, record.epoch) == ("3", 1):
+            monkeypatch.setattr(Checkpoint, "on_epoch_end", save)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweeplab.fused, "save_member_checkpoint", save_then_stop)
+    monkeypatch.setattr(Checkpoint, "on_epoch_end", save_then_stop)
 
 
 @pytest.mark.parametrize("optimizer, state_keys", [

@@ -134,7 +134,7 @@ def test_overrides_match_as_values_in_any_order():
 
 
 def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_sweep(tmp_path, monkeypatch, capsys):
-    real_train = sweeplab.task.train
+    real_train = sweeplab.task.build_model
 
     def killed_in_the_second_job(cfg, *args, **kwargs):
         if cfg.lr == 0.05:
@@ -142,7 +142,7 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
             time.sleep(5)
         return real_train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(sweeplab.task, "train", killed_in_the_second_job)
+    monkeypatch.setattr(sweeplab.task, "build_model", killed_in_the_second_job)
     grid = ["lr=0.1,0.05,0.02", *TINY]
     resume_hint = f"1 of 3 jobs finished, 2 left. Rerun .* hydra.sweep.dir={tmp_path} to resume"
     with pytest.raises(CompactHydraException, match=resume_hint):
@@ -151,7 +151,7 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finished = file_states(tmp_path / "0")
 
-    monkeypatch.setattr(sweeplab.task, "train", real_train)
+    monkeypatch.setattr(sweeplab.task, "build_model", real_train)
     capsys.readouterr()
     multirun(sweeplab.task.main, tmp_path, *grid)
     assert "1 finished jobs skipped, 2 to run (0 failed, 1 interrupted, 1 new)" in capsys.readouterr().out

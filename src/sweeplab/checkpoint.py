@@ -21,7 +21,7 @@ from torch import nn
 
 from sweeplab.jobfiles import CHECKPOINT, save_checkpoint
 from sweeplab.schedule import Schedule
-from sweeplab.trainer import Callback, EpochRecord, FitResult
+from sweeplab.trainer import Callback, Engine, EpochRecord, FitResult
 
 log = logging.getLogger(__name__)
 
@@ -39,38 +39,29 @@ def fingerprint(cfg: DictConfig) -> str:
 
 
 class Checkpoint(Callback):
-    """Saves the run's whole state after every epoch; :meth:`save` with ``finished=True`` at the end
-    marks it as a finished run's, which a rerun does not resume."""
+    """Saves member ``k`` of ``engine`` (a single run's only one) after every epoch it ends without
+    diverging: a diverged epoch's weights are nothing to resume from. :func:`save_finished` marks the
+    end of its run, which a rerun does not resume."""
 
-    def __init__(self, job_dir: Path, config: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 schedule: Schedule | None, result: FitResult):
-        self.job_dir, self.config = job_dir, config
-        self.model, self.optimizer, self.schedule, self.result = model, optimizer, schedule, result
+    def __init__(self, job_dir: Path, config: str, engine: Engine, k: int, schedule: Schedule | None,
+                 result: FitResult):
+        self.job_dir, self.config, self.engine, self.k = job_dir, config, engine, k
+        self.schedule, self.result = schedule, result
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        self.save(finished=False)
-
-    def save(self, finished: bool) -> None:
+        if self.result.status == "diverged":
+            return
         scheduler = None if self.schedule is None else self.schedule.scheduler.state_dict()
-        save_resumable(self.job_dir, self.config, finished, self.model.state_dict(), self.optimizer.state_dict(),
-                       scheduler, self.result)
+        save_checkpoint(self.job_dir, {
+            **weights_and_history(self.config, False, self.engine.weights(self.k), self.result),
+            "optimizer": self.engine.optimizer_state(self.k),  # its own torch.optim's state_dict, also when fused
+            "scheduler": scheduler,
+            "data_order": self.result.data_order,
+            "torch_rng": torch.get_rng_state(),
+        })
 
 
-def save_resumable(job_dir: Path, config: str, finished: bool, model: dict[str, torch.Tensor],
-                   optimizer: dict[str, Any], scheduler: dict[str, Any] | None, result: FitResult) -> None:
-    """Everything the next epoch depends on: ``model`` and ``optimizer`` are the ``state_dict`` of the
-    run's own ``nn.Module`` and ``torch.optim`` optimizer (the fused launcher's members write theirs in
-    that form too, so an unfused rerun resumes them)."""
-    save_checkpoint(job_dir, {
-        **weights_and_history(config, finished, model, result),
-        "optimizer": optimizer,
-        "scheduler": scheduler,
-        "data_order": result.data_order,
-        "torch_rng": torch.get_rng_state(),
-    })
-
-
-def weights_and_history(config: str, finished: bool, model: dict[str, torch.Tensor], result: FitResult
+def weights_and_history(config: str, finished: bool, model: dict[str, torch.Tensor] | None, result: FitResult
                         ) -> dict[str, Any]:
     """The part of a checkpoint every run writes: the last (``model``) and the best weights, and the history."""
     return {
@@ -85,9 +76,10 @@ def weights_and_history(config: str, finished: bool, model: dict[str, torch.Tens
     }
 
 
-def save_finished(job_dir: Path, cfg: DictConfig, model: nn.Module, result: FitResult) -> None:
-    """A finished run's checkpoint without the state to resume from (the fused launcher's members)."""
-    save_checkpoint(job_dir, weights_and_history(fingerprint(cfg), True, model.state_dict(), result))
+def save_finished(job_dir: Path, config: str, result: FitResult) -> None:
+    """A finished run's checkpoint: its last weights (none when they diverged), its best weights and
+    history, without the state to resume from."""
+    save_checkpoint(job_dir, weights_and_history(config, True, result.final_state, result))
 
 
 def resumable_after(job_dir: Path, config: str) -> int | None:

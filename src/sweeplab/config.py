@@ -161,6 +161,9 @@ class TrainConfig:
     drop_last: bool = False  # drop the last short batch of each epoch
     grad_clip: Optional[float] = None  # clip the gradients' global L2 norm to this before each step
     patience: Optional[int] = None  # stop after this many epochs without a better val_acc
+    # a mean train loss above this (or a loss that is not finite) ends the run `diverged` at that
+    # epoch; chance is ln(classes), 2.3 for ten. null: only a non-finite loss
+    diverge_above: Optional[float] = 1000.0
     checkpoint: bool = False  # save the best weights to checkpoint.pt
     threads: Optional[int] = None  # torch CPU threads; unset: torch's default
     progress: str = "auto"  # auto: a bar on a terminal, plain epoch lines otherwise and in multirun
@@ -218,6 +221,13 @@ def _at_least(low: int) -> tuple[Any, str]:
     return (lambda value: value >= low), f">= {low}"
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: the weights' and the lr's dtype
+
+
+def _learning_rate() -> tuple[Any, str]:
+    return (lambda value: 0 < value <= FLOAT32_MAX), f"a number > 0 and <= {FLOAT32_MAX:.4g} (float32)"
+
+
 def _fraction() -> tuple[Any, str]:
     return (lambda value: 0 <= value < 1), "a number in [0, 1)"
 
@@ -232,7 +242,7 @@ def _one_of(names: tuple[str, ...]) -> tuple[Any, str]:
 
 # key -> (check, what is allowed). Keys a config lacks (momentum under adam) and nulls are skipped.
 RULES: dict[str, tuple[Any, str]] = {
-    "lr": _greater_than(0),
+    "lr": _learning_rate(),
     "batch_size": _at_least(1),
     "epochs": _at_least(1),
     "eval_batch_size": _at_least(1),
@@ -255,12 +265,13 @@ RULES: dict[str, tuple[Any, str]] = {
     "activation.name": _one_of(ACTIVATIONS),
     "activation.negative_slope": _at_least(0),
     "optimizer.name": _one_of(OPTIMIZER_NAMES),
-    "optimizer.lr": _greater_than(0),
+    "optimizer.lr": _learning_rate(),
     "optimizer.momentum": _at_least(0),
     "optimizer.weight_decay": _at_least(0),
     "optimizer.eps": _greater_than(0),
     "optimizer.alpha": _fraction(),
     "grad_clip": _greater_than(0),
+    "diverge_above": _greater_than(0),
     "scheduler.interval": _one_of(SCHEDULER_INTERVALS),
     "scheduler.step_size": _at_least(1),
     "scheduler.gamma": _greater_than(0),

@@ -9,3 +9,7 @@ class ConfigError(CompactHydraException):
 
 class DataError(CompactHydraException):
     """A dataset that cannot be found or read; the message names each place looked and how to get it."""
+
+
+class FileError(CompactHydraException):
+    """A job file that cannot be written (a full disk, no permission); the message names the file and why."""

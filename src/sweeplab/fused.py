@@ -1,185 +1,94 @@
-"""Train a group of same-shape jobs as one stacked model; each member still ends as its own job.
+"""The stacked step engine: K same-shape jobs' MLPs trained as one stacked model.
 
-The fused launcher (``hydra/launcher=fused``) decides which jobs form a group and sets up each
-member's Hydra job dir; this module does what :func:`sweeplab.task.run` does, for K jobs at once:
-every member gets its own initial weights (``task.build_model``), data order (a generator seeded
-with its seed, drawn once per epoch like ``trainer.fit``), optimizer hyperparameters and per-epoch lr
-schedule (its own torch scheduler, stepped after each epoch like ``trainer.fit`` steps it), callbacks
-(history file, epoch log, early stopping, Optuna pruning, trackers), best state, test and metrics.json,
-and with ``checkpoint=true`` the per-epoch checkpoint of its own run, from which a rerun resumes it alone.
+:class:`StackedEngine` is what ``sweeplab.trainer.fit_members`` drives for a fused group: every
+member keeps its own initial weights, data order, optimizer hyperparameters (read from its own
+run's ``torch.optim`` optimizer, whose param group its lr schedule steps), best state and
+checkpoints, all in the driver; here is only the stacked forward, backward and update
+(``sweeplab.stacked``) and each member's slice of them.
 """
 from __future__ import annotations
 
-import contextlib
-import time
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from sweeplab.checkpoint import fingerprint, save_finished, save_resumable
-from sweeplab.data import Splits
-from sweeplab.model import loss_function
 from sweeplab.optim import build_optimizer
-from sweeplab.schedule import Schedule, build_schedule
 from sweeplab.stacked import StackedMLP, StackedOptimizer
-from sweeplab.task import (
-    begin_job,
-    build_model,
-    end_job,
-    failure_recorded,
-    final_metrics,
-    job_callbacks,
-    log_setup,
-    set_up,
-)
-from sweeplab.tracking import Trackers, tracked
-from sweeplab.trainer import Callback, EpochRecord, FitResult, LossFn, batches_per_epoch, end_epoch
+from sweeplab.trainer import LossFn
 
 
-@dataclass
-class Member:
-    """One job of a fused group. ``scope`` is entered around this job's own work (set-up, each epoch's
-    callbacks, the end): the launcher routes log lines to the job's log there, an Optuna sweeper
-    makes the job's trial current."""
+class Hyperparameters:
+    """A member's optimizer hyperparameters in torch.optim's form (one param group), for a member with
+    no lr schedule to step and no checkpoint to save: building a process's first torch.optim optimizer
+    imports ``torch._dynamo`` (1.4 s, measured), which a fused sweep need not pay."""
 
-    cfg: DictConfig
-    job_dir: Path
-    scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
-    model: nn.Sequential | None = None  # its own network: initial weights, then the final test
-    callbacks: list[Callback] = field(default_factory=list)
-    trackers: Trackers | None = None  # its logger group's (MLflow, TensorBoard), started with the group
-    result: FitResult = field(default_factory=FitResult)
-    final_state: dict[str, torch.Tensor] | None = None
-    # with a scheduler or checkpoint=true: its own run's torch.optim optimizer, never stepped. Its
-    # schedule steps it each epoch, and the stacked optimizer takes the member's lr from its param group;
-    # each epoch's checkpoint saves that param group.
-    optimizer: torch.optim.Optimizer | None = None
-    schedule: Schedule | None = None
-    fingerprint: str = ""  # with checkpoint=true: the config's, repeated in each epoch's checkpoint
+    def __init__(self, cfg: DictConfig):
+        self.param_groups = [OmegaConf.to_container(cfg, resolve=True)]
+        self.state: dict = {}
 
 
-def run_group(members: Sequence[Member]) -> list[Any]:
-    """Train ``members`` as one stacked model; returns each member's objective value.
-
-    A failure of the group is written to every member's metrics.json before it propagates.
-    """
-    started = time.perf_counter()
-    first = members[0].cfg
-    with contextlib.ExitStack() as failures:
-        for member in members:
-            begin_job(member.job_dir)
-            failures.enter_context(failure_recorded(member.job_dir, started))
-        device, splits = set_up(first)
-        loss_fn = loss_function(first.model.output)
-        n_batches = batches_per_epoch(len(splits.train_y), first.batch_size, first.drop_last)
-        for member in members:
-            member.model = build_model(member.cfg, device, splits)
-            with member.scope():  # the member's trial is current here: its trackers tag it
-                member.trackers = failures.enter_context(tracked(member.cfg, member.job_dir))
-                log_setup(member.model, device, f"{member.cfg.optimizer.name} (fused, {len(members)} members)", splits)
-                member.callbacks = [member.trackers, *job_callbacks(member.cfg, member.job_dir)]
-            if member.cfg.checkpoint or member.cfg.scheduler is not None:
-                member.optimizer = build_optimizer(member.cfg.optimizer, member.model.parameters(), device)
-                member.schedule = build_schedule(member.cfg.scheduler, member.optimizer, n_batches)
-            if member.cfg.checkpoint:
-                member.fingerprint = fingerprint(member.cfg)
-        fit_members(members, splits, loss_fn, first)
-        metrics = []
-        for member in members:
-            member.model.load_state_dict(member.final_state)
-            if member.cfg.checkpoint:
-                save_finished(member.job_dir, member.cfg, member.model, member.result)
-            metrics.append(final_metrics(member.cfg, member.job_dir, member.model, loss_fn, splits,
-                                         member.result, device))
-    share = (time.perf_counter() - started) / len(members)  # each member's share of the group's time
-    values = []
-    for member, member_metrics in zip(members, metrics, strict=True):
-        with member.scope():
-            member_metrics.wall_seconds = share
-            member.trackers.finish(member_metrics)
-            values.append(end_job(member.cfg, member.job_dir, member_metrics, share))
-    return values
+def member_optimizer(
+    cfg: DictConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer | Hyperparameters:
+    """What holds a fused member's hyperparameters: its own run's ``torch.optim`` optimizer (never
+    stepped) when its schedule steps it or its checkpoint saves its state, else :class:`Hyperparameters`."""
+    if cfg.scheduler is not None or cfg.checkpoint:
+        return build_optimizer(cfg.optimizer, model.parameters(), device)
+    return Hyperparameters(cfg.optimizer)
 
 
-def fit_members(members: Sequence[Member], splits: Splits, loss_fn: LossFn, shared: DictConfig) -> None:
-    """Train until each member's epochs end, a callback stops it, or its loss diverges; a stopped
-    member leaves the stack and the others go on. ``shared`` holds the keys all members share."""
-    stacked = StackedMLP([m.model for m in members], [m.cfg.model.dropout for m in members])
-    optimizer = StackedOptimizer(stacked.parameters(), [m.cfg.optimizer for m in members])
-    generators = {seed: torch.Generator().manual_seed(seed) for seed in sorted({m.cfg.seed for m in members})}
-    n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
-    if n_batches == 0:
-        raise ValueError(
-            f"batch_size={shared.batch_size} with drop_last leaves no batch of {len(splits.train_y)} samples")
-    active = list(members)
-    for callback in (c for m in members for c in m.callbacks):
-        callback.on_train_start(shared.epochs, n_batches)
-    try:
-        for epoch in range(1, shared.epochs + 1):
-            tic = time.perf_counter()
-            lrs = [hyperparameters(m)["lr"] for m in active]  # at the epoch's start, as trainer.fit records it
-            # each member's data order, drawn as its own run draws it: once per seed, shared by its members
-            by_seed = {seed: torch.randperm(len(splits.train_y), generator=generators[seed])
-                       for seed in {m.cfg.seed for m in active}}
-            orders = torch.stack([by_seed[m.cfg.seed] for m in active]).to(splits.train_x.device)
-            train_loss, train_acc = train_one_epoch(stacked, optimizer, splits.train_x, splits.train_y, orders,
-                                                    batch_size=shared.batch_size, drop_last=shared.drop_last)
-            for member in active:  # as trainer.fit keeps it: where the next epoch's draw starts
-                member.result.data_order = generators[member.cfg.seed].get_state()
-            scheduled = [m for m in active if m.schedule is not None]
-            for member in scheduled:  # per-epoch schedules step here, as in trainer.fit
-                step_schedule(member.schedule)
-            if scheduled:
-                optimizer.set_hyperparameters([hyperparameters(m) for m in active])
-            val_loss, val_acc = evaluate(stacked, loss_fn, splits.val_x, splits.val_y, shared.eval_batch_size)
-            seconds = (time.perf_counter() - tic) / len(active)
+class StackedEngine:
+    """``models`` (``sweeplab.model.mlp`` networks of one shape, their initial weights) as one
+    :class:`StackedMLP`, trained by a :class:`StackedOptimizer` with each member's hyperparameters.
+    ``optimizers``: each member's own ``torch.optim`` optimizer (:func:`member_optimizer`), never
+    stepped: its param group holds the member's hyperparameters, and its ``state_dict`` is the form
+    the member's checkpoint takes."""
 
-            stopped = []
-            for k, member in enumerate(active):
-                record = EpochRecord(epoch, train_loss[k], train_acc[k], val_loss[k], val_acc[k], lrs[k], seconds)
-                with member.scope():
-                    stop = end_epoch(member.result, record, lambda k=k: stacked.member_state(k), member.callbacks)
-                    if member.cfg.checkpoint:
-                        save_member_checkpoint(member, k, stacked, optimizer)
-                if stop is not None or epoch == shared.epochs:
-                    member.final_state = stacked.member_state(k)
-                    stopped.append(k)
-            kept = [k for k in range(len(active)) if k not in stopped]
-            active = [active[k] for k in kept]
-            if not active:
-                break
-            if stopped:
-                index = torch.tensor(kept, device=splits.train_x.device)
-                stacked.keep(index)
-                optimizer.keep(index, stacked.parameters())
-    finally:
-        for callback in (c for m in members for c in m.callbacks):
-            callback.on_train_end()
+    def __init__(self, models: Sequence[nn.Sequential], optimizers: Sequence[torch.optim.Optimizer | Hyperparameters],
+                 cfgs: Sequence[DictConfig], loss_fn: LossFn):
+        if any(optimizer.state for optimizer in optimizers):
+            raise ValueError("the stacked optimizer starts without state: a job that resumes from its "
+                             "checkpoint runs alone")
+        self.models, self.optimizers, self.loss_fn = list(models), list(optimizers), loss_fn
+        self.stacked = StackedMLP(self.models, [cfg.model.dropout for cfg in cfgs])
+        self.optimizer = StackedOptimizer(self.stacked.parameters(), [cfg.optimizer for cfg in cfgs])
+        self.active = list(range(len(self.models)))
+        self.hyperparameters_changed()
 
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, orders: torch.Tensor, batch_size: int,
+                    drop_last: bool, on_batch_end: Callable[[], None] | None) -> tuple[list[float], list[float]]:
+        return train_one_epoch(self.stacked, self.optimizer, x, y, orders, batch_size=batch_size,
+                               drop_last=drop_last, on_batch_end=on_batch_end)
 
-def step_schedule(schedule: Schedule) -> None:
-    """Step a member's schedule. Its torch optimizer never steps (the stacked optimizer takes the
-    member's steps), so torch's warning that a scheduler stepped before its optimizer does not apply."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
-        schedule.scheduler.step()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[list[float], list[float]]:
+        return evaluate(self.stacked, self.loss_fn, x, y, batch_size)
 
+    def weights(self, k: int) -> dict[str, torch.Tensor]:
+        return self.stacked.member_state(self.active.index(k))
 
-def hyperparameters(member: Member) -> Mapping[str, Any]:
-    """The member's optimizer hyperparameters now, under torch.optim's names: the param group its
-    schedule steps, or without a schedule its ``optimizer`` config."""
-    return member.optimizer.param_groups[0] if member.schedule is not None else member.cfg.optimizer
+    def optimizer_state(self, k: int) -> dict[str, Any]:
+        by_name = self.optimizer.member_state(self.active.index(k), self.stacked)
+        names = [name for name, _ in self.models[k].named_parameters()]
+        state = {index: by_name[name] for index, name in enumerate(names) if name in by_name}
+        return {"state": state, "param_groups": self.optimizers[k].state_dict()["param_groups"]}
+
+    def hyperparameters_changed(self) -> None:
+        self.optimizer.set_hyperparameters([self.optimizers[k].param_groups[0] for k in self.active])
+
+    def drop(self, members: Sequence[int]) -> None:
+        kept = [i for i, k in enumerate(self.active) if k not in members]
+        index = torch.tensor(kept, device=self.stacked.weights[0].device)
+        self.stacked.keep(index)
+        self.optimizer.keep(index, self.stacked.parameters())
+        self.active = [self.active[i] for i in kept]
 
 
 @torch.inference_mode()  # no autograd anywhere in the stacked step: torch skips its bookkeeping per op
 def train_one_epoch(
     stacked: StackedMLP, optimizer: StackedOptimizer, x: torch.Tensor, y: torch.Tensor, orders: torch.Tensor,
-    *, batch_size: int, drop_last: bool,
+    *, batch_size: int, drop_last: bool, on_batch_end: Callable[[], None] | None = None,
 ) -> tuple[list[float], list[float]]:
     """One pass for every member in its own order (row k of ``orders``, K x N, is member k's).
     Per-member mean loss and accuracy (the model's own loss: see ``StackedMLP.log_probs_and_grad``)."""
@@ -209,6 +118,8 @@ def train_one_epoch(
         # running sums stay on the device: no host sync per batch
         log_prob_sum += log_probs.sum(dim=1)
         correct += (out.argmax(dim=2) == yb).sum(dim=1)
+        if on_batch_end is not None:
+            on_batch_end()
     return (-log_prob_sum.double().squeeze(1) / end).tolist(), (correct.double() / end).tolist()
 
 
@@ -226,14 +137,3 @@ def evaluate(
         loss_sum = loss_sum + losses.sum(dim=1).double()
         correct = correct + (out.argmax(dim=2) == yb).sum(dim=1)
     return (loss_sum / len(y)).tolist(), (correct.double() / len(y)).tolist()
-
-
-def save_member_checkpoint(member: Member, k: int, stacked: StackedMLP, optimizer: StackedOptimizer) -> None:
-    """Member k's per-epoch checkpoint as its own unfused run writes it (``checkpoint.Checkpoint``), with
-    its model's and its torch.optim optimizer's ``state_dict``: a rerun resumes it alone, through the task."""
-    by_name = optimizer.member_state(k, stacked)
-    state = {index: by_name[name] for index, (name, _) in enumerate(member.model.named_parameters()) if name in by_name}
-    scheduler = None if member.schedule is None else member.schedule.scheduler.state_dict()
-    save_resumable(member.job_dir, member.fingerprint, False, stacked.member_state(k),
-                   {"state": state, "param_groups": member.optimizer.state_dict()["param_groups"]}, scheduler,
-                   member.result)

@@ -6,6 +6,7 @@ job leaves the previous complete version or nothing, never half a file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -81,8 +82,10 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes files private; job files are meant to be read
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:  # name the file meant, not its temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -119,4 +122,8 @@ def write_history(job_dir: Path, records: Iterable[Any]) -> None:
 def save_checkpoint(job_dir: Path, state: dict[str, Any]) -> None:
     import torch  # here, so the report and the sweeper read job files without loading torch
 
-    write_atomic(job_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+    # serialised in memory first: torch.save into a file on a full disk fails with C++ errors that
+    # name no cause and keep the file open; a plain write fails with ENOSPC and closes it
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(job_dir / CHECKPOINT, lambda tmp: tmp.write_bytes(buffer.getbuffer()))

@@ -12,8 +12,9 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -26,17 +27,28 @@ import sweeplab.trial
 from sweeplab import sweeplab_task
 from sweeplab.allocator import reuse_freed_memory
 from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, Profile, ProgressBars
-from sweeplab.checkpoint import Checkpoint, fingerprint, restore
+from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
 from sweeplab.data import Splits, load_splits
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, FileError
+from sweeplab.fused import StackedEngine, member_optimizer
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.jobfiles import PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
+from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
 from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import build_schedule
 from sweeplab.tracking import tracked
-from sweeplab.trainer import Callback, EpochRecord, FitResult, batches_per_epoch, evaluate, fit
+from sweeplab.trainer import (
+    Callback,
+    Engine,
+    EpochRecord,
+    FitResult,
+    Member,
+    ModelEngine,
+    batches_per_epoch,
+    evaluate,
+    fit_members,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,86 +64,144 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), progress_bars=bars, log_failure=multirun)
 
 
+@dataclass
+class Job:
+    """One job to run: its config and dir. ``scope`` is entered around the job's own work (set-up,
+    each epoch's callbacks, its end): the fused launcher routes log lines to the job's log there, an
+    Optuna sweeper makes the job's trial current."""
+
+    cfg: DictConfig
+    job_dir: Path
+    scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    progress_bars: bool = False
+
+
 def run(
     cfg: DictConfig, job_dir: Path, progress_bars: bool = False, log_failure: bool = True
 ) -> float | tuple[float, ...]:
     """Train ``cfg`` into ``job_dir``. Any failure is written to metrics.json before it propagates."""
+    return run_jobs([Job(cfg, job_dir, progress_bars=progress_bars)], log_failure)[0]
+
+
+def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tuple[float, ...]]:
+    """A job's whole life, for one job or a fused group (jobs that differ only in what the stacked
+    engine takes per member): status ``running``, set-up, model, callbacks, fit, final metrics, end.
+    Returns each job's objective. A failure is written to every job's metrics.json before it propagates."""
     started = time.perf_counter()
-    begin_job(job_dir)
-    with failure_recorded(job_dir, started, log_failure):
-        validate(cfg)
-        with tracked(cfg, job_dir) as trackers:  # a tracker that cannot start ends the job here
-            metrics = train(cfg, job_dir, progress_bars, trackers)
-            metrics.wall_seconds = time.perf_counter() - started
-            trackers.finish(metrics)
-    return end_job(cfg, job_dir, metrics, metrics.wall_seconds)
+    with contextlib.ExitStack() as stack:
+        for job in jobs:
+            begin_job(job.job_dir)
+            stack.enter_context(failure_recorded(job.job_dir, started, log_failure))
+        for job in jobs:
+            validate(job.cfg)
+        metrics = train(jobs, stack, started)
+    return [end_job(job, job_metrics) for job, job_metrics in zip(jobs, metrics, strict=True)]
 
 
 def begin_job(job_dir: Path) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
     # who runs it: the report tells a job that is still running from one whose process was killed (kill -9)
-    write_metrics(job_dir, Metrics(status="running", process=f"{socket.gethostname()}:{os.getpid()}"))
+    try:
+        write_metrics(job_dir, Metrics(status="running", process=f"{socket.gethostname()}:{os.getpid()}"))
+    except OSError as exc:
+        raise unwritable(exc) from exc
+
+
+def unwritable(exc: OSError) -> FileError:
+    return FileError(f"cannot write {exc.filename}: {exc.strerror}")
 
 
 @contextlib.contextmanager
 def failure_recorded(job_dir: Path, started: float, log_failure: bool = True) -> Iterator[None]:
-    """Write ``failed`` (or ``interrupted``, on Ctrl-C) with the reason to metrics.json, then re-raise."""
+    """Write ``failed`` (or ``interrupted``, on Ctrl-C) with the reason to metrics.json, then re-raise.
+
+    A file that cannot be written (a full disk) is re-raised as a :class:`FileError`, one line naming
+    it; when metrics.json itself cannot be written, one log line says so, and why."""
     try:
         yield
     except BaseException as exc:
-        metrics = ended_by(exc, wall_seconds=time.perf_counter() - started)
-        write_metrics(job_dir, metrics)
-        if log_failure:
-            log.error("%s: %s", metrics.status, metrics.reason)
+        file_error = unwritable(exc) if isinstance(exc, OSError) and exc.filename is not None else None
+        metrics = ended_by(file_error or exc, wall_seconds=time.perf_counter() - started)
+        try:
+            write_metrics(job_dir, metrics)
+        except OSError as again:
+            log.error("cannot write %s (%s): the job %s: %s", job_dir / METRICS, again.strerror, metrics.status,
+                      metrics.reason)
+        else:
+            if log_failure:
+                log.error("%s: %s", metrics.status, metrics.reason)
+        if file_error is not None:
+            raise file_error from exc
         raise
 
 
-def end_job(cfg: DictConfig, job_dir: Path, metrics: Metrics, wall_seconds: float) -> float | tuple[float, ...]:
+def end_job(job: Job, metrics: Metrics) -> float | tuple[float, ...]:
     """Write the finished job's metrics.json, log its result line; returns its objective."""
-    metrics.wall_seconds = wall_seconds
-    write_metrics(job_dir, metrics)
-    log.info(
-        "%s: best val_acc %.4f (epoch %d)  final val_acc %.4f  test_acc %.4f  %.1fs  -> %s",
-        metrics.status, metrics.best_val_acc, metrics.best_epoch, metrics.val_acc,
-        metrics.test_acc, metrics.wall_seconds, job_dir,
-    )
-    sweeplab.trial.finish(metrics.status, metrics.reason)  # in an Optuna study, a pruned job raises TrialPruned
-    return objective_value(metrics, cfg.objective)
+    with job.scope():
+        write_metrics(job.job_dir, metrics)
+        log.info(
+            "%s: best val_acc %.4f (epoch %d)  final val_acc %.4f  test_acc %.4f  %.1fs  -> %s",
+            metrics.status, metrics.best_val_acc, metrics.best_epoch, metrics.val_acc,
+            metrics.test_acc, metrics.wall_seconds, job.job_dir,
+        )
+        sweeplab.trial.finish(metrics.status, metrics.reason)  # in an Optuna study, a pruned job raises TrialPruned
+    return objective_value(metrics, job.cfg.objective)
 
 
-def train(cfg: DictConfig, job_dir: Path, progress_bars: bool, trackers: Callback | None = None) -> Metrics:
-    """The run itself; returns the metrics.json contents (without wall time). ``trackers``: the
-    logger group's, given every epoch."""
-    # set-up
-    device, splits = set_up(cfg)
-    model = build_model(cfg, device, splits)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters(), device)
-    schedule = build_schedule(
-        cfg.scheduler, optimizer, batches_per_epoch(len(splits.train_y), cfg.batch_size, cfg.drop_last)
-    )
-    loss_fn = loss_function(cfg.model.get("output", "logits"))
-    log_setup(model, device, type(optimizer).__name__, splits)
-    # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
-    config = fingerprint(cfg)
-    result = (restore(job_dir, config, model, optimizer, schedule) if cfg.checkpoint else None) or FitResult()
-    callbacks = job_callbacks(cfg, job_dir, progress_bars, result.history)
-    if trackers is not None:
-        for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole
-            trackers.on_epoch_end(record)
-        # first: the callbacks that stop training (early stopping, pruning) end an epoch's round
-        callbacks.insert(0, trackers)
-    checkpoint = Checkpoint(job_dir, config, model, optimizer, schedule, result) if cfg.checkpoint else None
-    if checkpoint is not None:
-        callbacks.append(checkpoint)  # last: an epoch a callback ends is saved only as finished, below
+def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> list[Metrics]:
+    """Train ``jobs``: one model, or K as one stacked model; returns each one's metrics.json contents.
+    ``stack`` holds each job's trackers (the logger group's) open until it ends."""
+    # set-up: what a group shares (the fused launcher groups jobs that agree on it) comes from the first job
+    shared = jobs[0].cfg
+    device, splits = set_up(shared)
+    loss_fn = loss_function(shared.model.get("output", "logits"))
+    n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
+    models, members, configs, trackers_of = [], [], [], []
+    for job in jobs:
+        model = build_model(job.cfg, device, splits)
+        optimizer = (build_optimizer(job.cfg.optimizer, model.parameters(), device) if len(jobs) == 1
+                     else member_optimizer(job.cfg, model, device))
+        schedule = build_schedule(job.cfg.scheduler, optimizer, n_batches)
+        with job.scope():  # the job's trial is current here: its trackers tag it, its pruning reports to it
+            trackers = stack.enter_context(tracked(job.cfg, job.job_dir))
+            fused = f" (fused, {len(jobs)} members)" if len(jobs) > 1 else ""
+            log_setup(model, device, type(optimizer).__name__ + fused, splits)
+            # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
+            configs.append(fingerprint(job.cfg))
+            result = (restore(job.job_dir, configs[-1], model, optimizer, schedule) if job.cfg.checkpoint
+                      else None) or FitResult()
+            for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole
+                trackers.on_epoch_end(record)
+            # trackers first: the callbacks that stop training (early stopping, pruning) end an epoch's round
+            callbacks = [trackers, *job_callbacks(job.cfg, job.job_dir, job.progress_bars, result.history)]
+        models.append(model)
+        trackers_of.append(trackers)
+        members.append(Member(job.cfg.seed, optimizer, schedule, callbacks, result, job.cfg.diverge_above, job.scope))
+    if len(jobs) == 1:
+        engine: Engine = ModelEngine(models[0], members[0].optimizer, loss_fn, shared.grad_clip, members[0].schedule)
+    else:
+        engine = StackedEngine(models, [m.optimizer for m in members], [job.cfg for job in jobs], loss_fn)
+    for k, (job, member) in enumerate(zip(jobs, members, strict=True)):
+        if job.cfg.checkpoint:  # last: an epoch a callback ends is saved only as finished, below
+            member.callbacks.append(Checkpoint(job.job_dir, configs[k], engine, k, member.schedule, member.result))
 
     # fit
-    with logging_redirect_tqdm() if progress_bars else contextlib.nullcontext():
-        result = fit(model, optimizer, loss_fn, splits, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                     drop_last=cfg.drop_last, seed=cfg.seed, eval_batch_size=cfg.eval_batch_size,
-                     schedule=schedule, grad_clip=cfg.grad_clip, callbacks=callbacks, resume_from=result)
-    if checkpoint is not None:
-        checkpoint.save(finished=True)
-    return final_metrics(cfg, job_dir, model, loss_fn, splits, result, device)
+    with logging_redirect_tqdm() if any(job.progress_bars for job in jobs) else contextlib.nullcontext():
+        fit_members(engine, members, splits, epochs=shared.epochs, batch_size=shared.batch_size,
+                    drop_last=shared.drop_last, eval_batch_size=shared.eval_batch_size)
+
+    # end: test, final metrics; each job's share of the time
+    metrics = []
+    for job, model, member, config in zip(jobs, models, members, configs, strict=True):
+        if job.cfg.checkpoint:
+            save_finished(job.job_dir, config, member.result)
+        metrics.append(final_metrics(model, loss_fn, splits, member.result, device, job.cfg.eval_batch_size))
+    share = (time.perf_counter() - started) / len(jobs)
+    for job, trackers, job_metrics in zip(jobs, trackers_of, metrics, strict=True):
+        job_metrics.wall_seconds = share
+        with job.scope():
+            trackers.finish(job_metrics)
+    return metrics
 
 
 def set_up(cfg: DictConfig) -> tuple[torch.device, Splits]:
@@ -181,15 +251,21 @@ def job_callbacks(
 
 
 def final_metrics(
-    cfg: DictConfig, job_dir: Path, model: nn.Module, loss_fn: Any, splits: Splits, result: FitResult,
-    device: torch.device,
+    model: nn.Module, loss_fn: Any, splits: Splits, result: FitResult, device: torch.device, eval_batch_size: int,
 ) -> Metrics:
-    """Test ``model`` (its final weights), then the weights of its best validation epoch; returns the
-    metrics.json contents (without wall time)."""
+    """Test the run's final weights, then those of its best validation epoch; returns the
+    metrics.json contents (without wall time). Weights that diverged are no result: their numbers
+    are nan (written as null), and the best epoch is the best one before."""
     last = result.history[-1]
-    test_loss, test_acc = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
-    model.load_state_dict(result.best_state)
-    _, test_acc_at_best_val = evaluate(model, loss_fn, splits.test_x, splits.test_y, cfg.eval_batch_size)
+    nan = float("nan")
+    test_loss, test_acc, test_acc_at_best_val = nan, nan, nan
+    if result.final_state is not None:
+        model.load_state_dict(result.final_state)
+        test_loss, test_acc = evaluate(model, loss_fn, splits.test_x, splits.test_y, eval_batch_size)
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+        _, test_acc_at_best_val = evaluate(model, loss_fn, splits.test_x, splits.test_y, eval_batch_size)
+    final = result.final_state is not None
     return Metrics(
         status=result.status,
         reason=result.reason,
@@ -197,11 +273,11 @@ def final_metrics(
         best_epoch=result.best_epoch,
         best_val_acc=result.best_val_acc,
         test_acc_at_best_val=test_acc_at_best_val,
-        val_acc=last.val_acc,
-        val_loss=last.val_loss,
+        val_acc=last.val_acc if final else nan,
+        val_loss=last.val_loss if final else nan,
         test_acc=test_acc,
         test_loss=test_loss,
-        train_acc=last.train_acc,
+        train_acc=last.train_acc if final else nan,
         train_loss=last.train_loss,
         params=count_parameters(model),
         device=str(device),

@@ -1,5 +1,5 @@
 """The fused launcher: compose every job's config, group the ones that fuse, run each group as one
-stacked model (``sweeplab.fused``) and every other job as Hydra's basic launcher runs it.
+stacked model (``sweeplab.task.run_jobs``) and every other job as Hydra's basic launcher runs it.
 
 A fused member is set up as Hydra's ``run_job`` sets up a job (output dir, ``.hydra/`` files, job
 callbacks, its log file, a ``JobReturn``); only the training is shared.
@@ -32,8 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from sweeplab.checkpoint import fingerprint, resumable_after
 from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError
-from sweeplab.fused import Member, run_group
-from sweeplab.task import resolve_device
+from sweeplab.task import Job, resolve_device, run_jobs
 
 from ._groups import (
     MB,
@@ -207,13 +206,13 @@ def run_fused(
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
                          [c.hydra.job.num for c in configs]) as logging_of:
-            members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
+            members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
                 for sweep_config in configs:
                     callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
                 try:
-                    values: list[Any] = run_group(members)
+                    values: list[Any] = run_jobs(members)
                     status = JobStatus.COMPLETED
                 except Exception as exc:
                     values, status = [exc] * len(jobs), JobStatus.FAILED
