@@ -19,15 +19,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import hidden_sizes, problems
-from sweeplab.data import IMAGE_SIZE, N_CLASSES
-from sweeplab.errors import ConfigError
 from sweeplab.stacked import OPTIMIZERS, bytes_per_member
 
 BUILT_IN_MODEL = "sweeplab.model.mlp"
@@ -161,43 +161,111 @@ def differing_keys(cfgs: Sequence[DictConfig]) -> list[str]:
     return [key for key in differing if not follows_short_name(key)]
 
 
-def layer_sizes(cfg: DictConfig) -> list[int]:
-    return [IMAGE_SIZE, *hidden_sizes(cfg.model), N_CLASSES]
+def layer_sizes(cfg: DictConfig, input_shape: Sequence[int], n_classes: int) -> list[int]:
+    """The stacked MLP's layer sizes for the data's sample shape and class count."""
+    return [math.prod(input_shape), *hidden_sizes(cfg.model), n_classes]
 
 
-def describe_shape(cfg: DictConfig) -> str:
+def describe_shape(cfg: DictConfig, sizes: Sequence[int]) -> str:
     """``784-64-10 relu, sgd, batch 32, 2 epochs``: what a group's members share, in short."""
     dropout = ", dropout" if cfg.model.dropout > 0 else ""
-    return (f"{'-'.join(map(str, layer_sizes(cfg)))} {cfg.activation.name}{dropout}, {cfg.optimizer.name}, "
+    return (f"{'-'.join(map(str, sizes))} {cfg.activation.name}{dropout}, {cfg.optimizer.name}, "
             f"batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
-def member_bytes(cfg: DictConfig) -> int:
-    return bytes_per_member(layer_sizes(cfg), cfg.model.bias, cfg.optimizer.name, cfg.batch_size, cfg.eval_batch_size)
+def member_bytes(cfg: DictConfig, sizes: Sequence[int]) -> int:
+    return bytes_per_member(sizes, cfg.model.bias, cfg.optimizer.name, cfg.batch_size, cfg.eval_batch_size)
 
 
-def default_budget_bytes(device: torch.device) -> int:
-    """Half the device's free memory: CUDA's free memory, or the RAM the kernel reports available."""
+@dataclass(frozen=True)
+class Budget:
+    bytes: int
+    source: str  # where it comes from, for the plan's log line
+
+    def __str__(self) -> str:
+        return f"{self.bytes / MB:.0f} MB ({self.source})"
+
+
+def default_budget(device: torch.device) -> Budget:
+    """Half the memory this process may still allocate on ``device``."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return free // 2
+        return Budget(free // 2, f"half of the {free / MB:.0f} MB free on {device}")
+    free, limit = free_memory()
+    return Budget(free // 2, f"half of the {free / MB:.0f} MB that {limit} leaves")
+
+
+def free_memory(
+    meminfo: Path = Path("/proc/meminfo"), cgroup_root: Path = Path("/sys/fs/cgroup"),
+    own_cgroup: Path = Path("/proc/self/cgroup"), status: Path = Path("/proc/self/status"),
+) -> tuple[int, str]:
+    """The bytes this process may still allocate in RAM, and what limits it: the least of the kernel's
+    MemAvailable, what the process's cgroup memory limit leaves, and what its address-space limit
+    (``ulimit -v``, RLIMIT_AS) leaves."""
+    left = {
+        "MemAvailable": _meminfo_available(meminfo),
+        "the cgroup memory limit": cgroup_memory_left(cgroup_root, own_cgroup),
+        "RLIMIT_AS (ulimit -v)": address_space_left(status),
+    }
+    known = {name: value for name, value in left.items() if value is not None}
+    if not known:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free physical pages"
+    name = min(known, key=known.__getitem__)
+    return known[name], name
+
+
+def _meminfo_available(meminfo: Path) -> Optional[int]:
+    return _kb_field(meminfo, "MemAvailable:")
+
+
+def _kb_field(path: Path, name: str) -> Optional[int]:
+    """``name``'s value in a /proc file of ``Name:   123 kB`` lines, in bytes."""
     try:
-        with open("/proc/meminfo") as meminfo:
-            available_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:"))
-        return available_kb * 1024 // 2
-    except (OSError, StopIteration):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        with open(path) as lines:
+            return next((int(line.split()[1]) * 1024 for line in lines if line.startswith(name)), None)
+    except OSError:
+        return None
 
 
-def chunk_size(cfg: DictConfig, budget_bytes: int, max_members: Optional[int], budget_key: str) -> int:
-    """How many members of ``cfg``'s shape one stacked model may hold under the budget."""
-    needed = member_bytes(cfg)
-    if needed > budget_bytes:
-        raise ConfigError(
-            f"{budget_key}={budget_bytes // MB}: too small for one member of shape {describe_shape(cfg)}, "
-            f"which needs {math.ceil(needed / MB)} MB; raise it or leave it null (half the free memory)"
-        )
-    return min(budget_bytes // needed, max_members or math.inf)
+def address_space_left(status: Path = Path("/proc/self/status")) -> Optional[int]:
+    """RLIMIT_AS's soft limit less the process's virtual size; None without a limit."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    used = _kb_field(status, "VmSize:") or 0
+    return max(0, limit - used)
+
+
+def cgroup_memory_left(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> Optional[int]:
+    """The least room left under a memory limit of the process's cgroup or its parents (cgroup v2:
+    ``memory.max`` less ``memory.current``; v1: ``memory.limit_in_bytes`` less ``memory.usage_in_bytes``);
+    None without a limit."""
+    try:
+        path = next((line.split(":", 2)[2].strip() for line in own.read_text().splitlines()
+                     if line.startswith("0::")), "/")
+    except OSError:
+        path = "/"
+    own_folder = root / path.lstrip("/")
+    folders = [own_folder, *own_folder.parents[: len(own_folder.relative_to(root).parts)], root / "memory"]
+    left = [_left(folder / "memory.max", folder / "memory.current") for folder in folders]
+    left += [_left(folder / "memory.limit_in_bytes", folder / "memory.usage_in_bytes") for folder in folders]
+    known = [value for value in left if value is not None]
+    return min(known) if known else None
+
+
+def _left(limit_file: Path, usage_file: Path) -> Optional[int]:
+    try:
+        limit = limit_file.read_text().strip()
+        if limit == "max" or int(limit) >= 2**62:  # v2 "max", v1's page-rounded 2**63: no limit
+            return None
+        return max(0, int(limit) - int(usage_file.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def chunk_size(member_bytes: int, budget: Budget, max_members: Optional[int]) -> int:
+    """How many members of ``member_bytes`` each one stacked model may hold under the budget (0: not one)."""
+    return min(budget.bytes // member_bytes, max_members or math.inf)
 
 
 def split(indices: Sequence[int], size: int) -> list[list[int]]:
