@@ -7,16 +7,20 @@ import re
 import resource
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 import conftest
+import sweeplab.fused
 import sweeplab.task
 from conftest import CONF, REPO, TINY
 from hydra_plugins.sweeplab_fused_launcher import _groups
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, free_memory
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.data import synthetic_images
+from sweeplab.errors import OutOfMemory, is_out_of_memory
+from sweeplab.jobfiles import read_metrics
 from sweeplab.stacked import bytes_per_member
 
 EXAMPLES = f"hydra.searchpath=[file://{REPO / 'examples' / 'conf'}]"
@@ -145,3 +149,31 @@ def test_a_default_budget_too_small_for_one_member_runs_the_jobs_alone(monkeypat
         assert plan(configs, [task_config(c) for c in configs], max_memory_mb=None, max_members=None) == [[0], [1]]
     assert re.search(r"alone #0: one member of shape 784-256-10 .* needs [\d.]+ MB, over the budget 0 MB "
                      r"\(half of the 1 MB that the cgroup memory limit leaves\)", caplog.text)
+
+
+def test_a_group_out_of_memory_says_so_and_names_the_knobs(tmp_path, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(sweeplab.fused, "StackedMLP", no_memory)
+    with pytest.raises(OutOfMemory, match="hydra.launcher.max_memory_mb or hydra.launcher.max_members"):
+        conftest.multirun(sweeplab.task.main, tmp_path, *TINY, "seed=0,1", "hydra/launcher=fused")
+    for num in (0, 1):
+        metrics = read_metrics(tmp_path / str(num))
+        assert metrics["status"] == "failed"
+        assert metrics["reason"] == (
+            "OutOfMemory: out of memory training 2 members as one stacked model; lower hydra.launcher.max_memory_mb "
+            "or hydra.launcher.max_members (fewer members per group)")
+
+
+def test_only_allocation_failures_are_called_out_of_memory():
+    try:
+        try:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        except RuntimeError as exc:
+            raise ValueError("model._target_=sweeplab.model.mlp: RuntimeError") from exc
+    except ValueError as wrapped:
+        assert is_out_of_memory(wrapped)
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))

@@ -23,6 +23,7 @@ from torch import nn
 
 from sweeplab.checkpoint import fingerprint, save_finished, save_resumable
 from sweeplab.data import Splits
+from sweeplab.errors import out_of_memory_named
 from sweeplab.model import loss_function
 from sweeplab.optim import build_optimizer
 from sweeplab.schedule import Schedule, build_schedule
@@ -74,6 +75,9 @@ def run_group(members: Sequence[Member]) -> list[Any]:
         for member in members:
             begin_job(member.job_dir)
             failures.enter_context(failure_recorded(member.job_dir, started))
+        failures.enter_context(out_of_memory_named(
+            f"training {len(members)} members as one stacked model",
+            "hydra.launcher.max_memory_mb or hydra.launcher.max_members (fewer members per group)"))
         device, splits = set_up(first)
         loss_fn = loss_function(first.model.output)
         n_batches = batches_per_epoch(len(splits.train_y), first.batch_size, first.drop_last)
