@@ -247,8 +247,10 @@ def run_fused(
             members = [Member(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
-                for sweep_config in configs:
+                for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
+                    HydraConfig.instance().set_config(sweep_config)
                     callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
+                HydraConfig.instance().set_config(configs[0])
                 try:
                     values: list[Any] = run_group(members)
                     status = JobStatus.COMPLETED
@@ -257,6 +259,7 @@ def run_fused(
             _flush_loggers()
         for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
+            HydraConfig.instance().set_config(sweep_config)
             callbacks.on_job_end(config=sweep_config, job_return=job)
         return jobs
     finally:
