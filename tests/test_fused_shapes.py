@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,32 @@ def test_only_allocation_failures_are_called_out_of_memory():
         assert is_out_of_memory(wrapped)
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+# train.py under an address-space limit (ulimit -v) some hundred MB above what its imports map: the
+# grid below then runs out of memory as one stacked model, which a budget from MemAvailable alone forms
+UNDER_ULIMIT_V = """
+import resource, runpy, sys
+import torch, hydra, sweeplab.task  # what train.py maps before any job
+vm_size = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize:"))) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm_size + int(sys.argv[1]) * 2**20, resource.RLIM_INFINITY))
+sys.argv = [sys.argv[2], *sys.argv[3:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_under_ulimit_v_a_grid_is_split_to_fit_and_every_job_ends_ok(tmp_path):
+    headroom_mb, jobs = 700, 18
+    needed = bytes_per_member([784, 4096, 10], bias=True, optimizer="sgd", batch_size=64, eval_batch_size=64)
+    assert jobs * needed > headroom_mb * MB  # the premise: one group of all ten would not fit
+    result = subprocess.run(
+        [sys.executable, "-c", UNDER_ULIMIT_V, str(headroom_mb), str(REPO / "train.py"), "-m", *TINY,
+         "data.n_train=300", "epochs=1", "eval_batch_size=64", "model.width=4096", f"seed=range(0,{jobs})", "threads=1",
+         "hydra/launcher=fused", f"hydra.sweep.dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=conftest.train_env(OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    groups = re.findall(r"fused #\S+: (\d+) members, .* \(half of the \d+ MB that RLIMIT_AS \(ulimit -v\) leaves\)",
+                        result.stdout)
+    assert len(groups) > 1 and all(int(n) * needed <= headroom_mb * MB for n in groups), result.stdout
+    assert all('"status": "ok"' in (tmp_path / str(num) / "metrics.json").read_text() for num in range(jobs))

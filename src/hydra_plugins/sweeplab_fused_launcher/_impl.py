@@ -184,12 +184,15 @@ def fit(
     else:
         budget = default_budget(device)
     size = chunk_size(needed, budget, max_members)
+    each = f"one member of shape {shape} needs {needed / MB:.3g} MB"
     if size == 0:
         if max_memory_mb is not None:
             raise ConfigError(f"hydra.launcher.max_memory_mb={max_memory_mb}: too small for one member of shape "
                               f"{shape}, which needs {math.ceil(needed / MB)} MB; raise it or leave it null "
                               "(half the memory this process may still use)")
-        return [(list(positions), f"one member of shape {shape} needs {needed / MB:.3g} MB, over the budget {budget}")]
+        return [(list(positions), f"{each}, over the budget {budget}")]
+    if size == 1:
+        return [(list(positions), f"{each}: two pass the budget {budget}")]
     chunks = split(positions, size)
     for chunk in chunks:
         if len(chunk) > 1:
