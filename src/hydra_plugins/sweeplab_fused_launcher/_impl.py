@@ -152,7 +152,7 @@ def plan(
             alone[positions[0]] = "no other job of its shape"
             continue
         for chunk, reason in fit(configs, task_configs, positions, max_memory_mb, max_members):
-            if reason is not None or len(chunk) == 1:
+            if reason is not None:
                 alone.update(dict.fromkeys(chunk, reason))
             else:
                 groups[chunk[0]] = chunk
@@ -192,7 +192,8 @@ def fit(
                               "(half the memory this process may still use)")
         return [(list(positions), f"{each}, over the budget {budget}")]
     if size == 1:
-        return [(list(positions), f"{each}: two pass the budget {budget}")]
+        why = "hydra.launcher.max_members=1" if max_members == 1 else f"{each}: two pass the budget {budget}"
+        return [(list(positions), why)]
     chunks = split(positions, size)
     for chunk in chunks:
         if len(chunk) > 1:
