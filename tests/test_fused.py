@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ from omegaconf import OmegaConf, open_dict
 import conftest
 import sweeplab.task
 from conftest import CONF, TINY
-from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes, unfusable_reason
+from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
@@ -243,24 +244,15 @@ def test_jobs_group_by_shape_and_the_others_run_alone(caplog):
         groups = plan(configs, [task_config(c) for c in configs], max_memory_mb=None, max_members=None)
     # init=normal changes the init op (not fusable with default init); dropout on is another op
     assert groups == [[0, 7], [1], [2, 3], [4], [5], [6]]
-    assert ("fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, "
-            "differing in optimizer.momentum, lr") in caplog.text
-    assert "alone #4: optimizer torch.optim.NAdam (fused: the built-in sgd, adam, adamw, rmsprop)" in caplog.text
+    assert re.search(r"fused #2,#3: 2 members, 784-32-10 relu, sgd, batch 64, 2 epochs on cpu, [\d.]+ MB each of "
+                     r"budget \d+ MB \(half of .+\), differing in optimizer.momentum, lr", caplog.text)
+    assert "alone #4: optimizer._target_=torch.optim.NAdam (the stacked optimizer is torch's" in caplog.text
     assert "alone #6: invalid config: lr=-1.0" in caplog.text
-
-
-@pytest.mark.parametrize("override, reason", [
-    ("scheduler=warmup_cosine", "scheduler.interval=step"), ("grad_clip=1.0", "grad_clip"),
-    ("optimizer._target_=torch.optim.NAdam", "optimizer sgd"), ("optimizer=nadam", "optimizer torch.optim.NAdam"),
-])
-def test_what_the_stacked_model_does_not_do_runs_alone(override, reason):
-    (cfg,) = sweep_configs([*TINY, override])
-    assert unfusable_reason(task_config(cfg)).startswith(reason)
 
 
 def test_a_group_is_split_to_fit_the_memory_budget():
     configs = sweep_configs(*([*TINY, f"seed={s}"] for s in range(5)))
-    two_members_mb = math.ceil(2.5 * member_bytes(configs[0]) / MB)
+    two_members_mb = math.ceil(2.5 * member_bytes(configs[0], [784, 256, 10]) / MB)
     task_configs = [task_config(c) for c in configs]
     assert plan(configs, task_configs, max_memory_mb=two_members_mb, max_members=None) == [[0, 1], [2, 3], [4]]
     assert plan(configs, task_configs, max_memory_mb=None, max_members=3) == [[0, 1, 2], [3, 4]]

@@ -30,7 +30,7 @@ from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruni
 from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
 from sweeplab.data import Splits, load_splits
-from sweeplab.errors import ConfigError, FileError
+from sweeplab.errors import ConfigError, FileError, out_of_memory_named
 from sweeplab.fused import StackedEngine, member_optimizer
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
@@ -92,6 +92,10 @@ def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tupl
         for job in jobs:
             begin_job(job.job_dir)
             stack.enter_context(failure_recorded(job.job_dir, started, log_failure))
+        if len(jobs) > 1:
+            stack.enter_context(out_of_memory_named(
+                f"training {len(jobs)} members as one stacked model",
+                "hydra.launcher.max_memory_mb or hydra.launcher.max_members (fewer members per group)"))
         for job in jobs:
             validate(job.cfg)
         metrics = train(jobs, stack, started)

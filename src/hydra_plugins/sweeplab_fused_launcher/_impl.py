@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -36,11 +37,14 @@ from sweeplab.task import Job, resolve_device, run_jobs
 
 from ._groups import (
     MB,
+    Budget,
     chunk_size,
-    default_budget_bytes,
+    default_budget,
     describe_shape,
     differing_keys,
     fusion_key,
+    layer_sizes,
+    member_bytes,
     split,
     unfusable_reason,
 )
@@ -143,24 +147,61 @@ def plan(
 
     groups: dict[int, list[int]] = {}
     for positions in by_key.values():
-        first = task_configs[positions[0]]
-        device = resolve_device(first.device)
-        budget = max_memory_mb * MB if max_memory_mb is not None else default_budget_bytes(device)
-        size = chunk_size(first, budget, max_members, "hydra.launcher.max_memory_mb")
         if len(positions) == 1:
             alone[positions[0]] = "no other job of its shape"
-        for chunk in split(positions, size) if len(positions) > 1 else []:
-            if len(chunk) == 1:
-                alone[chunk[0]] = f"the rest of its group after splitting it to fit {budget // MB} MB"
-                continue
-            groups[chunk[0]] = chunk
-            members = [task_configs[p] for p in chunk]
-            log.info("  fused %s: %d members, %s on %s, differing in %s", job_numbers(configs, chunk), len(chunk),
-                     describe_shape(members[0]), device, ", ".join(differing_keys(members)) or "nothing")
+            continue
+        for chunk, reason in fit(configs, task_configs, positions, max_memory_mb, max_members):
+            if reason is not None:
+                alone.update(dict.fromkeys(chunk, reason))
+            else:
+                groups[chunk[0]] = chunk
     for position, reason in sorted(alone.items()):
         log.info("  alone %s: %s", job_numbers(configs, [position]), reason)
         groups[position] = [position]
     return [groups[first] for first in sorted(groups)]
+
+
+def fit(
+    configs: Sequence[DictConfig], task_configs: Sequence[DictConfig], positions: Sequence[int],
+    max_memory_mb: Optional[int], max_members: Optional[int],
+) -> list[tuple[list[int], Optional[str]]]:
+    """``positions`` (jobs of one shape) in chunks that fit the memory budget, each logged: a chunk
+    with a reason runs its jobs alone. The shapes are the data's (loaded once per process, as the
+    jobs load it), not the config's alone."""
+    first = task_configs[positions[0]]
+    device = resolve_device(first.device)
+    try:
+        splits = load_splits(first.data, device)
+    except Exception as exc:  # each job reports it, alone, as its own failure
+        return [(list(positions), f"its data does not load ({type(exc).__name__}: {exc})")]
+    if len(splits.input_shape) != 1:
+        return [(list(positions), f"samples of shape {splits.input_shape}: the stacked model takes flat samples")]
+    sizes = layer_sizes(first, splits.input_shape, splits.n_classes)
+    shape, needed = describe_shape(first, sizes), member_bytes(first, sizes)
+    if max_memory_mb is not None:
+        budget = Budget(max_memory_mb * MB, "hydra.launcher.max_memory_mb")
+    else:
+        budget = default_budget(device)
+    size = chunk_size(needed, budget, max_members)
+    each = f"one member of shape {shape} needs {needed / MB:.3g} MB"
+    if size == 0:
+        if max_memory_mb is not None:
+            raise ConfigError(f"hydra.launcher.max_memory_mb={max_memory_mb}: too small for one member of shape "
+                              f"{shape}, which needs {math.ceil(needed / MB)} MB; raise it or leave it null "
+                              "(half the memory this process may still use)")
+        return [(list(positions), f"{each}, over the budget {budget}")]
+    if size == 1:
+        why = "hydra.launcher.max_members=1" if max_members == 1 else f"{each}: two pass the budget {budget}"
+        return [(list(positions), why)]
+    chunks = split(positions, size)
+    for chunk in chunks:
+        if len(chunk) > 1:
+            members = [task_configs[p] for p in chunk]
+            log.info("  fused %s: %d members, %s on %s, %.3g MB each of budget %s, differing in %s",
+                     job_numbers(configs, chunk), len(chunk), shape, device, needed / MB, budget,
+                     ", ".join(differing_keys(members)) or "nothing")
+    return [(chunk, None if len(chunk) > 1 else f"the rest of its group after splitting it to fit {budget}")
+            for chunk in chunks]
 
 
 def job_numbers(configs: Sequence[DictConfig], positions: Sequence[int]) -> str:
@@ -209,8 +250,10 @@ def run_fused(
             members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
-                for sweep_config in configs:
+                for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
+                    HydraConfig.instance().set_config(sweep_config)
                     callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
+                HydraConfig.instance().set_config(configs[0])
                 try:
                     values: list[Any] = run_jobs(members)
                     status = JobStatus.COMPLETED
@@ -219,6 +262,7 @@ def run_fused(
             _flush_loggers()
         for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
+            HydraConfig.instance().set_config(sweep_config)
             callbacks.on_job_end(config=sweep_config, job_return=job)
         return jobs
     finally:

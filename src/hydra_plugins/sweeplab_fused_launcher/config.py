@@ -11,7 +11,8 @@ from hydra.core.config_store import ConfigStore
 class FusedLauncherConf:
     _target_: str = "hydra_plugins.sweeplab_fused_launcher.fused_launcher.FusedLauncher"
     # memory one stacked model may use (weights, gradients, optimizer state, a batch's activations);
-    # a larger group is split. null: half the free memory of the device (RAM on the CPU)
+    # a larger group is split. null: half of what the process may still allocate on the device (on
+    # the CPU the least of MemAvailable, the cgroup memory limit and RLIMIT_AS, less what is in use)
     max_memory_mb: Optional[int] = None
     # most members in one stacked model (null: as many as fit the memory budget)
     max_members: Optional[int] = None
