@@ -185,18 +185,36 @@ class JobDir:
 
 def find_jobs(sweep_dir: Path) -> list[JobDir]:
     """Every job dir under ``sweep_dir``, at any depth (so any ``hydra.sweep.subdir``): a dir with a
-    Hydra job config (``<output_subdir>/hydra.yaml``) or with a metrics.json."""
+    Hydra job config (``<output_subdir>/hydra.yaml``), a ``.hydra/`` dir or a metrics.json. Its
+    overrides come from the job config, else from ``.hydra/overrides.yaml``."""
     jobs: dict[Path, JobDir] = {}
     for hydra_yaml in sorted(sweep_dir.glob("**/hydra.yaml")):
         job = _read_hydra_job(hydra_yaml)
         if job is not None:
             jobs.setdefault(job.dir, job)
-    for metrics in sorted(sweep_dir.glob(f"**/{METRICS}")):
-        if metrics.parent not in jobs:
-            status, reason = read_status(metrics.parent)
-            why = f"{metrics.parent / '.hydra'}: missing, so the job's overrides and config are unknown"
-            jobs[metrics.parent] = JobDir(metrics.parent, None, None, status, why if status != UNREADABLE else reason)
+    others = [path.parent for pattern in (".hydra", METRICS) for path in sweep_dir.glob(f"**/{pattern}")]
+    for job_dir in sorted(set(others) - set(jobs) - {sweep_dir}):
+        jobs[job_dir] = _read_job_without_config(job_dir)
     return list(jobs.values())
+
+
+def _read_job_without_config(job_dir: Path) -> JobDir:
+    """A job dir without a Hydra job config: overrides from ``.hydra/overrides.yaml`` where it has one."""
+    status, reason = read_status(job_dir)
+    num = int(job_dir.name) if job_dir.name.isdigit() else None
+    overrides_yaml = job_dir / ".hydra" / "overrides.yaml"
+    if not (job_dir / ".hydra").is_dir():
+        why = f"{job_dir / '.hydra'}: missing, so the job's overrides and config are unknown"
+        return JobDir(job_dir, num, None, status, reason if status == UNREADABLE else why)
+    if not overrides_yaml.is_file():
+        return JobDir(job_dir, num, (), status, reason)
+    try:
+        overrides = yaml.safe_load(overrides_yaml.read_text()) or []
+        if not isinstance(overrides, list):
+            raise TypeError(f"a {type(overrides).__name__}, not a list of overrides")
+    except Exception as exc:
+        return JobDir(job_dir, num, None, UNREADABLE, f"{overrides_yaml}: {describe(exc)}")
+    return JobDir(job_dir, num, tuple(str(o) for o in overrides), status, reason)
 
 
 def _read_hydra_job(hydra_yaml: Path) -> Optional[JobDir]:
