@@ -96,12 +96,25 @@ def hold_study_dir(sweep_dir: Path, storage: Any, study_name: Optional[str]) -> 
 
 def open_lock_file(sweep_dir: Path) -> IO[str]:
     """The lock file, creating the dir; a dir that cannot be made or written ends in one line."""
+    check_dir("hydra.sweep.dir", sweep_dir)
     try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         return open(sweep_dir / LOCK, "a+")
-    except OSError as exc:  # a file in the way, a read-only or full filesystem, a name too long
+    except OSError as exc:  # a read-only or full filesystem
+        raise ConfigError(f"hydra.sweep.dir={sweep_dir}: cannot write {sweep_dir / LOCK}: {exc.strerror}; "
+                          "give a dir path this user can create and write") from None
+
+
+def check_dir(key: str, folder: Path) -> None:
+    """Create ``folder``; one line naming ``key`` when it cannot be (a file in the way, no permission,
+    a name too long)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(folder))
+    except OSError as exc:
         what = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc)
-        raise ConfigError(f"hydra.sweep.dir={sweep_dir}: cannot create or write it: {what}; "
+        shown = str(folder) if len(str(folder)) <= 200 else f"{str(folder)[:100]}... ({len(str(folder))} characters)"
+        raise ConfigError(f"{key}={shown}: cannot create or write it: {what}; "
                           "give a dir path this user can create and write") from None
 
 
