@@ -140,6 +140,8 @@ def save_checkpoint(job_dir: Path, state: dict[str, Any]) -> None:
 # (its overrides as values), and which of two dirs of one job counts (the newest finished one).
 
 JobKey = frozenset
+# libyaml's loader where installed: a sweep's every hydra.yaml is read on each rerun and report
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def job_key(overrides: Sequence[str]) -> JobKey:
@@ -221,7 +223,7 @@ def _read_hydra_job(hydra_yaml: Path) -> Optional[JobDir]:
     """The job whose Hydra config ``hydra_yaml`` is; None for a single run's (no job number) or a
     file that is not Hydra's; ``unreadable`` (under ``.hydra/``) when damaged."""
     try:
-        hydra = yaml.safe_load(hydra_yaml.read_text())["hydra"]
+        hydra = yaml.load(hydra_yaml.read_text(), Loader=_YAML_LOADER)["hydra"]
     except Exception as exc:  # damaged YAML, not a mapping, no hydra key
         if hydra_yaml.parent.name != ".hydra":
             return None
