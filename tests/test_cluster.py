@@ -25,7 +25,7 @@ def test_submitit_local_runs_a_grid_and_resumes_it(tmp_path):
     assert [read_metrics(sweep / n)["status"] for n in "01"] == ["ok", "ok"]
     finished = file_states(sweep / "0", sweep / "1")
 
-    result = run_train(*grid, "lr=0.05,0.1,0.02", cwd=tmp_path)
+    result = run_train(*grid, "lr=0.05,0.1,0.02", "hydra.sweeper.extend=true", cwd=tmp_path)  # a grown grid
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 finished jobs skipped, 1 to run (0 failed, 0 interrupted, 1 new)" in result.stdout
     assert read_metrics(sweep / "2")["status"] == "ok"

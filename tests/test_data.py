@@ -39,18 +39,41 @@ def test_torchvision_layout_under_root(tmp_path):
     assert find(idx_cfg(tmp_path, name="kmnist")) == tmp_path / "KMNIST" / "raw"
 
 
-def test_system_root_is_used_when_root_is_empty(tmp_path):
+def test_system_root_is_used_when_root_is_left_at_its_default_and_empty(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
     write_idx_dataset(tmp_path / "system", gz=True)
-    assert find(idx_cfg(tmp_path / "empty", system_root=tmp_path / "system")) == tmp_path / "system"
+    assert find(idx_cfg("data", system_root=tmp_path / "system")) == tmp_path / "system"
 
 
-def test_missing_dataset_lists_every_place_and_how_to_get_it(tmp_path):
-    cfg = idx_cfg(tmp_path / "nonexistent", system_root=tmp_path / "also-missing")
+@pytest.mark.parametrize("files", [0, 3])
+def test_a_given_root_without_a_complete_dataset_ends_naming_what_is_missing_never_falling_back(tmp_path, files):
+    write_idx_dataset(tmp_path / "system")
+    write_idx_dataset(tmp_path / "mine")
+    kept = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"][:files]
+    for path in (tmp_path / "mine").iterdir():
+        if path.name not in kept:
+            path.unlink()
+    with pytest.raises(DataError) as info:
+        find(idx_cfg(tmp_path / "mine", system_root=tmp_path / "system"))
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "system") not in message
+    if files:
+        assert message.startswith(f"data.root={tmp_path / 'mine'}: ") and "holds 3 of the 4 IDX files" in message
+        assert message.count("missing: t10k-labels-idx1-ubyte") == 1
+    else:
+        assert f"{tmp_path / 'mine'} (data.root): no IDX files" in message
+        assert "data.system_root: not looked in, as data.root is given" in message
+
+
+def test_missing_dataset_lists_every_place_and_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = idx_cfg("data", system_root=tmp_path / "also-missing")
     with pytest.raises(DataError) as info:
         find(cfg)
     message = str(info.value)
     assert "data=fashion_mnist: dataset not found" in message
-    for place in ("nonexistent (data.root)", "FashionMNIST/raw", "also-missing (data.system_root)",
+    for place in ("data (data.root)", "FashionMNIST/raw", "also-missing (data.system_root)",
                   "download: off (data.download=false)", "apt-get install dataset-fashion-mnist"):
         assert place in message
     assert "\n" not in message
@@ -89,13 +112,6 @@ def test_failed_download_is_reported_and_leaves_no_folder(tmp_path, torchvision_
     with pytest.raises(DataError, match=r"torchvision download into .*fresh: failed \(.+\)"):
         find(idx_cfg(root, name="mnist", download=True))
     assert not root.exists()
-
-
-def test_one_missing_file_means_not_found(tmp_path):
-    write_idx_dataset(tmp_path)
-    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(DataError, match="dataset not found"):
-        find(idx_cfg(tmp_path))
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "kmnist", "mnist"])
@@ -190,11 +206,12 @@ def test_a_changed_key_gives_new_tensors(tmp_path, counted_reads, change):
     assert len(counted_reads) == 8
 
 
-def test_root_and_system_root_are_part_of_the_key(tmp_path, counted_reads):
+def test_root_and_system_root_are_part_of_the_key(tmp_path, counted_reads, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data.root left at its default, "data": empty, so system_root serves
     write_idx_dataset(tmp_path / "a", seed=0)
     write_idx_dataset(tmp_path / "b", seed=1)
     a = load_splits(idx_cfg(tmp_path / "a"), torch.device("cpu"))
-    b = load_splits(idx_cfg(tmp_path / "empty", system_root=tmp_path / "b"), torch.device("cpu"))
+    b = load_splits(idx_cfg("data", system_root=tmp_path / "b"), torch.device("cpu"))
     assert not torch.equal(a.test_x, b.test_x)
 
 

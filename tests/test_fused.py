@@ -272,7 +272,8 @@ def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, ba
     assert len(before) == 2 * 6
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         # resume=false: the grid sweeper would otherwise skip both finished jobs and launch nothing
-        multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused", "hydra.sweeper.resume=false", bad)
+        multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused", "hydra.sweeper.resume=false",
+                 "hydra.sweeper.extend=true", bad)  # extend: a bad job override makes another grid
     assert job_files() == before
 
 

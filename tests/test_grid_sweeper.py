@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 
 import sweeplab.task
 from conftest import CONF, TINY, file_states, multirun
-from hydra_plugins.sweeplab_grid_sweeper._resume import job_key
-from sweeplab.jobfiles import METRICS, Metrics, read_metrics, write_metrics
+from sweeplab.jobfiles import METRICS, Metrics, job_key, read_metrics, write_metrics
 
 
 class StandIn:
@@ -86,7 +85,7 @@ def test_a_grown_grid_numbers_new_jobs_after_every_existing_dir(tmp_path, capsys
     finished = file_states(tmp_path / "0", tmp_path / "1")
     capsys.readouterr()
     grown = StandIn()
-    multirun(grown, tmp_path, "seed=0", "lr=1e-1,0.20,0.3,0.4")  # the same values spelled differently
+    multirun(grown, tmp_path, "seed=0", "lr=1e-1,0.20,0.3,0.4", "hydra.sweeper.extend=true")  # 2 spelled anew
     assert grown.ran == [(8, 0.3), (9, 0.4)]
     assert "2 finished jobs skipped, 2 to run (0 failed, 0 interrupted, 2 new)" in capsys.readouterr().out
     assert file_states(tmp_path / "0", tmp_path / "1") == finished
@@ -165,7 +164,7 @@ def test_bad_input_on_a_rerun_fails_its_jobs_and_touches_no_finished_one(tmp_pat
     finished = file_states(tmp_path / "0", tmp_path / "1")
     for bad in ("+lrr=0.1", "optimizer.weight_decay=inf", "data.noise=nan"):
         with pytest.raises(CompactHydraException, match="invalid config"):
-            multirun(sweeplab.task.main, tmp_path, *grid, bad)
+            multirun(sweeplab.task.main, tmp_path, *grid, bad, "hydra.sweeper.extend=true")
     assert file_states(tmp_path / "0", tmp_path / "1") == finished
 
 
@@ -175,7 +174,7 @@ def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
     multirun(sweeplab.task.main, tmp_path, "seed=0,1", *common)
     finished = file_states(tmp_path / "0", tmp_path / "1")
     capsys.readouterr()
-    multirun(sweeplab.task.main, tmp_path, "seed=2,1,0", *common)
+    multirun(sweeplab.task.main, tmp_path, "seed=2,1,0", *common, "hydra.sweeper.extend=true")
     assert "2 finished jobs skipped, 1 to run (0 failed, 0 interrupted, 1 new)" in capsys.readouterr().out
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert OmegaConf.load(tmp_path / "2" / ".hydra" / "config.yaml").seed == 2

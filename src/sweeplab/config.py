@@ -236,6 +236,11 @@ def _proper_fraction() -> tuple[Any, str]:
     return (lambda value: 0 < value < 1), "a number in (0, 1)"
 
 
+def _seed() -> tuple[Any, str]:
+    # torch's and numpy's generators take seeds of at most 64 bits, numpy's none below 0
+    return (lambda value: 0 <= value < 2**63), "an integer in [0, 2**63 - 1]"
+
+
 def _one_of(names: tuple[str, ...]) -> tuple[Any, str]:
     return (lambda value: value in names), "one of " + ", ".join(names)
 
@@ -243,6 +248,9 @@ def _one_of(names: tuple[str, ...]) -> tuple[Any, str]:
 # key -> (check, what is allowed). Keys a config lacks (momentum under adam) and nulls are skipped.
 RULES: dict[str, tuple[Any, str]] = {
     "lr": _learning_rate(),
+    "seed": _seed(),
+    "data.split_seed": _seed(),
+    "data.data_seed": _seed(),
     "batch_size": _at_least(1),
     "epochs": _at_least(1),
     "eval_batch_size": _at_least(1),
@@ -354,8 +362,12 @@ def problems(cfg: DictConfig) -> list[str]:
         found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
     root = _select(cfg, "data.root")
     folder = None if root is None else Path(to_absolute_path(str(Path(root).expanduser())))
-    if folder is not None and folder.exists() and not folder.is_dir():
-        found.append(f"data.root={root!r}: exists but is not a folder; must be a folder (or not exist yet)")
+    try:
+        if folder is not None and folder.exists() and not folder.is_dir():
+            found.append(f"data.root={root!r}: exists but is not a folder; must be a folder (or not exist yet)")
+    except OSError as exc:  # a name too long for the filesystem, a loop of links
+        shown = root if len(str(root)) <= 80 else f"{str(root)[:60]}... ({len(str(root))} characters)"
+        found.append(f"data.root={shown!r}: not a usable path ({exc.strerror}); must be a folder path")
     mean, std = _select(cfg, "data.mean"), _select(cfg, "data.std")
     if (mean is None) != (std is None):
         found.append(f"data.mean={mean}, data.std={std}: set both or neither")

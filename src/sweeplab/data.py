@@ -11,7 +11,10 @@ every other key is an argument of the target. The built-in datasets are such fun
 :func:`torchvision_dataset` turns a torchvision dataset class into tensors once.
 
 Source order for an IDX dataset: ``data.root`` (flat, or torchvision's ``<root>/<Name>/raw``), then
-``data.system_root`` (Debian's folder), then torchvision's download into ``data.root``.
+``data.system_root`` (Debian's folder), then torchvision's download into ``data.root``. A ``data.root``
+the user gave (not the default ``data``) is the only place looked in (or downloaded into): a folder
+there with some of the four files is an error naming the missing ones, never a reason to train on
+other data.
 
 A process keeps the tensors it loaded (:func:`load_splits`), so a process that runs many jobs (a
 multirun, an Optuna worker, a pool worker) reads and scales each dataset once.
@@ -33,7 +36,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import targets
-from sweeplab.config import DATA_OURS, DataSplitConfig
+from sweeplab.config import DATA_OURS, DataSplitConfig, IdxDataConfig
 from sweeplab.errors import DataError
 from sweeplab.idx import read_idx
 
@@ -239,7 +242,11 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def _has_all_files(folder: Path) -> bool:
-    return all(_idx_file(folder, stem) for stems in FILES.values() for stem in stems)
+    return not _missing_files(folder)
+
+
+def _missing_files(folder: Path) -> list[str]:
+    return [stem for stems in FILES.values() for stem in stems if _idx_file(folder, stem) is None]
 
 
 def absolute_root(root: str) -> Path:
@@ -248,18 +255,27 @@ def absolute_root(root: str) -> Path:
 
 
 def find_idx_folder(name: str, root: str, system_root: str | None, download_ok: bool) -> Path:
-    """The first folder holding all four IDX files of ``name``, downloading as a last resort."""
+    """The first folder holding all four IDX files of ``name``, downloading as a last resort; a
+    ``root`` other than the default is the only place looked in."""
     root = absolute_root(root)
+    given = root != absolute_root(IdxDataConfig.root)  # as load_splits passes it: made absolute
     torchvision_raw = root / TORCHVISION_CLASSES[name] / "raw"
     looked = []
     for folder, label in ((root, "data.root"), (torchvision_raw, "data.root, torchvision layout")):
-        if _has_all_files(folder):
+        missing = _missing_files(folder)
+        if not missing:
             return folder
+        if given and len(missing) < 4:
+            raise DataError(
+                f"data.root={root}: {folder} holds {4 - len(missing)} of the 4 IDX files of {name}; missing: "
+                f"{', '.join(missing)} (optionally .gz). Put them there, or leave data.root at its default")
         looked.append(f"{folder} ({label}): no IDX files")
-    if system_root is not None:
+    if system_root is not None and not given:
         if _has_all_files(Path(system_root)):
             return Path(system_root)
         looked.append(f"{system_root} (data.system_root): no IDX files")
+    elif system_root is not None:
+        looked.append("data.system_root: not looked in, as data.root is given")
     if download_ok:
         existed = root.exists()
         try:

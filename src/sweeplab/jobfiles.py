@@ -11,9 +11,16 @@ import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, get_type_hints
+from typing import Any, Callable, Iterable, Optional, Sequence, get_type_hints
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from sweeplab.errors import ConfigError
 
 HISTORY = "history.csv"
 METRICS = "metrics.json"
@@ -24,6 +31,12 @@ OPTUNA_TRIALS = "trials.csv"
 # Values of metrics.json's "status": finished ok first, then each way of not finishing.
 STATUSES = ("ok", "diverged", "pruned", "failed", "interrupted", "running")
 FINISHED = STATUSES[:3]  # a rerun of the sweep skips these jobs
+# What a reader says of a job whose metrics.json does not say: none (killed before it wrote one, or
+# in a report, a job of the grid that never started), or a file that cannot be read (its reason names it).
+MISSING = "missing"
+UNREADABLE = "unreadable"
+# in a grid's sweep dir, beside the job dirs: every invocation's grid and start and end times
+SWEEP = "sweep.yaml"
 
 
 def _tracked_by(column: str) -> Any:
@@ -127,3 +140,188 @@ def save_checkpoint(job_dir: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_atomic(job_dir / CHECKPOINT, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
+# ------------------------------------------------------------------ reading a sweep dir's jobs
+# One reader for the grid sweeper's resume and the report: which dirs are jobs, how a job is known
+# (its overrides as values), and which of two dirs of one job counts (the newest finished one).
+
+JobKey = frozenset
+# libyaml's loader where installed: a sweep's every hydra.yaml is read on each rerun and report
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def job_key(overrides: Sequence[str]) -> JobKey:
+    """The overrides as an order-free set of (key, parsed value), so ``lr=0.10`` is ``lr=1e-1``;
+    an override this parser cannot read without the app's config is compared as its text."""
+    parser = OverridesParser.create()
+    items = []
+    for text in overrides:
+        try:
+            override = parser.parse_override(text)
+            items.append((override.get_key_element(), repr(override.value())))
+        except Exception:
+            items.append((text, ""))
+    return frozenset(items)
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """A job dir as found: ``num`` and ``overrides`` come from ``.hydra/hydra.yaml`` (None without a
+    readable one); ``status`` is metrics.json's, or missing / unreadable, and ``reason`` says why."""
+
+    dir: Path
+    num: Optional[int]
+    overrides: Optional[tuple[str, ...]]
+    status: str
+    reason: Optional[str] = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def written(self) -> float:
+        """When the job last wrote its metrics (or, without them, its dir)."""
+        metrics = self.dir / METRICS
+        return (metrics if metrics.is_file() else self.dir).stat().st_mtime
+
+    @property
+    def precedence(self) -> tuple[bool, float]:
+        """Of two dirs of one job, the higher counts: the newest finished one, else the newest."""
+        return self.finished, self.written
+
+
+def find_jobs(sweep_dir: Path) -> list[JobDir]:
+    """Every job dir under ``sweep_dir``, at any depth (so any ``hydra.sweep.subdir``): a dir with a
+    Hydra job config (``<output_subdir>/hydra.yaml``), a ``.hydra/`` dir or a metrics.json. Its
+    overrides come from the job config, else from ``.hydra/overrides.yaml``."""
+    jobs: dict[Path, JobDir] = {}
+    for hydra_yaml in sorted(sweep_dir.glob("**/hydra.yaml")):
+        job = _read_hydra_job(hydra_yaml)
+        if job is not None:
+            jobs.setdefault(job.dir, job)
+    others = [path.parent for pattern in (".hydra", METRICS) for path in sweep_dir.glob(f"**/{pattern}")]
+    for job_dir in sorted(set(others) - set(jobs) - {sweep_dir}):
+        jobs[job_dir] = _read_job_without_config(job_dir)
+    return list(jobs.values())
+
+
+def _read_job_without_config(job_dir: Path) -> JobDir:
+    """A job dir without a Hydra job config: overrides from ``.hydra/overrides.yaml`` where it has one."""
+    status, reason = read_status(job_dir)
+    num = int(job_dir.name) if job_dir.name.isdigit() else None
+    overrides_yaml = job_dir / ".hydra" / "overrides.yaml"
+    if not (job_dir / ".hydra").is_dir():
+        why = f"{job_dir / '.hydra'}: missing, so the job's overrides and config are unknown"
+        return JobDir(job_dir, num, None, status, reason if status == UNREADABLE else why)
+    if not overrides_yaml.is_file():
+        return JobDir(job_dir, num, (), status, reason)
+    try:
+        overrides = yaml.safe_load(overrides_yaml.read_text()) or []
+        if not isinstance(overrides, list):
+            raise TypeError(f"a {type(overrides).__name__}, not a list of overrides")
+    except Exception as exc:
+        return JobDir(job_dir, num, None, UNREADABLE, f"{overrides_yaml}: {describe(exc)}")
+    return JobDir(job_dir, num, tuple(str(o) for o in overrides), status, reason)
+
+
+def _read_hydra_job(hydra_yaml: Path) -> Optional[JobDir]:
+    """The job whose Hydra config ``hydra_yaml`` is; None for a single run's (no job number) or a
+    file that is not Hydra's; ``unreadable`` (under ``.hydra/``) when damaged."""
+    try:
+        hydra = yaml.load(hydra_yaml.read_text(), Loader=_YAML_LOADER)["hydra"]
+    except Exception as exc:  # damaged YAML, not a mapping, no hydra key
+        if hydra_yaml.parent.name != ".hydra":
+            return None
+        return JobDir(hydra_yaml.parent.parent, None, None, UNREADABLE, f"{hydra_yaml}: {describe(exc)}")
+    try:
+        num, overrides = hydra["job"].get("num"), tuple(str(o) for o in hydra["overrides"]["task"])
+        recorded, subdir = Path(hydra["runtime"]["output_dir"]), Path(hydra["output_subdir"])
+    except Exception:  # not a job's config
+        return None
+    if num is None:
+        return None
+    # the job's dir is runtime.output_dir, unless the sweep dir was moved or renamed since
+    same = (recorded / subdir / "hydra.yaml").is_file() and (recorded / subdir / "hydra.yaml").samefile(hydra_yaml)
+    job_dir = recorded if same else hydra_yaml.parents[len(subdir.parts)]
+    return JobDir(job_dir, int(num), overrides, *read_status(job_dir))
+
+
+def read_status(job_dir: Path) -> tuple[str, Optional[str]]:
+    """(status, reason) from metrics.json: missing without one; unreadable, naming the file, when it
+    cannot be read or its status is not one of :data:`STATUSES`."""
+    path = job_dir / METRICS
+    if not path.is_file():
+        return MISSING, None
+    try:
+        metrics = json.loads(path.read_text())
+        status = metrics["status"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return UNREADABLE, f"{path}: {describe(exc)}"
+    if status not in STATUSES:
+        return UNREADABLE, f"{path}: status {json.dumps(status)} is not one of {', '.join(STATUSES)}"
+    return status, metrics.get("reason")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def newest_finished(jobs: Iterable[JobDir]) -> list[JobDir]:
+    """One job per set of overrides (by :func:`job_key`), the one of highest precedence; jobs with
+    unknown overrides are all kept."""
+    best: dict[JobKey, JobDir] = {}
+    unknown = []
+    for job in jobs:
+        if job.overrides is None:
+            unknown.append(job)
+            continue
+        key = job_key(job.overrides)
+        if key not in best or job.precedence > best[key].precedence:
+            best[key] = job
+    return [*best.values(), *unknown]
+
+
+@dataclass
+class Invocation:
+    """One run of a grid command into its sweep dir: its jobs' overrides, and when it started and ended
+    (None while running, or when its process was killed)."""
+
+    jobs: list[list[str]]
+    started: float
+    ended: Optional[float] = None
+
+    @classmethod
+    def now(cls, jobs: Sequence[Sequence[str]]) -> "Invocation":
+        return cls([list(job) for job in jobs], time.time())
+
+
+def read_invocations(sweep_dir: Path) -> list[Invocation]:
+    """sweep.yaml's invocations, oldest first; none in a dir without it (a sweep of an older version)."""
+    path = sweep_dir / SWEEP
+    if not path.is_file():
+        return []
+    try:
+        return [Invocation(jobs=[list(map(str, job)) for job in entry["jobs"]], started=_seconds(entry["started"]),
+                           ended=None if entry.get("ended") is None else _seconds(entry["ended"]))
+                for entry in yaml.safe_load(path.read_text())["invocations"]]
+    except Exception as exc:
+        raise ConfigError(f"{path}: damaged ({describe(exc)}); it lists the grids run into this dir: "
+                          "restore it, or give another hydra.sweep.dir") from None
+
+
+def write_invocations(sweep_dir: Path, invocations: Sequence[Invocation]) -> None:
+    entries = [{"started": _iso(i.started), "ended": None if i.ended is None else _iso(i.ended), "jobs": i.jobs}
+               for i in invocations]
+    text = yaml.safe_dump({"invocations": entries}, sort_keys=False, default_flow_style=None, width=1000)
+    write_atomic(sweep_dir / SWEEP, lambda tmp: tmp.write_text(text))
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+def _seconds(value: Any) -> float:
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(str(value))).timestamp()

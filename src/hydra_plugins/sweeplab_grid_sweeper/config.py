@@ -15,6 +15,9 @@ class GridSweeperConf:
     # skip the jobs of the sweep dir that already finished (ok, diverged, pruned) and rerun the rest
     # into their old dirs; false: run every job again, numbered from 0, as Hydra's basic sweeper does
     resume: bool = True
+    # a sweep dir holds one grid: a rerun with another grid is refused unless this adds its jobs to the
+    # sweep (sweep.yaml then lists every grid run into the dir)
+    extend: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="sweeplab")

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
+from sweeplab.sweep_lock import hold_study_dir
 from sweeplab.trial import FAIL_REASON, JOB_DIR
 from sweeplab.workers import become_worker, raise_keyboard_interrupt
 
@@ -142,6 +143,7 @@ class OptunaSweeperImpl(Sweeper):
     # ------------------------------------------------------------ the main process
 
     def sweep(self, arguments: List[str]) -> None:
+        self.dir_lock = hold_study_dir(self.sweep_dir, self.storage_spec, self.study_name)  # one sweep per dir
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # we log the study and each trial ourselves
         self.space = parse_search_space(as_overrides(self.params) + list(arguments), base=self.search_space)
         self.custom_search_space = (load_custom_search_space(self.custom_search_space_path)

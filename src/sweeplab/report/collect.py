@@ -1,5 +1,7 @@
 """Read sweep dirs into DataFrames. The report's only input is the files each job writes:
-``.hydra/overrides.yaml``, ``.hydra/config.yaml``, ``history.csv`` and ``metrics.json``.
+``.hydra/`` (overrides, config), ``history.csv`` and ``metrics.json``, found and told apart by
+:func:`sweeplab.jobfiles.find_jobs` (the grid sweeper's resume reads them the same way), and a grid's
+``sweep.yaml``, whose jobs that never started are counted ``missing``.
 """
 from __future__ import annotations
 
@@ -11,19 +13,30 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from sweeplab.jobfiles import FINISHED, HISTORY, METRIC_KEYS, METRICS, read_metrics
+from sweeplab.jobfiles import (
+    HISTORY,
+    METRIC_KEYS,
+    METRICS,
+    MISSING,
+    SWEEP,
+    UNREADABLE,
+    JobDir,
+    describe,
+    find_jobs,
+    job_key,
+    newest_finished,
+    read_invocations,
+    read_metrics,
+)
 from sweeplab.report.optuna_files import OptunaFiles, read_optuna_files
 from sweeplab.report.values import config_label
 
-OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
 
-MISSING = "missing"  # the status of a job dir without metrics.json (killed before it wrote one)
-UNREADABLE = "unreadable"  # the status of a job dir with a damaged file; its reason names the file
+NOT_STARTED = "not started"  # the job column of a job of the grid that has no dir
 HISTORY_COLUMNS = ["epoch", "val_acc"]  # what the report reads of history.csv
 SEED = "seed"
 STUDY_SELECTOR = "sweep"  # `+sweep=lr` picks the study; it is the same for every job, never a parameter
@@ -58,20 +71,23 @@ def collect(dirs: Sequence[Path]) -> Sweeps:
     swept: dict[str, list[str]] = {}
     override_keys: dict[str, None] = {}  # every override key, in order of first appearance
     for name, dirs_of_sweep in job_dirs.items():
-        jobs = [read_job(job_dir) for job_dir in dirs_of_sweep]
         if name not in optuna:  # a grid rerun may leave two dirs of one job; Optuna trials may repeat params
-            jobs = without_superseded(jobs)
+            kept = {id(job) for job in newest_finished(dirs_of_sweep)}
+            dirs_of_sweep = [job for job in dirs_of_sweep if id(job) in kept]
+        jobs = [read_job(job_dir) for job_dir in dirs_of_sweep]
+        if name not in optuna:
+            jobs += never_started(paths[name], dirs_of_sweep)
         readable = [job for job in jobs if job.overrides is not None]
         swept[name] = swept_params([job.overrides for job in readable])
         override_keys.update(dict.fromkeys(key for job in readable for key in job.overrides))
         trial_states = trial_states_by_job(optuna.get(name))
         for job in jobs:
-            record = {"sweep": name, "job": job.dir.name, **job.record}
+            record = {"sweep": name, "job": job.name, **job.record}
             if trial_states:
-                record["trial_state"] = trial_states.get(job.dir.name, MISSING)
+                record["trial_state"] = trial_states.get(job.name, MISSING)
             records.append(record)
             if job.history is not None:
-                histories.append(job.history.assign(sweep=name, job=job.dir.name))
+                histories.append(job.history.assign(sweep=name, job=job.name))
 
     params = [key for key in override_keys if key != SEED]
     columns = ["sweep", "job", "status", "reason", *params, SEED, *METRIC_COLUMNS]
@@ -86,10 +102,10 @@ def collect(dirs: Sequence[Path]) -> Sweeps:
 
 @dataclass
 class Job:
-    """One job dir as read: ``overrides`` is None when a file of it could not be read (then
-    ``record`` says ``unreadable`` and names the file and the reason)."""
+    """One job as read: ``overrides`` is None when a file of it could not be read (then ``record``
+    says ``unreadable`` and names the file and the reason)."""
 
-    dir: Path
+    name: str  # its dir's name, or NOT_STARTED
     overrides: dict[str, Any] | None
     record: dict[str, Any]  # metrics.json's contents (status first), the overrides and the seed
     history: pd.DataFrame | None
@@ -99,30 +115,51 @@ class Unreadable(Exception):
     """A job file that exists but cannot be read; the message names it and says why."""
 
 
-def read_job(job_dir: Path) -> Job:
+def read_job(job: JobDir) -> Job:
     """Everything the report needs from one job dir; damage makes it ``unreadable``, never an error."""
     try:
-        overrides = read_overrides(job_dir)
-        metrics = read_job_metrics(job_dir)
-        history = read_history(job_dir)
-        seed = overrides[SEED] if SEED in overrides else read_seed(job_dir)
+        if job.overrides is None or job.status == UNREADABLE:
+            raise Unreadable(job.reason)
+        overrides = typed_overrides(job.overrides, job.dir / ".hydra")
+        metrics = read_job_metrics(job)
+        history = read_history(job.dir)
+        seed = overrides[SEED] if SEED in overrides else read_seed(job.dir)
     except Unreadable as exc:
-        return Job(job_dir, None, {"status": UNREADABLE, "reason": str(exc)}, None)
-    return Job(job_dir, overrides, {**metrics, **overrides, SEED: seed}, history)
+        return Job(job.dir.name, None, {"status": UNREADABLE, "reason": str(exc)}, None)
+    return Job(job.dir.name, overrides, {**metrics, **overrides, SEED: seed}, history)
 
 
-def read_job_metrics(job_dir: Path) -> dict[str, Any]:
+def never_started(sweep_dir: Path, found: list[JobDir]) -> list[Job]:
+    """The jobs of the grids in sweep.yaml that have no dir (a sweep killed before it reached them),
+    as ``missing``."""
+    grids = [invocation.jobs for invocation in read_invocations(sweep_dir)]
+    have = {job_key(job.overrides) for job in found if job.overrides is not None}
+    wanted = {job_key(overrides): overrides for grid in grids for overrides in grid}
+    where = sweep_dir / SWEEP
+    missing = []
+    for key, overrides in wanted.items():
+        if key not in have:
+            try:
+                values = typed_overrides(overrides, where)
+            except Unreadable as exc:
+                missing.append(Job(NOT_STARTED, None, {"status": UNREADABLE, "reason": str(exc)}, None))
+                continue
+            reason = f"never started (a job of the grid in {where})"
+            missing.append(Job(NOT_STARTED, values, {"status": MISSING, "reason": reason, **values,
+                                                     SEED: values.get(SEED)}, None))
+    return missing
+
+
+def read_job_metrics(job: JobDir) -> dict[str, Any]:
     """metrics.json (status ``missing`` without one); a ``running`` job whose process is gone is ``interrupted``."""
-    path = job_dir / METRICS
-    if not path.is_file():
+    if job.status == MISSING:
         return {"status": MISSING}
     try:
-        metrics = read_metrics(job_dir)
-        status = metrics["status"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Unreadable(f"{path}: {describe(exc)}") from exc
-    if status == "running":
-        metrics["status"], metrics["reason"] = running_state(job_dir, metrics)
+        metrics = read_metrics(job.dir)
+    except (OSError, ValueError) as exc:  # changed since find_jobs read it
+        raise Unreadable(f"{job.dir / METRICS}: {describe(exc)}") from exc
+    if metrics["status"] == "running":
+        metrics["status"], metrics["reason"] = running_state(job.dir, metrics)
     return metrics
 
 
@@ -162,69 +199,43 @@ def read_history(job_dir: Path) -> pd.DataFrame | None:
     return history
 
 
-def describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def without_superseded(jobs: list[Job]) -> list[Job]:
-    """One job per set of overrides: the newest finished one, else the newest (by metrics.json's time)."""
-    def rank(job: Job) -> tuple[bool, float]:
-        metrics = job.dir / METRICS
-        return job.record["status"] in FINISHED, metrics.stat().st_mtime if metrics.is_file() else 0.0
-
-    best: dict[tuple, Job] = {}
-    for job in jobs:
-        if job.overrides is None:
-            continue
-        key = tuple(sorted((k, repr(v)) for k, v in job.overrides.items()))
-        if key not in best or rank(job) > rank(best[key]):
-            best[key] = job
-    kept = {id(job) for job in best.values()}
-    return [job for job in jobs if job.overrides is None or id(job) in kept]
-
-
 def sweep_names(dirs: Sequence[Path]) -> list[str]:
     """Each dir's own name (``lr_sgd``), or the paths as given when two names coincide."""
     names = [Path(d).resolve().name for d in dirs]
     return names if len(set(names)) == len(names) else [str(d) for d in dirs]
 
 
-def find_job_dirs(sweep_dir: Path) -> list[Path]:
+def find_job_dirs(sweep_dir: Path) -> list[JobDir]:
     """The job dirs of a sweep dir, by job number; raises :class:`NotASweepDir` when it has none."""
     if not sweep_dir.is_dir():
         what = "not a directory" if sweep_dir.exists() else "no such directory"
         raise NotASweepDir(f"{sweep_dir}: {what}; {EXPECTED}")
     if is_job_dir(sweep_dir):
         raise NotASweepDir(f"{sweep_dir}: this is one job's dir, not a sweep dir; {EXPECTED}")
-    jobs = [child for child in sweep_dir.iterdir() if child.is_dir() and is_job_dir(child)]
+    jobs = find_jobs(sweep_dir)
     if not jobs:
         what = "empty directory" if not any(sweep_dir.iterdir()) else "no job dirs in it"
         raise NotASweepDir(f"{sweep_dir}: {what}; {EXPECTED}")
     return sorted(jobs, key=job_order)
 
 
-def job_order(job_dir: Path) -> tuple[bool, int, str]:
-    """Numbered job dirs by number (Hydra's default ``0/``, ``1/``, ... ``10/``), then any others by name."""
-    numbered = job_dir.name.isdigit()
-    return not numbered, int(job_dir.name) if numbered else 0, job_dir.name
+def job_order(job: JobDir) -> tuple[bool, int, str]:
+    """Numbered job dirs by number (Hydra's default ``0/``, ``1/``, ... ``10/``), then any others by path."""
+    numbered = job.dir.name.isdigit()
+    return not numbered, int(job.dir.name) if numbered else 0, str(job.dir)
 
 
 def is_job_dir(path: Path) -> bool:
     return (path / ".hydra").is_dir() or (path / METRICS).is_file()
 
 
-def read_overrides(job_dir: Path) -> dict[str, Any]:
-    """The job's command-line overrides as typed values (``lr=1e-3`` -> 0.001), without ``+sweep``.
+def typed_overrides(texts: tuple[str, ...] | list[str], where: Path) -> dict[str, Any]:
+    """A job's command-line overrides as typed values (``lr=1e-3`` -> 0.001), without ``+sweep``.
     Lists and dicts become their override text, so every value can be grouped on."""
-    path = job_dir / OVERRIDES
-    if not (job_dir / ".hydra").is_dir():
-        raise Unreadable(f"{job_dir / '.hydra'}: missing, so the job's overrides and config are unknown")
-    if not path.is_file():
-        return {}
     try:
-        parsed = OverridesParser.create().parse_overrides(yaml.safe_load(path.read_text()) or [])
-    except Exception as exc:  # YAML errors, Hydra's override grammar errors, not a list of strings
-        raise Unreadable(f"{path}: {describe(exc)}") from exc
+        parsed = OverridesParser.create().parse_overrides(list(texts))
+    except Exception as exc:  # Hydra's override grammar errors
+        raise Unreadable(f"{where}: overrides: {describe(exc)}") from exc
     values = {}
     for override in parsed:
         key = override.key_or_group
