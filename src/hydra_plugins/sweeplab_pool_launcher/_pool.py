@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import sys
-import weakref
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing import util
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -50,8 +51,7 @@ class PoolLauncherImpl:
     def __init__(self, n_workers: Optional[int]) -> None:
         self.n_workers = usable_cores() if n_workers is None else n_workers
         self.workers: list[Worker] = []
-        # the workers end with the sweep: when Hydra drops this launcher, or at exit
-        self._finalizer = weakref.finalize(self, stop_workers, self.workers)
+        self.stops_at_exit_of: Optional[int] = None  # the process whose exit stops the workers
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # checked here, not in __init__: Hydra prints an error raised here as its message alone
@@ -103,11 +103,23 @@ class PoolLauncherImpl:
         for worker in [w for w in self.workers if not w.job and not w.process.is_alive()]:
             self.workers.remove(worker)  # died between jobs
         idle = [worker for worker in self.workers if not worker.job][:wanted]
+        if len(idle) < wanted:
+            self._stop_workers_at_exit()
         while len(idle) < wanted and len(self.workers) < self.n_workers:
             worker = Worker(self.runner.serve)
             self.workers.append(worker)
             idle.append(worker)
         return idle
+
+    def _stop_workers_at_exit(self) -> None:
+        """The workers end with the sweep: when Hydra drops this launcher, or when the process that forked
+        them exits. That process may itself be a forked worker (an Optuna sweeper's), whose exit runs no
+        ``atexit`` hook but multiprocessing's own exit handler, which joins every child: a worker still
+        waiting for its next job would keep it waiting for ever. A multiprocessing ``Finalize`` with an
+        exit priority runs before that join, in the main process and in forked ones alike."""
+        if self.stops_at_exit_of != os.getpid():
+            self.stops_at_exit_of = os.getpid()
+            util.Finalize(self, stop_workers, args=(self.workers,), exitpriority=0)
 
 
 @dataclass
