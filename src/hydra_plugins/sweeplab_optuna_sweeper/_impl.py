@@ -35,8 +35,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
+from sweeplab.interrupts import raise_keyboard_interrupt
 from sweeplab.trial import FAIL_REASON, JOB_DIR
-from sweeplab.workers import become_worker, raise_keyboard_interrupt
+from sweeplab.workers import become_worker
 
 from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
 from ._fused_trials import run_trials

@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import signal
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -37,14 +36,17 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from sweeplab.errors import ConfigError
-from sweeplab.workers import become_worker, raise_keyboard_interrupt, usable_cores
+from sweeplab.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.workers import INTERRUPTED, STOP_SECONDS, become_worker, usable_cores
 
 log = logging.getLogger(__name__)
 
 Job = tuple[int, list[str]]  # (job number, overrides)
 STOP = None  # sent to a worker instead of a job: exit
-INTERRUPTED = 130  # a worker's exit code after Ctrl-C or SIGTERM
-JOIN_SECONDS = 30.0  # how long an interrupted worker may take to record its job before it is killed
+# A signal may be delivered to any thread of a process (torch's, Optuna's heartbeat), and Python runs its
+# handler only when the main thread next runs bytecode: a main thread blocked waiting for a pipe would
+# not stop until a job ends. So the waits below wake up this often.
+WAKE_SECONDS = 0.5
 
 
 class PoolLauncherImpl:
@@ -73,14 +75,12 @@ class PoolLauncherImpl:
         for idx, overrides in jobs:
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
 
-        previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops like Ctrl-C
         try:
-            return self._run(jobs)
+            with sigterm_as_keyboard_interrupt():  # `kill PID` stops like Ctrl-C
+                return self._run(jobs)
         except KeyboardInterrupt:
             stop_workers(self.workers, interrupt=True)
             raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def _run(self, jobs: list[Job]) -> list[JobReturn]:
         """Each job on the next free worker; the JobReturns in job order."""
@@ -89,7 +89,7 @@ class PoolLauncherImpl:
             for worker in self._idle_workers(len(waiting)):
                 worker.start(waiting.popleft())
             busy = [worker for worker in self.workers if worker.job]
-            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy])
+            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], WAKE_SECONDS)
             for worker in busy:
                 if worker.connection in ready or worker.process.sentinel in ready:
                     idx, result = worker.result()
@@ -136,7 +136,7 @@ class JobRunner:
         """A worker's life: take its share of the cores, then run jobs until told to stop."""
         become_worker(self.n_workers)
         try:
-            while (job := connection.recv()) is not STOP:
+            while (job := next_job(connection)) is not STOP:
                 connection.send_bytes(self.run_one(*job))
         except (KeyboardInterrupt, EOFError):
             sys.exit(INTERRUPTED)
@@ -183,6 +183,13 @@ class Worker:
             return idx, JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error)
 
 
+def next_job(connection: Connection) -> Optional[Job]:
+    """A worker's next job from the parent (or STOP), waking every WAKE_SECONDS to handle a signal."""
+    while not connection.poll(WAKE_SECONDS):
+        pass
+    return connection.recv()
+
+
 def portable(result: JobReturn) -> bytes:
     """``result`` pickled for the trip to the parent. A return value or exception that cannot make the
     trip (an unpicklable object, an exception class that cannot be rebuilt) becomes a failure naming it."""
@@ -211,7 +218,7 @@ def stop_workers(workers: list[Worker], interrupt: bool = False) -> None:
             except OSError:
                 pass  # already gone
     for worker in workers:
-        worker.process.join(JOIN_SECONDS)
+        worker.process.join(STOP_SECONDS)
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join()
