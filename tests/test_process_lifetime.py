@@ -138,7 +138,7 @@ def test_a_worker_stops_once_when_ctrl_c_and_sigterm_arrive_together():
     result = run_python("""
         import os, signal, time
         from sweeplab.workers import become_worker
-        become_worker(1)
+        become_worker(1, 0)
         both = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, both)
         os.kill(os.getpid(), signal.SIGINT)
@@ -166,7 +166,11 @@ def test_a_worker_whose_parent_died_before_it_armed_the_death_signal_exits(tmp_p
         def worker(parent):
             while os.getppid() == parent:
                 time.sleep(0.01)
-            become_worker(1)
+            try:
+                become_worker(1, 0)
+            except SystemExit as stop:
+                open(sys.argv[1], "w").write(f"exit {stop.code}")
+                raise
             time.sleep(600)  # an orphan left running
 
         if __name__ == "__main__":
@@ -175,3 +179,4 @@ def test_a_worker_whose_parent_died_before_it_armed_the_death_signal_exits(tmp_p
     """, marker)
     assert result.returncode == 0, result.stderr
     assert processes_left(marker, timeout=GONE_SECONDS) == []
+    assert Path(marker).read_text() == "exit 130"  # it saw for itself, and stopped as a signal stops it

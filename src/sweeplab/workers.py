@@ -1,13 +1,14 @@
-"""What a local worker process does first: take its share of the cores, stop cleanly on a signal, die
-with its parent. Shared by the Optuna sweeper's workers and the pool launcher's."""
+"""What a local worker process does first: take its share of the cores and of the GPUs, stop cleanly on
+a signal, die with its parent. Shared by the Optuna sweeper's workers and the pool launcher's."""
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Optional
 
+WORKER_VARIABLE = "SWEEPLAB_WORKER"  # a local worker's number, which picks its GPU
 INTERRUPTED = 130  # a worker's exit code when a signal stopped it
 STOP_SECONDS = 30  # how long a stopped worker may take to record its job before it is killed
 
@@ -33,6 +34,25 @@ def share_cores(n_workers: int) -> int:
     return threads
 
 
+def number_worker(n_workers: int, index: int) -> int:
+    """Record this worker's number (``index`` of ``n_workers``) for its jobs; returns it. A worker forked
+    by a worker (a pool launcher's under an Optuna worker) is numbered within its parent's share, so
+    that every process of the sweep has a number of its own."""
+    outer = os.environ.get(WORKER_VARIABLE)
+    number = index if outer is None else int(outer) * n_workers + index
+    os.environ[WORKER_VARIABLE] = str(number)
+    return number
+
+
+def worker_cuda_device(device_count: int) -> str:
+    """The CUDA device of ``device=auto``: outside a worker, or with one GPU, ``cuda``; in local worker N
+    with several GPUs, ``cuda:{N % device_count}``, so that parallel workers share the GPUs round-robin."""
+    number: Optional[str] = os.environ.get(WORKER_VARIABLE)
+    if number is None or device_count <= 1:
+        return "cuda"
+    return f"cuda:{int(number) % device_count}"
+
+
 def stop_once(signum: int, frame: Any) -> None:
     """A worker's SIGINT and SIGTERM handler: stop like Ctrl-C, once.
 
@@ -52,10 +72,11 @@ def _ignore(signum: int, frame: Any) -> None:
     """A second stop signal: already stopping."""
 
 
-def become_worker(n_workers: int) -> int:
-    """Set up a freshly forked worker: its cores, its signal handlers, death with the parent.
-    Returns its torch thread count."""
+def become_worker(n_workers: int, index: int) -> int:
+    """Set up freshly forked worker ``index`` of ``n_workers``: its cores, its number (its GPU), its
+    signal handlers, death with the parent. Returns its torch thread count."""
     threads = share_cores(n_workers)
+    number_worker(n_workers, index)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_once)
     die_with_parent()

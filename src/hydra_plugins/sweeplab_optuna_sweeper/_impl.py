@@ -255,7 +255,7 @@ class OptunaSweeperImpl(Sweeper):
     def _run_workers(self) -> int:
         """Fork the local workers (before any of them has loaded torch or opened the storage)."""
         context = multiprocessing.get_context("fork")
-        workers = [context.Process(target=self._worker_main, name=f"optuna-worker-{index}")
+        workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")
                    for index in range(self.n_workers)]
         for worker in workers:
             worker.start()
@@ -280,9 +280,10 @@ class OptunaSweeperImpl(Sweeper):
                              "see its output above. Rerun the same command to resume the study.")
         return DONE
 
-    def _worker_main(self) -> None:
-        """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
-        become_worker(self.n_workers)
+    def _worker_main(self, index: int) -> None:
+        """Forked worker ``index``: share the cores and GPUs, die with the main process, run trials, exit
+        with the outcome."""
+        become_worker(self.n_workers, index)
         try:
             code = self._work()
         except KeyboardInterrupt:

@@ -106,7 +106,9 @@ class PoolLauncherImpl:
         if len(idle) < wanted:
             self._stop_workers_at_exit()
         while len(idle) < wanted and len(self.workers) < self.n_workers:
-            worker = Worker(self.runner.serve)
+            # a replaced worker's number is free again: the new one takes its GPU
+            index = min(set(range(self.n_workers)) - {worker.index for worker in self.workers})
+            worker = Worker(self.runner.serve, index)
             self.workers.append(worker)
             idle.append(worker)
         return idle
@@ -132,9 +134,9 @@ class JobRunner:
     config: DictConfig
     n_workers: int
 
-    def serve(self, connection: Connection) -> None:
-        """A worker's life: take its share of the cores, then run jobs until told to stop."""
-        become_worker(self.n_workers)
+    def serve(self, connection: Connection, index: int) -> None:
+        """Worker ``index``'s life: take its share of the cores and GPUs, then run jobs until told to stop."""
+        become_worker(self.n_workers, index)
         try:
             while (job := next_job(connection)) is not STOP:
                 connection.send_bytes(self.run_one(*job))
@@ -158,10 +160,11 @@ class JobRunner:
 class Worker:
     """A forked process and the parent's end of its pipe; ``job`` is what it runs now (None: idle)."""
 
-    def __init__(self, serve: Callable[[Connection], None]) -> None:
+    def __init__(self, serve: Callable[[Connection, int], None], index: int) -> None:
+        self.index = index
         self.connection, child_end = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("fork").Process(target=serve, args=(child_end,),
-                                                                   name="pool-worker")
+        self.process = multiprocessing.get_context("fork").Process(target=serve, args=(child_end, index),
+                                                                   name=f"pool-worker-{index}")
         self.process.start()
         child_end.close()  # so a dead worker reads as EOF here, and later forks do not inherit it
         self.job: Optional[Job] = None
