@@ -6,7 +6,8 @@ n_workers=2) and each of ``--kills`` rounds: start the sweep into a fresh dir, k
 random worker after a random delay, wait for what is left to end, then rerun the same command to the
 end. Prints per scenario:
 
-- kills, resumes (reruns that ended with exit code 0);
+- kills (a round whose sweep ended before its kill moment counts none), resumes (reruns that ended
+  with exit code 0);
 - jobs lost: jobs (trials) of the sweep that are not finished after the resume;
 - finished jobs rerun: jobs finished before the resume whose metrics.json the resume rewrote;
 - orphans: processes of the killed sweep still alive ORPHAN_SECONDS after its parent ended;
@@ -55,7 +56,7 @@ def main() -> None:
     print(f"{'scenario':<18}{'kills':>6}{'resumes':>8}{'lost':>6}{'rerun':>7}{'orphans':>9}{'hangs':>7}", flush=True)
     for name in args.only or SCENARIOS:
         totals = dict(kills=0, resumes=0, lost=0, rerun=0, orphans=0, hangs=0)
-        window = clean_run_seconds(name, args.timeout)  # the kills land within an uninterrupted run's time
+        window = 0.9 * clean_run_seconds(name, args.timeout)  # the kills land within an uninterrupted run
         for _ in range(args.kills):
             with tempfile.TemporaryDirectory(prefix="kill_faults_") as tmp:
                 for key, value in kill_round(name, Path(tmp), rng, window, args.timeout).items():
