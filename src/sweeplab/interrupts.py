@@ -8,7 +8,8 @@ import threading
 from typing import Any, Iterator
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -23,11 +24,11 @@ def _replaceable(handler: Any) -> bool:
 @contextlib.contextmanager
 def sigterm_as_keyboard_interrupt() -> Iterator[None]:
     """Within the block SIGTERM raises KeyboardInterrupt. A no-op outside the main thread, and where
-    a handler of a sweeper is already set (such as the Optuna workers' stop-once handler)."""
+    a handler of a sweeper is already set (such as a worker's stop-once handler, which raises it too)."""
     if threading.current_thread() is not threading.main_thread() or not _replaceable(signal.getsignal(signal.SIGTERM)):
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         yield
     finally:

@@ -49,6 +49,7 @@ from sweeplab.trainer import (
     evaluate,
     fit_members,
 )
+from sweeplab.workers import worker_cuda_device
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +297,11 @@ def pruning_metric(objective: str | ListConfig) -> str | None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    """``auto`` picks cuda (a local worker's own GPU where there are several), then mps, then cpu; an
+    explicit device must exist."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device(worker_cuda_device(torch.cuda.device_count()))
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

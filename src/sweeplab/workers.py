@@ -1,11 +1,16 @@
-"""What a local worker process does first: take its share of the cores, stop cleanly on a signal, die
-with its parent. Shared by the Optuna sweeper's workers and the pool launcher's."""
+"""What a local worker process does first: take its share of the cores and of the GPUs, stop cleanly on
+a signal, die with its parent. Shared by the Optuna sweeper's workers and the pool launcher's."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Optional
+
+WORKER_VARIABLE = "SWEEPLAB_WORKER"  # a local worker's number, which picks its GPU
+INTERRUPTED = 130  # a worker's exit code when a signal stopped it
+STOP_SECONDS = 30  # how long a stopped worker may take to record its job before it is killed
 
 
 def usable_cores() -> int:
@@ -29,23 +34,49 @@ def share_cores(n_workers: int) -> int:
     return threads
 
 
-def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handler of a launching process: stop the way Ctrl-C does, so running jobs record it."""
-    raise KeyboardInterrupt
+def number_worker(n_workers: int, index: int) -> int:
+    """Record this worker's number (``index`` of ``n_workers``) for its jobs; returns it. A worker forked
+    by a worker (a pool launcher's under an Optuna worker) is numbered within its parent's share, so
+    that every process of the sweep has a number of its own."""
+    outer = os.environ.get(WORKER_VARIABLE)
+    number = index if outer is None else int(outer) * n_workers + index
+    os.environ[WORKER_VARIABLE] = str(number)
+    return number
+
+
+def worker_cuda_device(device_count: int) -> str:
+    """The CUDA device of ``device=auto``: outside a worker, or with one GPU, ``cuda``; in local worker N
+    with several GPUs, ``cuda:{N % device_count}``, so that parallel workers share the GPUs round-robin."""
+    number: Optional[str] = os.environ.get(WORKER_VARIABLE)
+    if number is None or device_count <= 1:
+        return "cuda"
+    return f"cuda:{int(number) % device_count}"
 
 
 def stop_once(signum: int, frame: Any) -> None:
-    """A worker's SIGINT and SIGTERM handler: stop like Ctrl-C, and let a second signal (Ctrl-C
-    reaches the workers and the main process forwards it too) not cut the recording short."""
+    """A worker's SIGINT and SIGTERM handler: stop like Ctrl-C, once.
+
+    Ctrl-C reaches the workers and the main process forwards it as SIGTERM too, so a second signal
+    often arrives before this handler has run: it goes to a handler that does nothing (ignoring it
+    outright would make Python print "Signal 15 ignored due to race condition"), so it neither cuts
+    the recording short nor prints anything. A worker whose recording hangs is ended by SIGALRM's
+    default action after STOP_SECONDS, so that no stopped worker outlives its sweep.
+    """
     for other in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(other, signal.SIG_IGN)
+        signal.signal(other, _ignore)
+    signal.alarm(STOP_SECONDS)
     raise KeyboardInterrupt
 
 
-def become_worker(n_workers: int) -> int:
-    """Set up a freshly forked worker: its cores, its signal handlers, death with the parent.
-    Returns its torch thread count."""
+def _ignore(signum: int, frame: Any) -> None:
+    """A second stop signal: already stopping."""
+
+
+def become_worker(n_workers: int, index: int) -> int:
+    """Set up freshly forked worker ``index`` of ``n_workers``: its cores, its number (its GPU), its
+    signal handlers, death with the parent. Returns its torch thread count."""
     threads = share_cores(n_workers)
+    number_worker(n_workers, index)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_once)
     die_with_parent()
@@ -53,10 +84,16 @@ def become_worker(n_workers: int) -> int:
 
 
 def die_with_parent() -> None:
-    """Linux: a worker gets SIGTERM when the main process dies, even by kill -9, and records it."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+    """A worker gets SIGTERM when its parent dies, even by ``kill -9``, and records its job (Linux).
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    A parent that died before the signal was armed sends none, and the worker would run on alone:
+    so the parent is checked after arming, and a worker whose parent is already gone exits.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        sys.exit(INTERRUPTED)

@@ -35,9 +35,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
+from sweeplab.interrupts import raise_keyboard_interrupt
 from sweeplab.sweep_lock import hold_study_dir
 from sweeplab.trial import FAIL_REASON, JOB_DIR
-from sweeplab.workers import become_worker, raise_keyboard_interrupt
+from sweeplab.workers import become_worker
 
 from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
 from ._fused_trials import run_trials
@@ -256,7 +257,7 @@ class OptunaSweeperImpl(Sweeper):
     def _run_workers(self) -> int:
         """Fork the local workers (before any of them has loaded torch or opened the storage)."""
         context = multiprocessing.get_context("fork")
-        workers = [context.Process(target=self._worker_main, name=f"optuna-worker-{index}")
+        workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")
                    for index in range(self.n_workers)]
         for worker in workers:
             worker.start()
@@ -281,9 +282,10 @@ class OptunaSweeperImpl(Sweeper):
                              "see its output above. Rerun the same command to resume the study.")
         return DONE
 
-    def _worker_main(self) -> None:
-        """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
-        become_worker(self.n_workers)
+    def _worker_main(self, index: int) -> None:
+        """Forked worker ``index``: share the cores and GPUs, die with the main process, run trials, exit
+        with the outcome."""
+        become_worker(self.n_workers, index)
         try:
             code = self._work()
         except KeyboardInterrupt:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
-import signal
 import sys
-import weakref
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing import util
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -36,22 +36,24 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from sweeplab.errors import ConfigError
-from sweeplab.workers import become_worker, raise_keyboard_interrupt, usable_cores
+from sweeplab.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.workers import INTERRUPTED, STOP_SECONDS, become_worker, usable_cores
 
 log = logging.getLogger(__name__)
 
 Job = tuple[int, list[str]]  # (job number, overrides)
 STOP = None  # sent to a worker instead of a job: exit
-INTERRUPTED = 130  # a worker's exit code after Ctrl-C or SIGTERM
-JOIN_SECONDS = 30.0  # how long an interrupted worker may take to record its job before it is killed
+# A signal may be delivered to any thread of a process (torch's, Optuna's heartbeat), and Python runs its
+# handler only when the main thread next runs bytecode: a main thread blocked waiting for a pipe would
+# not stop until a job ends. So the waits below wake up this often.
+WAKE_SECONDS = 0.5
 
 
 class PoolLauncherImpl:
     def __init__(self, n_workers: Optional[int]) -> None:
         self.n_workers = usable_cores() if n_workers is None else n_workers
         self.workers: list[Worker] = []
-        # the workers end with the sweep: when Hydra drops this launcher, or at exit
-        self._finalizer = weakref.finalize(self, stop_workers, self.workers)
+        self.stops_at_exit_of: Optional[int] = None  # the process whose exit stops the workers
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # checked here, not in __init__: Hydra prints an error raised here as its message alone
@@ -73,14 +75,12 @@ class PoolLauncherImpl:
         for idx, overrides in jobs:
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
 
-        previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops like Ctrl-C
         try:
-            return self._run(jobs)
+            with sigterm_as_keyboard_interrupt():  # `kill PID` stops like Ctrl-C
+                return self._run(jobs)
         except KeyboardInterrupt:
             stop_workers(self.workers, interrupt=True)
             raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def _run(self, jobs: list[Job]) -> list[JobReturn]:
         """Each job on the next free worker; the JobReturns in job order."""
@@ -89,7 +89,7 @@ class PoolLauncherImpl:
             for worker in self._idle_workers(len(waiting)):
                 worker.start(waiting.popleft())
             busy = [worker for worker in self.workers if worker.job]
-            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy])
+            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], WAKE_SECONDS)
             for worker in busy:
                 if worker.connection in ready or worker.process.sentinel in ready:
                     idx, result = worker.result()
@@ -103,11 +103,25 @@ class PoolLauncherImpl:
         for worker in [w for w in self.workers if not w.job and not w.process.is_alive()]:
             self.workers.remove(worker)  # died between jobs
         idle = [worker for worker in self.workers if not worker.job][:wanted]
+        if len(idle) < wanted:
+            self._stop_workers_at_exit()
         while len(idle) < wanted and len(self.workers) < self.n_workers:
-            worker = Worker(self.runner.serve)
+            # a replaced worker's number is free again: the new one takes its GPU
+            index = min(set(range(self.n_workers)) - {worker.index for worker in self.workers})
+            worker = Worker(self.runner.serve, index)
             self.workers.append(worker)
             idle.append(worker)
         return idle
+
+    def _stop_workers_at_exit(self) -> None:
+        """The workers end with the sweep: when Hydra drops this launcher, or when the process that forked
+        them exits. That process may itself be a forked worker (an Optuna sweeper's), whose exit runs no
+        ``atexit`` hook but multiprocessing's own exit handler, which joins every child: a worker still
+        waiting for its next job would keep it waiting for ever. A multiprocessing ``Finalize`` with an
+        exit priority runs before that join, in the main process and in forked ones alike."""
+        if self.stops_at_exit_of != os.getpid():
+            self.stops_at_exit_of = os.getpid()
+            util.Finalize(self, stop_workers, args=(self.workers,), exitpriority=0)
 
 
 @dataclass
@@ -120,11 +134,11 @@ class JobRunner:
     config: DictConfig
     n_workers: int
 
-    def serve(self, connection: Connection) -> None:
-        """A worker's life: take its share of the cores, then run jobs until told to stop."""
-        become_worker(self.n_workers)
+    def serve(self, connection: Connection, index: int) -> None:
+        """Worker ``index``'s life: take its share of the cores and GPUs, then run jobs until told to stop."""
+        become_worker(self.n_workers, index)
         try:
-            while (job := connection.recv()) is not STOP:
+            while (job := next_job(connection)) is not STOP:
                 connection.send_bytes(self.run_one(*job))
         except (KeyboardInterrupt, EOFError):
             sys.exit(INTERRUPTED)
@@ -146,10 +160,11 @@ class JobRunner:
 class Worker:
     """A forked process and the parent's end of its pipe; ``job`` is what it runs now (None: idle)."""
 
-    def __init__(self, serve: Callable[[Connection], None]) -> None:
+    def __init__(self, serve: Callable[[Connection, int], None], index: int) -> None:
+        self.index = index
         self.connection, child_end = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("fork").Process(target=serve, args=(child_end,),
-                                                                   name="pool-worker")
+        self.process = multiprocessing.get_context("fork").Process(target=serve, args=(child_end, index),
+                                                                   name=f"pool-worker-{index}")
         self.process.start()
         child_end.close()  # so a dead worker reads as EOF here, and later forks do not inherit it
         self.job: Optional[Job] = None
@@ -169,6 +184,13 @@ class Worker:
             error = RuntimeError(f"job #{idx}: its worker process (pid {self.process.pid}) ended with exit code "
                                  f"{self.process.exitcode} while running it")
             return idx, JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error)
+
+
+def next_job(connection: Connection) -> Optional[Job]:
+    """A worker's next job from the parent (or STOP), waking every WAKE_SECONDS to handle a signal."""
+    while not connection.poll(WAKE_SECONDS):
+        pass
+    return connection.recv()
 
 
 def portable(result: JobReturn) -> bytes:
@@ -199,7 +221,7 @@ def stop_workers(workers: list[Worker], interrupt: bool = False) -> None:
             except OSError:
                 pass  # already gone
     for worker in workers:
-        worker.process.join(JOIN_SECONDS)
+        worker.process.join(STOP_SECONDS)
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join()
