@@ -31,7 +31,7 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
@@ -58,6 +58,7 @@ from ._study import (
     describe_storage,
     duplicate_retry,
     experimental_allowed,
+    has_password,
     max_failures,
     open_storage,
     retry_next_interrupted,
@@ -76,6 +77,7 @@ CONCURRENT_LAUNCHERS = ("hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.h
 # QMC's scrambles its sequence; both take their place (point, sequence index) from the storage
 SHARED_SEED_SAMPLERS = (GRID_SAMPLER, "optuna.samplers.QMCSampler")
 LOCK_FILE = ".optuna.lock"  # in the sweep dir: local workers take turns to count and ask
+STORAGE_KEY = "hydra.sweeper.storage"
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
 DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
@@ -169,6 +171,8 @@ class OptunaSweeperImpl(Sweeper):
         self.url = describe_storage(self.storage)
         if self.storage_spec is None:
             log.info("storage null: using %s; resume by rerunning the same command", self.url)
+        if has_password(self.storage):
+            storage_by_reference(self.config)
         storage = self._open_storage()
         try:
             study = optuna.create_study(study_name=self.study_name, storage=storage,
@@ -180,13 +184,10 @@ class OptunaSweeperImpl(Sweeper):
 
         self.stopping = threading.Event()  # set on Ctrl-C or SIGTERM: worker threads take no new trial
         previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
+        pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
         try:
-            if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
-                outcome = self._run_threads(self._in_flight())
-            elif self.n_workers > 1:
-                outcome = self._run_workers()
-            else:
-                outcome = self._work()
+            with sweeplab.trial.study_environment(self._storage_for_jobs(), self.study_name, pruner):
+                outcome = self._run()
         except KeyboardInterrupt:
             outcome = INTERRUPTED
         finally:
@@ -205,6 +206,14 @@ class OptunaSweeperImpl(Sweeper):
         elif outcome == INTERRUPTED:
             raise StudyError(f"interrupted. Finished trials are kept in {self.url}: "
                              "rerun the same command to resume the study.")
+
+    def _run(self) -> int:
+        """Run the workers this launcher calls for; their outcome."""
+        if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
+            return self._run_threads(self._in_flight())
+        if self.n_workers > 1:
+            return self._run_workers()
+        return self._work()
 
     def _launcher_target(self) -> str:
         return str(OmegaConf.select(self.config, "hydra.launcher._target_"))
@@ -352,8 +361,8 @@ class OptunaSweeperImpl(Sweeper):
         if duplicate_retry(trials, trial.number):
             trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
             return self._nan()
-        overrides = self._job_overrides(trial) + self._trial_environment(trial)
-        (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        # job number = trial number: the job finds its trial by it (sweeplab.trial)
+        (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
         return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
@@ -368,13 +377,6 @@ class OptunaSweeperImpl(Sweeper):
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
         return self.space.job_overrides(trial.params)
-
-    def _trial_environment(self, trial: optuna.Trial) -> list[str]:
-        """The job's way to its trial (``sweeplab.trial.current``), as hydra.* overrides: its
-        environment, not its task overrides."""
-        pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
-        environment = sweeplab.trial.environment(self._storage_for_jobs(), self.study_name, trial.number, pruner)
-        return [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         write_results(study, self.sweep_dir, self.url, self.n_trials)
@@ -480,9 +482,13 @@ class AskingTurn:
         self.file.close()
 
 
-def quoted(value: str) -> str:
-    """``value`` as a quoted Hydra override value: no parsing of commas, brackets or ``${...}``."""
-    return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
+def storage_by_reference(config: DictConfig) -> None:
+    """Each job composes its config again from the sweep's ``hydra.overrides.hydra`` and saves it in
+    its ``.hydra/hydra.yaml``: name the storage there by the environment variable that carries it to
+    the jobs, so the password in its URL stays out of every job's files (the sweeper has its URL)."""
+    kept = [o for o in config.hydra.overrides.hydra if o.lstrip("+~").split("=", 1)[0] != STORAGE_KEY]
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra = [*kept, f"{STORAGE_KEY}=${{oc.env:{sweeplab.trial.STORAGE}}}"]
 
 
 def as_overrides(params: Optional[DictConfig]) -> list[str]:

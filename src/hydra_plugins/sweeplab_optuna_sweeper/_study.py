@@ -56,6 +56,14 @@ def printable(url: str) -> str:
         return url
 
 
+def has_password(storage: str | DictConfig) -> bool:
+    """Whether ``storage`` is a URL with a password in it."""
+    try:
+        return isinstance(storage, str) and make_url(storage).password is not None
+    except sqlalchemy.exc.ArgumentError:
+        return False
+
+
 @contextlib.contextmanager
 def experimental_allowed() -> Iterator[None]:
     """Silence Optuna's ExperimentalWarning for the calls inside: heartbeats (how killed workers' trials
