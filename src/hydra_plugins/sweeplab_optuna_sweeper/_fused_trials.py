@@ -13,12 +13,12 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize runs around a trial
 from optuna.trial import TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 
+from ._optuna_private import heartbeat
 from ._study import StudyError
 
 if TYPE_CHECKING:
@@ -41,13 +41,14 @@ def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
 
 def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn: AskingTurn) -> None:
     """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
-    trials = [study.ask() for _ in range(count)]
-    turn.give_back()  # asked: let the next local worker count
     launcher = fused_launcher(sweeper)
     jobs = []
+    trials: list[optuna.Trial] = []
     with contextlib.ExitStack() as heartbeats:
-        for trial in trials:
-            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        for _ in range(count):  # each trial beats from its ask on, as in study.optimize
+            trials.append(study.ask())
+            heartbeats.enter_context(heartbeat(study, trials[-1]))
+        turn.give_back()  # asked: let the next local worker count
         # job numbers are trial numbers: launch each run of consecutive numbers together
         for run in consecutive_runs(trials):
             overrides = [sweeper._job_overrides(trial) for trial in run]

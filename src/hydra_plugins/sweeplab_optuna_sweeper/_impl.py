@@ -53,6 +53,7 @@ from ._study import (
     SKIPPED,
     StudyError,
     Tally,
+    beat_once_for_the_silent,
     check_spec,
     close_storage,
     describe_storage,
@@ -305,6 +306,7 @@ class OptunaSweeperImpl(Sweeper):
         study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=self._sampler(),
                                   pruner=build_pruner(self.pruner_cfg))
         turn = AskingTurn(self.sweep_dir / LOCK_FILE)
+        seen: set[int] = set()  # RUNNING trials this worker gave a heartbeat (beat_once_for_the_silent)
         try:
             while not self.stopping.is_set():
                 # local workers count and ask one at a time, so two of them never take the last place
@@ -312,6 +314,7 @@ class OptunaSweeperImpl(Sweeper):
                 try:
                     with experimental_allowed():
                         optuna.storages.fail_stale_trials(study)
+                    beat_once_for_the_silent(study, storage, self.grace_period, seen)
                     tally = Tally.of(study.get_trials(deepcopy=False))
                     if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
                         return TOO_MANY_FAILURES
