@@ -15,9 +15,10 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 import sweeplab.trial
-from hydra_plugins.sweeplab_optuna_sweeper._impl import AskingTurn, OptunaSweeperImpl
+from hydra_plugins.sweeplab_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.sweeplab_optuna_sweeper._sampler import SeededPerTrial
 from hydra_plugins.sweeplab_optuna_sweeper._study import Tally, retry_next_interrupted
+from hydra_plugins.sweeplab_optuna_sweeper._turn import AskingTurn
 
 SPACE = {"x": optuna.distributions.FloatDistribution(0, 1), "k": optuna.distributions.IntDistribution(0, 10**6)}
 
@@ -46,17 +47,10 @@ def test_a_seeded_study_continued_by_another_process_never_redraws(tmp_path):
     assert draw(again, 6) == earlier + later
 
 
-def test_a_plain_seeded_sampler_in_a_new_process_would_redraw():
-    """Why per-trial seeds: Optuna's sampler, seeded alike in two processes, draws alike."""
-    first = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    second = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    assert draw(first, 3) == draw(second, 3)
-
-
 HOLD = """
 import sys, time
 from pathlib import Path
-from hydra_plugins.sweeplab_optuna_sweeper._impl import AskingTurn
+from hydra_plugins.sweeplab_optuna_sweeper._turn import AskingTurn
 turn = AskingTurn(Path(sys.argv[1]))
 turn.take()
 print("holding", flush=True)

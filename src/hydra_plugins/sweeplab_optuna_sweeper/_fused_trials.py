@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import optuna
-from optuna.trial import TrialState
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 
 from ._optuna_private import heartbeat
 from ._study import StudyError
-
-if TYPE_CHECKING:
-    from ._impl import AskingTurn, OptunaSweeperImpl
+from ._turn import AskingTurn
 
 
-def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
+class TrialJobs(Protocol):
+    """What the sweeper gives a fused worker: its launcher and the steps of one trial's job."""
+
+    launcher: Launcher
+    fuse: int
+
+    def _job_overrides(self, trial: optuna.Trial) -> list[str]: ...
+
+    def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any: ...
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
+
+
+def fused_launcher(sweeper: TrialJobs) -> FusedLauncher:
     """The configured launcher if it is the fused one; the fused launcher with its defaults in place
     of Hydra's basic launcher (the default); any other launcher cannot fuse."""
     launcher = sweeper.launcher
@@ -39,7 +52,7 @@ def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
     return fused
 
 
-def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn: AskingTurn) -> None:
+def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: AskingTurn) -> None:
     """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
     launcher = fused_launcher(sweeper)
     jobs = []
@@ -68,7 +81,7 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
+def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
     """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
     try:
         value = sweeper._outcome(trial, job)

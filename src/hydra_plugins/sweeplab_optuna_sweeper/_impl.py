@@ -12,7 +12,6 @@ budget.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
@@ -24,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, List, Optional
+from typing import Any, List, Optional
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -67,6 +66,7 @@ from ._study import (
     trial_line,
     write_results,
 )
+from ._turn import AskingTurn
 
 log = logging.getLogger(__name__)
 
@@ -460,29 +460,6 @@ class OptunaSweeperImpl(Sweeper):
                 f"{self.max_failure_rate} of n_trials={self.n_trials} allows "
                 f"({max_failures(self.n_trials, self.max_failure_rate)}). Last: trial {last.number}: "
                 f"{last.user_attrs[FAIL_REASON]}")
-
-
-class AskingTurn:
-    """One worker's turn to count the study's trials and ask for the next: an exclusive ``flock`` on a
-    file in the sweep dir. Each worker (process or thread) opens the file itself, so their locks
-    exclude each other, and the kernel releases the lock of a worker that dies holding it."""
-
-    def __init__(self, path: Path) -> None:
-        self.file: IO[str] = open(path, "a")
-        self.held = False
-
-    def take(self) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-        self.held = True
-
-    def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        self.give_back()
-        self.file.close()
 
 
 def storage_by_reference(config: DictConfig) -> None:
