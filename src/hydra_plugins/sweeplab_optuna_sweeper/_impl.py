@@ -28,6 +28,7 @@ from typing import Any, List, Optional
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import ConfigCompositionException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
@@ -42,6 +43,7 @@ from ._fused_trials import run_trials
 from ._sampler import SeededPerTrial
 from ._search_space import (
     SearchSpaceError,
+    check_group_choices,
     distributions_from_dicts,
     grid,
     load_custom_search_space,
@@ -157,6 +159,7 @@ class OptunaSweeperImpl(Sweeper):
         if not self.space.distributions and not self.custom_search_space:
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
+        check_group_choices(self.space, self.hydra_context.config_loader.get_group_options)
         self.grid = None
         if self.sampler_cfg._target_ == GRID_SAMPLER:
             self.grid = grid(self.space)
@@ -365,7 +368,10 @@ class OptunaSweeperImpl(Sweeper):
             trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
             return self._nan()
         # job number = trial number: the job finds its trial by it (sweeplab.trial)
-        (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
+        try:
+            (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
+        except ConfigCompositionException as exc:  # its params make no config: a failed trial, not a retry
+            return self._fail(trial, f"cannot compose its config: {exc}")
         return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:

@@ -106,6 +106,21 @@ def _interval(text: str, value: IntervalSweep) -> BaseDistribution:
     return FloatDistribution(float(low), float(high), log=log)
 
 
+def check_group_choices(space: SearchSpace, group_options: Callable[[str], list[str]]) -> None:
+    """Refuse, before the first trial, a choice of a config group (``optimizer=choice(sgd, adam)``)
+    that names an option the group does not have: its trials could never compose a config.
+    ``group_options``: the options of a group, [] for a key that is not one (Hydra's config loader)."""
+    for key, dist in space.distributions.items():
+        if not isinstance(dist, CategoricalDistribution):
+            continue
+        group = key.lstrip("+~").split("@", 1)[0]
+        options = group_options(group)
+        missing = [str(choice) for choice in dist.choices if options and str(choice) not in options]
+        if missing:
+            raise SearchSpaceError(f"search space: {key}: no option {', '.join(map(repr, missing))} in config group "
+                                   f"{group}; its options: {', '.join(options)}")
+
+
 def grid(space: SearchSpace) -> dict[str, list[Any]]:
     """Every value of each searched key, for Optuna's GridSampler (discrete distributions only)."""
     values: dict[str, list[Any]] = {}
