@@ -86,7 +86,20 @@ def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any)
     try:
         value = sweeper._outcome(trial, job)
     except optuna.TrialPruned:
-        frozen = study.tell(trial, state=TrialState.PRUNED)
+        frozen = tell_outside_optimize(study, trial, state=TrialState.PRUNED)
     else:
-        frozen = study.tell(trial, value)
+        frozen = tell_outside_optimize(study, trial, values=value)
     sweeper._after_trial(study, frozen)
+
+
+def tell_outside_optimize(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> FrozenTrial:
+    """``study.tell``, here outside ``study.optimize``: GridSampler's ``after_trial`` calls
+    ``study.stop()`` once its grid is done, which Optuna refuses outside ``optimize`` (a RuntimeError,
+    raised after the outcome is stored). The sweeper's budget ends the study instead."""
+    try:
+        return study.tell(trial, **outcome)
+    except RuntimeError:
+        (stored,) = [t for t in study.get_trials(deepcopy=False) if t.number == trial.number]
+        if not isinstance(study.sampler, optuna.samplers.GridSampler) or stored.state == TrialState.RUNNING:
+            raise
+        return stored
