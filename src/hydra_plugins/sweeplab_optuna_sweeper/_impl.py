@@ -203,13 +203,15 @@ class OptunaSweeperImpl(Sweeper):
         self._log_end(study)
         done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
         close_storage(storage)
+        if done:  # whatever stopped the workers, the budget is spent: the summary above says how it went
+            if outcome != DONE:
+                log.info("the study is done: all n_trials=%d trials finished", self.n_trials)
+            return
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
-        if outcome == INTERRUPTED and done:
-            log.info("interrupted after the last trial: the study is done")
-        elif outcome == INTERRUPTED:
-            raise StudyError(f"interrupted. Finished trials are kept in {self.url}: "
-                             "rerun the same command to resume the study.")
+        reason = "interrupted" if outcome == INTERRUPTED else f"a worker process ended with exit code {outcome}"
+        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: "
+                         "rerun the same command to resume the study.")
 
     def _run(self) -> int:
         """Run the workers this launcher calls for; their outcome."""
@@ -287,10 +289,8 @@ class OptunaSweeperImpl(Sweeper):
         for code in (INTERRUPTED, TOO_MANY_FAILURES):
             if code in codes:
                 return code
-        if any(codes):
-            raise StudyError(f"a worker process ended with exit code {[c for c in codes if c][0]}; "
-                             "see its output above. Rerun the same command to resume the study.")
-        return DONE
+        # a worker killed or crashed (see its output above): the sweep says whether anything is left
+        return next((code for code in codes if code), DONE)
 
     def _worker_main(self) -> None:
         """A forked worker: share the cores, die with the main process, run trials, exit with the outcome."""
@@ -319,10 +319,10 @@ class OptunaSweeperImpl(Sweeper):
                         optuna.storages.fail_stale_trials(study)
                     beat_once_for_the_silent(study, storage, self.grace_period, seen)
                     tally = Tally.of(study.get_trials(deepcopy=False))
-                    if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
-                        return TOO_MANY_FAILURES
                     if tally.finished >= self.n_trials:
                         return DONE
+                    if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
+                        return TOO_MANY_FAILURES
                     room = self.n_trials - tally.finished - tally.running
                     wait = room <= 0
                     if not wait:
