@@ -160,6 +160,9 @@ class OptunaSweeperImpl(Sweeper):
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
         check_group_choices(self.space, self.hydra_context.config_loader.get_group_options)
+        if self.sampler_cfg._target_ != GRID_SAMPLER:
+            for difference in self.space.official_differences.values():
+                log.warning("search space: %s", difference)
         self.grid = None
         if self.sampler_cfg._target_ == GRID_SAMPLER:
             self.grid = grid(self.space)
