@@ -138,3 +138,43 @@ def file_states(*dirs: Path) -> dict[str, tuple[bytes, int]]:
     """Bytes and mtime of every file under ``dirs``: equal before and after means nothing was touched."""
     return {str(path): (path.read_bytes(), path.stat().st_mtime_ns)
             for folder in dirs for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+PG_PASSWORD = "S3cretPW_xyz"  # a study's tests grep every file and output for it
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 whose user `postgres` logs in over TCP with a password
+    (PG_PASSWORD); yields the URL, password included, of an empty database."""
+    import shutil
+    import socket
+    import tempfile
+
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not versions:
+        missing_environment("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
+    bindir = versions[-1].parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
+    datadir = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
+    (datadir / "pw").write_text(PG_PASSWORD)
+    if as_postgres:
+        shutil.chown(datadir, "postgres")
+        shutil.chown(datadir / "pw", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def pg(*args, **env):
+        subprocess.run([*as_postgres, *map(str, args)], check=True, capture_output=True, env={**os.environ, **env})
+
+    pg(bindir / "initdb", "-D", datadir / "data", "-U", "postgres", "--auth-local=trust",
+       "--auth-host=scram-sha-256", f"--pwfile={datadir / 'pw'}")
+    pg(bindir / "pg_ctl", "-D", datadir / "data", "-l", datadir / "server.log", "-w", "start",
+       "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir}")
+    try:
+        pg(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "sweeplab", PGPASSWORD=PG_PASSWORD)
+        yield f"postgresql+psycopg2://postgres:{PG_PASSWORD}@127.0.0.1:{port}/sweeplab"
+    finally:
+        pg(bindir / "pg_ctl", "-D", datadir / "data", "-m", "fast", "-w", "stop")
+        shutil.rmtree(datadir, ignore_errors=True)

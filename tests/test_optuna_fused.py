@@ -1,6 +1,7 @@
 """`hydra.sweeper.fuse=K`: an Optuna worker trains up to K trials as one stacked model, end to end."""
 import optuna
 import pytest
+import yaml
 
 from conftest import run_train
 from sweeplab.jobfiles import read_metrics
@@ -42,3 +43,16 @@ def test_fuse_0_is_one_clear_error(tmp_path):
     assert result.returncode != 0
     assert "hydra.sweeper.fuse=0: must be an integer >= 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fused_trials_on_the_grid_sampler_run_every_point_once_and_finish_cleanly(tmp_path):
+    result = run_train(
+        *OPTUNA, "epochs=1", "hydra/sweeper/sampler=grid", "hydra.sweeper.fuse=4", "hydra.sweeper.n_trials=8",
+        "lr=choice(0.1, 0.05, 0.02, 0.01)", "seed=choice(0, 1)", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "optuna"
+    study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
+    assert len({(t.params["lr"], t.params["seed"]) for t in study.trials}) == 8  # every grid point once
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["finished"] == 8 and results["states"]["complete"] == 8

@@ -138,7 +138,7 @@ def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
             file.close()
     assert states(study) == ["COMPLETE", "COMPLETE"]
     out = capfd.readouterr().out
-    assert "interrupted after the last trial: the study is done" in out
+    assert "the study is done: all n_trials=2 trials finished" in out
     assert "rerun the same command to resume" not in out
 
 
@@ -186,6 +186,19 @@ def test_too_many_failures_stop_the_study_with_one_clear_message(sweep):
         raised.value)
     study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep.dir / 'optuna.db'}")
     assert states(study) == ["FAIL", "FAIL"]
+
+
+def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_error(sweep, capfd):
+    def last_fails(cfg: DictConfig) -> float:
+        from hydra.core.hydra_config import HydraConfig
+
+        return value_of(cfg) if HydraConfig.get().job.num == 0 else math.nan
+
+    study = sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0.25", "x=interval(-1, 1)",
+                  task_function=last_fails)  # no exception: the budget is spent, one failure is an outcome
+    assert states(study) == ["COMPLETE", "FAIL"]
+    out = capfd.readouterr().out
+    assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "rerun" not in out
 
 
 def test_a_nan_result_is_a_failed_trial(sweep):

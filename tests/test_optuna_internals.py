@@ -2,19 +2,23 @@
 job's side of the trial (sweeplab.trial), retries of interrupted trials."""
 import fcntl
 import json
+import os
 import subprocess
 import sys
 
 import optuna
 import pytest
+from hydra.conf import HydraConf
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 import sweeplab.trial
-from hydra_plugins.sweeplab_optuna_sweeper._impl import AskingTurn, OptunaSweeperImpl
+from hydra_plugins.sweeplab_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.sweeplab_optuna_sweeper._sampler import SeededPerTrial
 from hydra_plugins.sweeplab_optuna_sweeper._study import Tally, retry_next_interrupted
+from hydra_plugins.sweeplab_optuna_sweeper._turn import AskingTurn
 
 SPACE = {"x": optuna.distributions.FloatDistribution(0, 1), "k": optuna.distributions.IntDistribution(0, 10**6)}
 
@@ -43,17 +47,10 @@ def test_a_seeded_study_continued_by_another_process_never_redraws(tmp_path):
     assert draw(again, 6) == earlier + later
 
 
-def test_a_plain_seeded_sampler_in_a_new_process_would_redraw():
-    """Why per-trial seeds: Optuna's sampler, seeded alike in two processes, draws alike."""
-    first = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    second = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    assert draw(first, 3) == draw(second, 3)
-
-
 HOLD = """
 import sys, time
 from pathlib import Path
-from hydra_plugins.sweeplab_optuna_sweeper._impl import AskingTurn
+from hydra_plugins.sweeplab_optuna_sweeper._turn import AskingTurn
 turn = AskingTurn(Path(sys.argv[1]))
 turn.take()
 print("holding", flush=True)
@@ -138,7 +135,21 @@ def test_a_job_without_a_status_is_a_failure_never_ok(sweeper):
 # ------------------------------------------------------------------ the job's side
 
 
-def test_a_job_reaches_its_trial_through_the_storage(tmp_path, monkeypatch):
+@pytest.fixture
+def job_number():
+    """Set the running job's number (``hydra.job.num``), as Hydra does around a job."""
+    previous = HydraConfig.instance().cfg
+
+    def set_number(number):
+        cfg = OmegaConf.create({"hydra": OmegaConf.structured(HydraConf)})
+        cfg.hydra.job.num = number
+        HydraConfig.instance().set_config(cfg)
+
+    yield set_number
+    HydraConfig.instance().cfg = previous
+
+
+def test_a_job_reaches_its_trial_through_the_storage(tmp_path, job_number):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=url, direction="maximize")
     for value in (0.9, 0.8):  # two finished trials the median pruner compares against
@@ -146,24 +157,25 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path, monkeypatch):
         trial.report(value, 1)
         study.tell(trial, value)
     asked = study.ask()
+    job_number(asked.number)  # the sweeper launches trial N's job as job N
     pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
-    for name, value in sweeplab.trial.environment(url, "s", asked.number, pruner).items():
-        monkeypatch.setenv(name, value)
 
-    trial = sweeplab.trial.current(tmp_path / "job")
-    trial.report(0.1, 1)
-    assert trial.should_prune()
-    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
-        sweeplab.trial.finish("pruned", "pruned after epoch 1")
-    sweeplab.trial.finish("diverged", "train loss became nan")
+    with sweeplab.trial.study_environment(url, "s", pruner):
+        assert json.loads(os.environ["SWEEPLAB_PRUNER"]) == pruner
+        trial = sweeplab.trial.current(tmp_path / "job")
+        trial.report(0.1, 1)
+        assert trial.should_prune()
+        with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
+            sweeplab.trial.finish("pruned", "pruned after epoch 1")
+        sweeplab.trial.finish("diverged", "train loss became nan")
+    assert "SWEEPLAB_STUDY" not in os.environ  # restored once the sweep ends
     stored = optuna.load_study(study_name="s", storage=url).trials[asked.number]
     assert stored.intermediate_values == {1: 0.1}
     assert stored.user_attrs == {"job_dir": str(tmp_path / "job"), "fail_reason": "diverged: train loss became nan"}
-    assert json.loads(sweeplab.trial.environment(url, "s", 2, pruner)["SWEEPLAB_PRUNER"]) == pruner
 
 
 def test_outside_a_study_there_is_no_trial(tmp_path, monkeypatch):
-    monkeypatch.delenv("SWEEPLAB_TRIAL", raising=False)
+    monkeypatch.delenv("SWEEPLAB_STUDY", raising=False)
     assert sweeplab.trial.current(tmp_path) is None
     sweeplab.trial.finish("pruned", "no study: nothing to tell")  # no exception
 

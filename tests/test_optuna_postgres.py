@@ -1,56 +1,18 @@
 """Two sweeps started at once against one PostgreSQL study (as on two machines) share its budget.
 
 A real server: Debian's PostgreSQL (`make test-deps` installs it), a private cluster started on
-loopback for this test module and removed after it.
+loopback for this test module and removed after it (conftest's ``postgres``).
 """
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import REPO, missing_environment
+from conftest import REPO
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL cluster on 127.0.0.1; yields the URL of an empty database."""
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not versions:
-        missing_environment("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
-    bindir = versions[-1].parent
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
-    datadir = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
-    if as_postgres:
-        shutil.chown(datadir, "postgres")
-    port = free_port()
-
-    def pg(*args):
-        subprocess.run([*as_postgres, *map(str, args)], check=True, capture_output=True)
-
-    pg(bindir / "initdb", "-D", datadir, "-U", "postgres", "--auth=trust")
-    pg(bindir / "pg_ctl", "-D", datadir, "-l", datadir / "server.log", "-w", "start",
-       "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir}")
-    try:
-        pg(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "sweeplab")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweeplab"
-    finally:
-        pg(bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop")
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def test_two_processes_share_one_study_and_its_budget(tmp_path, postgres):

@@ -121,3 +121,20 @@ def test_every_pruner_option_builds_an_optuna_pruner(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PatientPruner, WilcoxonPruner
         assert isinstance(build_pruner(node), optuna.pruners.BasePruner)
+
+
+@pytest.mark.parametrize(
+    "override, official_high",
+    [("x=range(-5.5, 5.5, step=0.5)", 5.5), ("epochs=range(1, 4)", 4), ("x=range(0, 1, 0.25)", 1.0)],
+)
+def test_a_range_the_official_plugin_reads_otherwise_is_named(override, official_high):
+    (key, difference), = parse_search_space([override]).official_differences.items()
+    assert key == override.split("=")[0]
+    assert difference.endswith(f"hydra-optuna-sweeper's other samplers go up to {official_high}")
+
+
+@pytest.mark.parametrize(
+    "override", ["batch_size=range(32, 257, 32)", "x=range(0, 1.1, 0.5)", "x=shuffle(range(1, 4))",
+                 "x=interval(0, 1)", "x=choice(1, 2)", "x=tag(log, interval(1e-4, 1e-1))"])
+def test_entries_both_plugins_read_alike_get_no_warning(override):
+    assert parse_search_space([override]).official_differences == {}

@@ -1,8 +1,10 @@
 """The Optuna trial the running job belongs to, rebuilt from the study's storage.
 
-The Optuna sweeper passes each job its trial through environment variables (Hydra's
-``hydra.job.env_set``, so the job's own overrides stay clean): the storage URL, the study name, the
-trial number and the pruner. :func:`current` opens that storage in the job's process, wherever the
+The Optuna sweeper passes each job its study through the environment of its own process, which
+forked workers, launcher processes and SLURM jobs inherit (:func:`study_environment`): the storage
+URL, the study name and the pruner, so that a storage password never reaches a command line, a
+launch line or a job's ``.hydra/`` files. The trial is the job's number: the sweeper launches trial
+N's job as job N. :func:`current` opens that storage in the job's process, wherever the
 launcher ran it (the sweeper's process, a joblib worker, a SLURM node), and returns the trial as an
 ``optuna.Trial``: Optuna's distributed mode, where every process reaches a study through its storage.
 The task then reports validation accuracy to it every epoch and stops when the pruner says so
@@ -21,17 +23,29 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import optuna
 
-# the environment a job gets from the Optuna sweeper
-STORAGE, STUDY, TRIAL, PRUNER = "SWEEPLAB_STORAGE", "SWEEPLAB_STUDY", "SWEEPLAB_TRIAL", "SWEEPLAB_PRUNER"
+# the environment a job gets from the Optuna sweeper (`sweeplab report` reads SWEEPLAB_STORAGE too)
+STORAGE, STUDY, PRUNER = "SWEEPLAB_STORAGE", "SWEEPLAB_STUDY", "SWEEPLAB_PRUNER"
 # trial user attrs this module sets (the sweeper reads them)
 JOB_DIR = "job_dir"  # where the trial's job writes its files
 FAIL_REASON = "fail_reason"  # why the job failed: the trial is finished and counts toward n_trials
 
 
-def environment(storage: str, study_name: str, number: int, pruner: dict | None) -> dict[str, str]:
-    """What :func:`current` needs, as environment variables: ``storage`` is a URL or a storage's
-    ``_target_`` node as JSON, ``pruner`` a ``_target_`` node (None: no pruning)."""
-    return {STORAGE: storage, STUDY: study_name, TRIAL: str(number), PRUNER: json.dumps(pruner)}
+@contextmanager
+def study_environment(storage: str, study_name: str, pruner: dict | None) -> Iterator[None]:
+    """Set what :func:`current` needs in this process's environment while the sweep runs (and
+    restore it after): ``storage`` is a URL or a storage's ``_target_`` node as JSON, ``pruner`` a
+    ``_target_`` node (None: no pruning)."""
+    values = {STORAGE: storage, STUDY: study_name, PRUNER: json.dumps(pruner)}
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def connect(storage: str) -> optuna.storages.BaseStorage:
@@ -75,7 +89,7 @@ def current(job_dir: Path) -> optuna.Trial | None:
     """The trial of the job writing into ``job_dir``, or None outside an Optuna study."""
     if _running is not None:
         trial = _running
-    elif TRIAL not in os.environ:
+    elif STUDY not in os.environ:
         return None
     else:
         trial = _from_environment()
@@ -86,7 +100,7 @@ def current(job_dir: Path) -> optuna.Trial | None:
 def finish(status: str, reason: str | None) -> None:
     """Tell the job's trial, if any, how the job ended: raise ``TrialPruned`` when it was pruned,
     record why when it finished otherwise not ok (diverged)."""
-    if status == "ok" or (_running is None and TRIAL not in os.environ):
+    if status == "ok" or (_running is None and STUDY not in os.environ):
         return
     if _running is not None:  # the other jobs in this process go on: the sweeper asks pruned_here()
         if status == "pruned":
@@ -118,7 +132,10 @@ def _from_environment() -> optuna.Trial:
 
 
 def _locate() -> tuple[optuna.storages.BaseStorage, int]:
-    """The storage named by the environment, and the id of the job's trial in it."""
+    """The storage named by the environment, and the id of the job's trial in it: the trial's number
+    is the job's (``hydra.job.num``)."""
+    from hydra.core.hydra_config import HydraConfig
+
     storage = connect(os.environ[STORAGE])
     study_id = storage.get_study_id_from_name(os.environ[STUDY])
-    return storage, storage.get_trial_id_from_study_id_trial_number(study_id, int(os.environ[TRIAL]))
+    return storage, storage.get_trial_id_from_study_id_trial_number(study_id, HydraConfig.get().job.num)

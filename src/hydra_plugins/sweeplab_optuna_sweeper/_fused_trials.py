@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize runs around a trial
-from optuna.trial import TrialState
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 
+from ._optuna_private import heartbeat
 from ._study import StudyError
-
-if TYPE_CHECKING:
-    from ._impl import AskingTurn, OptunaSweeperImpl
+from ._turn import AskingTurn
 
 
-def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
+class TrialJobs(Protocol):
+    """What the sweeper gives a fused worker: its launcher and the steps of one trial's job."""
+
+    launcher: Launcher
+    fuse: int
+
+    def _job_overrides(self, trial: optuna.Trial) -> list[str]: ...
+
+    def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any: ...
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
+
+
+def fused_launcher(sweeper: TrialJobs) -> FusedLauncher:
     """The configured launcher if it is the fused one; the fused launcher with its defaults in place
     of Hydra's basic launcher (the default); any other launcher cannot fuse."""
     launcher = sweeper.launcher
@@ -39,15 +52,16 @@ def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
     return fused
 
 
-def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn: AskingTurn) -> None:
+def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: AskingTurn) -> None:
     """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
-    trials = [study.ask() for _ in range(count)]
-    turn.give_back()  # asked: let the next local worker count
     launcher = fused_launcher(sweeper)
     jobs = []
+    trials: list[optuna.Trial] = []
     with contextlib.ExitStack() as heartbeats:
-        for trial in trials:
-            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        for _ in range(count):  # each trial beats from its ask on, as in study.optimize
+            trials.append(study.ask())
+            heartbeats.enter_context(heartbeat(study, trials[-1]))
+        turn.give_back()  # asked: let the next local worker count
         # job numbers are trial numbers: launch each run of consecutive numbers together
         for run in consecutive_runs(trials):
             overrides = [sweeper._job_overrides(trial) for trial in run]
@@ -67,12 +81,25 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
+def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
     """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
     try:
         value = sweeper._outcome(trial, job)
     except optuna.TrialPruned:
-        frozen = study.tell(trial, state=TrialState.PRUNED)
+        frozen = tell_outside_optimize(study, trial, state=TrialState.PRUNED)
     else:
-        frozen = study.tell(trial, value)
+        frozen = tell_outside_optimize(study, trial, values=value)
     sweeper._after_trial(study, frozen)
+
+
+def tell_outside_optimize(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> FrozenTrial:
+    """``study.tell``, here outside ``study.optimize``: GridSampler's ``after_trial`` calls
+    ``study.stop()`` once its grid is done, which Optuna refuses outside ``optimize`` (a RuntimeError,
+    raised after the outcome is stored). The sweeper's budget ends the study instead."""
+    try:
+        return study.tell(trial, **outcome)
+    except RuntimeError:
+        (stored,) = [t for t in study.get_trials(deepcopy=False) if t.number == trial.number]
+        if not isinstance(study.sampler, optuna.samplers.GridSampler) or stored.state == TrialState.RUNNING:
+            raise
+        return stored

@@ -12,7 +12,6 @@ budget.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
@@ -24,14 +23,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, List, Optional
+from typing import Any, List, Optional
 
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import ConfigCompositionException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
@@ -45,6 +45,7 @@ from ._fused_trials import run_trials
 from ._sampler import SeededPerTrial
 from ._search_space import (
     SearchSpaceError,
+    check_group_choices,
     distributions_from_dicts,
     grid,
     load_custom_search_space,
@@ -55,11 +56,13 @@ from ._study import (
     SKIPPED,
     StudyError,
     Tally,
+    beat_once_for_the_silent,
     check_spec,
     close_storage,
     describe_storage,
     duplicate_retry,
     experimental_allowed,
+    has_password,
     max_failures,
     open_storage,
     retry_next_interrupted,
@@ -67,6 +70,7 @@ from ._study import (
     trial_line,
     write_results,
 )
+from ._turn import AskingTurn
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ CONCURRENT_LAUNCHERS = ("hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.h
 # QMC's scrambles its sequence; both take their place (point, sequence index) from the storage
 SHARED_SEED_SAMPLERS = (GRID_SAMPLER, "optuna.samplers.QMCSampler")
 LOCK_FILE = ".optuna.lock"  # in the sweep dir: local workers take turns to count and ask
+STORAGE_KEY = "hydra.sweeper.storage"
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
 DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
@@ -157,6 +162,10 @@ class OptunaSweeperImpl(Sweeper):
         if not self.space.distributions and not self.custom_search_space:
             raise SearchSpaceError("search space is empty: give hydra.sweeper.params or sweep syntax such as "
                                    "lr='tag(log, interval(1e-4, 1e-1))'")
+        check_group_choices(self.space, self.hydra_context.config_loader.get_group_options)
+        if self.sampler_cfg._target_ != GRID_SAMPLER:
+            for difference in self.space.official_differences.values():
+                log.warning("search space: %s", difference)
         self.grid = None
         if self.sampler_cfg._target_ == GRID_SAMPLER:
             self.grid = grid(self.space)
@@ -172,6 +181,8 @@ class OptunaSweeperImpl(Sweeper):
         self.url = describe_storage(self.storage)
         if self.storage_spec is None:
             log.info("storage null: using %s; resume by rerunning the same command", self.url)
+        if has_password(self.storage):
+            storage_by_reference(self.config)
         storage = self._open_storage()
         try:
             study = optuna.create_study(study_name=self.study_name, storage=storage,
@@ -183,13 +194,10 @@ class OptunaSweeperImpl(Sweeper):
 
         self.stopping = threading.Event()  # set on Ctrl-C or SIGTERM: worker threads take no new trial
         previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
+        pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
         try:
-            if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
-                outcome = self._run_threads(self._in_flight())
-            elif self.n_workers > 1:
-                outcome = self._run_workers()
-            else:
-                outcome = self._work()
+            with sweeplab.trial.study_environment(self._storage_for_jobs(), self.study_name, pruner):
+                outcome = self._run()
         except KeyboardInterrupt:
             outcome = INTERRUPTED
         finally:
@@ -201,13 +209,23 @@ class OptunaSweeperImpl(Sweeper):
         self._log_end(study)
         done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
         close_storage(storage)
+        if done:  # whatever stopped the workers, the budget is spent: the summary above says how it went
+            if outcome != DONE:
+                log.info("the study is done: all n_trials=%d trials finished", self.n_trials)
+            return
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
-        if outcome == INTERRUPTED and done:
-            log.info("interrupted after the last trial: the study is done")
-        elif outcome == INTERRUPTED:
-            raise StudyError(f"interrupted. Finished trials are kept in {self.url}: "
-                             "rerun the same command to resume the study.")
+        reason = "interrupted" if outcome == INTERRUPTED else f"a worker process ended with exit code {outcome}"
+        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: "
+                         "rerun the same command to resume the study.")
+
+    def _run(self) -> int:
+        """Run the workers this launcher calls for; their outcome."""
+        if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
+            return self._run_threads(self._in_flight())
+        if self.n_workers > 1:
+            return self._run_workers()
+        return self._work()
 
     def _launcher_target(self) -> str:
         return str(OmegaConf.select(self.config, "hydra.launcher._target_"))
@@ -277,10 +295,8 @@ class OptunaSweeperImpl(Sweeper):
         for code in (INTERRUPTED, TOO_MANY_FAILURES):
             if code in codes:
                 return code
-        if any(codes):
-            raise StudyError(f"a worker process ended with exit code {[c for c in codes if c][0]}; "
-                             "see its output above. Rerun the same command to resume the study.")
-        return DONE
+        # a worker killed or crashed (see its output above): the sweep says whether anything is left
+        return next((code for code in codes if code), DONE)
 
     def _worker_main(self, index: int) -> None:
         """Forked worker ``index``: share the cores and GPUs, die with the main process, run trials, exit
@@ -300,6 +316,7 @@ class OptunaSweeperImpl(Sweeper):
         study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=self._sampler(),
                                   pruner=build_pruner(self.pruner_cfg))
         turn = AskingTurn(self.sweep_dir / LOCK_FILE)
+        seen: set[int] = set()  # RUNNING trials this worker gave a heartbeat (beat_once_for_the_silent)
         try:
             while not self.stopping.is_set():
                 # local workers count and ask one at a time, so two of them never take the last place
@@ -307,11 +324,12 @@ class OptunaSweeperImpl(Sweeper):
                 try:
                     with experimental_allowed():
                         optuna.storages.fail_stale_trials(study)
+                    beat_once_for_the_silent(study, storage, self.grace_period, seen)
                     tally = Tally.of(study.get_trials(deepcopy=False))
-                    if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
-                        return TOO_MANY_FAILURES
                     if tally.finished >= self.n_trials:
                         return DONE
+                    if tally.failed > max_failures(self.n_trials, self.max_failure_rate):
+                        return TOO_MANY_FAILURES
                     room = self.n_trials - tally.finished - tally.running
                     wait = room <= 0
                     if not wait:
@@ -356,8 +374,11 @@ class OptunaSweeperImpl(Sweeper):
         if duplicate_retry(trials, trial.number):
             trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
             return self._nan()
-        overrides = self._job_overrides(trial) + self._trial_environment(trial)
-        (job,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        # job number = trial number: the job finds its trial by it (sweeplab.trial)
+        try:
+            (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
+        except ConfigCompositionException as exc:  # its params make no config: a failed trial, not a retry
+            return self._fail(trial, f"cannot compose its config: {exc}")
         return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
@@ -372,13 +393,6 @@ class OptunaSweeperImpl(Sweeper):
             if clash:
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
         return self.space.job_overrides(trial.params)
-
-    def _trial_environment(self, trial: optuna.Trial) -> list[str]:
-        """The job's way to its trial (``sweeplab.trial.current``), as hydra.* overrides: its
-        environment, not its task overrides."""
-        pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
-        environment = sweeplab.trial.environment(self._storage_for_jobs(), self.study_name, trial.number, pruner)
-        return [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         write_results(study, self.sweep_dir, self.url, self.n_trials)
@@ -461,32 +475,13 @@ class OptunaSweeperImpl(Sweeper):
                 f"{last.user_attrs[FAIL_REASON]}")
 
 
-class AskingTurn:
-    """One worker's turn to count the study's trials and ask for the next: an exclusive ``flock`` on a
-    file in the sweep dir. Each worker (process or thread) opens the file itself, so their locks
-    exclude each other, and the kernel releases the lock of a worker that dies holding it."""
-
-    def __init__(self, path: Path) -> None:
-        self.file: IO[str] = open(path, "a")
-        self.held = False
-
-    def take(self) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-        self.held = True
-
-    def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        self.give_back()
-        self.file.close()
-
-
-def quoted(value: str) -> str:
-    """``value`` as a quoted Hydra override value: no parsing of commas, brackets or ``${...}``."""
-    return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
+def storage_by_reference(config: DictConfig) -> None:
+    """Each job composes its config again from the sweep's ``hydra.overrides.hydra`` and saves it in
+    its ``.hydra/hydra.yaml``: name the storage there by the environment variable that carries it to
+    the jobs, so the password in its URL stays out of every job's files (the sweeper has its URL)."""
+    kept = [o for o in config.hydra.overrides.hydra if o.lstrip("+~").split("=", 1)[0] != STORAGE_KEY]
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra = [*kept, f"{STORAGE_KEY}=${{oc.env:{sweeplab.trial.STORAGE}}}"]
 
 
 def as_overrides(params: Optional[DictConfig]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -42,6 +43,8 @@ class SearchSpaceError(CompactHydraException):
 class SearchSpace:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: dict[str, str] = field(default_factory=dict)  # key -> value, passed to every job as is
+    # key -> how hydra-optuna-sweeper's samplers (all but its grid) read the same entry otherwise
+    official_differences: dict[str, str] = field(default_factory=dict)
 
     def job_overrides(self, params: dict[str, Any]) -> list[str]:
         """A trial's job's overrides: the fixed ones, then the trial's values. A delete without a value
@@ -65,8 +68,14 @@ def parse_search_space(overrides: list[str], base: Optional[dict[str, BaseDistri
         key = override.get_key_element()
         space.distributions.pop(key, None)
         space.fixed.pop(key, None)
+        space.official_differences.pop(key, None)
         if override.is_sweep_override():
-            space.distributions[key] = distribution(override)
+            space.distributions[key] = dist = distribution(override)
+            official = _official_range(override.value()) if override.is_range_sweep() else None
+            if official is not None and official.high != getattr(dist, "high", official.high):
+                space.official_differences[key] = (
+                    f"{text}: samples up to {dist.high} here (stop excluded, as in Hydra's range and both "
+                    f"plugins' grid sampler); hydra-optuna-sweeper's other samplers go up to {official.high}")
         else:
             space.fixed[key] = override.get_value_element_as_str()
     return space
@@ -95,6 +104,18 @@ def _range(text: str, value: RangeSweep) -> BaseDistribution:
     return FloatDistribution(float(start), float(last), step=float(step))
 
 
+def _official_range(value: RangeSweep) -> BaseDistribution | None:
+    """What hydra-optuna-sweeper (1.4.0.dev, with Optuna 4) makes of ``range`` outside its grid
+    sampler: the stop included, as far as the step reaches; None for a shuffled range (a choice)."""
+    if value.shuffle or value.step <= 0 or value.stop <= value.start:
+        return None
+    with warnings.catch_warnings():  # Optuna warns where the step does not reach the stop
+        warnings.simplefilter("ignore")
+        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
+            return IntDistribution(value.start, value.stop, step=value.step)
+        return FloatDistribution(float(value.start), float(value.stop), step=float(value.step))
+
+
 def _interval(text: str, value: IntervalSweep) -> BaseDistribution:
     low, high, log = value.start, value.end, "log" in value.tags
     if not low < high:
@@ -104,6 +125,21 @@ def _interval(text: str, value: IntervalSweep) -> BaseDistribution:
     if isinstance(low, int) and isinstance(high, int):
         return IntDistribution(low, high, log=log)
     return FloatDistribution(float(low), float(high), log=log)
+
+
+def check_group_choices(space: SearchSpace, group_options: Callable[[str], list[str]]) -> None:
+    """Refuse, before the first trial, a choice of a config group (``optimizer=choice(sgd, adam)``)
+    that names an option the group does not have: its trials could never compose a config.
+    ``group_options``: the options of a group, [] for a key that is not one (Hydra's config loader)."""
+    for key, dist in space.distributions.items():
+        if not isinstance(dist, CategoricalDistribution):
+            continue
+        group = key.lstrip("+~").split("@", 1)[0]
+        options = group_options(group)
+        missing = [str(choice) for choice in dist.choices if options and str(choice) not in options]
+        if missing:
+            raise SearchSpaceError(f"search space: {key}: no option {', '.join(map(repr, missing))} in config group "
+                                   f"{group}; its options: {', '.join(options)}")
 
 
 def grid(space: SearchSpace) -> dict[str, list[Any]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from sweeplab.jobfiles import (
 )
 from sweeplab.trial import FAIL_REASON, JOB_DIR
 
+from ._optuna_private import record_heartbeat
 from ._search_space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,14 @@ def printable(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
         return url
+
+
+def has_password(storage: str | DictConfig) -> bool:
+    """Whether ``storage`` is a URL with a password in it."""
+    try:
+        return isinstance(storage, str) and make_url(storage).password is not None
+    except sqlalchemy.exc.ArgumentError:
+        return False
 
 
 @contextlib.contextmanager
@@ -191,6 +201,24 @@ class Tally:
 def interrupted(trial: FrozenTrial) -> bool:
     """FAIL without a job failure: its worker was killed or stopped; it does not count, and runs again."""
     return trial.state == TrialState.FAIL and not {FAIL_REASON, SKIPPED} & set(trial.user_attrs)
+
+
+def beat_once_for_the_silent(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period: int, seen: set[int]
+) -> None:
+    """Record one heartbeat for each trial RUNNING longer than ``grace_period`` that this worker has
+    not seen before. A trial whose worker died between ``ask()`` and its first heartbeat has none,
+    and Optuna fails as stale only trials with an old one: after this beat it goes stale in
+    ``grace_period`` like any other, so a resumed study never waits for it for ever. A trial whose
+    worker lives beats on: one more beat changes nothing."""
+    now = datetime.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if trial.number in seen or started is None or (now - started).total_seconds() < grace_period:
+            continue
+        seen.add(trial.number)
+        study_id = storage.get_study_id_from_name(study.study_name)
+        record_heartbeat(storage, storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
 
 
 def retry_next_interrupted(study: optuna.Study) -> None:

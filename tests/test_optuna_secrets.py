@@ -1,0 +1,34 @@
+"""A storage password stays where the user put it: never on the console, in a job's ``.hydra/`` files or
+in any file the study writes. Jobs get the storage through their process's environment."""
+import optuna
+import pytest
+
+from conftest import PG_PASSWORD, TINY, run_train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_storage_password_appears_in_no_output_and_no_file(tmp_path, postgres, workers):
+    sweep_dir = tmp_path / "sweep"
+    result = run_train(
+        "-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={postgres}", f"hydra.sweeper.study_name=s{workers}",
+        "hydra.sweeper.n_trials=3", f"hydra.sweeper.n_workers={workers}", "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1", "lr=tag(log, interval(0.01, 0.5))", *TINY,
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=300)
+    console = result.stdout + result.stderr
+    assert result.returncode == 0, console[-3000:]
+
+    study = optuna.load_study(study_name=f"s{workers}", storage=postgres)
+    assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    # the jobs reached their trials through the storage: each reported its epochs and its dir
+    assert all(t.intermediate_values and "job_dir" in t.user_attrs for t in study.trials)
+    assert PG_PASSWORD not in console
+    # a launch line is the trial's own overrides, nothing internal
+    launches = [line.split(" : ", 1)[1].split() for line in console.splitlines() if "\t#" in line]
+    assert len(launches) == 3 and all(words[:-1] == TINY and words[-1].startswith("lr=") for words in launches)
+    assert "SWEEPLAB" not in console
+    files = [path for path in sweep_dir.rglob("*") if path.is_file()]
+    assert len(files) > 3 * 5  # .hydra/ (3 files), metrics, history, log of each job, and the study's files
+    assert [path for path in files if PG_PASSWORD.encode() in path.read_bytes()] == []
+    assert "${oc.env:SWEEPLAB_STORAGE}" in (sweep_dir / "0" / ".hydra" / "hydra.yaml").read_text()
