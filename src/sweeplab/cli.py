@@ -81,11 +81,12 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, mar
 
     from sweeplab.report.build import write_report
     from sweeplab.report.collect import NotASweepDir
+    from sweeplab.report.files import ReportError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" when rebuilding one
     try:
         report = write_report(dirs, out, margin)
-    except (NotASweepDir, OSError) as exc:
+    except (NotASweepDir, ReportError, OSError) as exc:
         fail(parser, str(exc))
     print(report.text, end="")
     print(f"wrote {len(report.files)} files into {out}: " + ", ".join(path.name for path in report.files))

@@ -13,6 +13,7 @@ from sweeplab.report import sections
 from sweeplab.report.collect import UNREADABLE, Sweeps, collect
 from sweeplab.report.compare import MARGIN
 from sweeplab.report.document import Block, Image, to_html, to_markdown, to_text
+from sweeplab.report.files import ReportError, write_file
 from sweeplab.report.optuna_files import OptunaFiles, load_study, param_importances
 from sweeplab.report.plots import (
     accuracy_vs_param,
@@ -38,7 +39,10 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Rep
     sweeps = collect(dirs)
     summary = summarize(sweeps.jobs, sweeps.swept, margin)
     bests = compare_sweep_bests(summary, sweeps.jobs, margin) if len(sweeps.paths) > 1 else None
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot make the report's dir: {exc.strerror or exc}") from exc
 
     images = accuracy_images(summary, sweeps.swept, out) + curve_images(sweeps, summary, out)
     optuna_blocks = [block for name, files in sweeps.optuna.items()
@@ -54,9 +58,10 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Rep
 
     tables = {out / "summary.csv": summary, out / "jobs.csv": sweeps.jobs}
     for path, frame in tables.items():
-        frame.to_csv(path, index=False)
-    (out / "report.md").write_text(to_markdown(blocks))
-    (out / "report.html").write_text(to_html(blocks, title="Sweep report: " + ", ".join(sweeps.paths)))
+        write_file(path, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+    markdown, page = to_markdown(blocks), to_html(blocks, title="Sweep report: " + ", ".join(sweeps.paths))
+    write_file(out / "report.md", lambda tmp: tmp.write_text(markdown))
+    write_file(out / "report.html", lambda tmp: tmp.write_text(page))
     pngs = [block.path for block in blocks if isinstance(block, Image)]
     return Report(files=[*tables, out / "report.md", out / "report.html", *pngs], text=to_text(headline),
                   unreadable=int((sweeps.jobs["status"] == UNREADABLE).sum()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 import pandas as pd
@@ -16,6 +16,7 @@ import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeplab.jobfiles import OPTUNA_RESULTS, OPTUNA_TRIALS
+from sweeplab.report.files import ReportError
 from sweeplab.report.values import wants_log_scale
 
 PARAM_PREFIX = "params_"
@@ -48,9 +49,22 @@ def read_optuna_files(sweep_dir: Path) -> OptunaFiles | None:
     results_path, trials_path = sweep_dir / OPTUNA_RESULTS, sweep_dir / OPTUNA_TRIALS
     if not results_path.is_file() and not trials_path.is_file():
         return None
-    results = yaml.safe_load(results_path.read_text()) if results_path.is_file() else {}
-    trials = pd.read_csv(trials_path) if trials_path.is_file() else pd.DataFrame()
+    results = read_file(results_path, lambda path: yaml.safe_load(path.read_text())) if results_path.is_file() else {}
+    if not isinstance(results or {}, dict):
+        raise ReportError(f"{results_path}: not a mapping of results (a {type(results).__name__})")
+    trials = read_file(trials_path, pd.read_csv) if trials_path.is_file() else pd.DataFrame()
+    if not trials.empty and not {"number", "state"} <= set(trials):
+        raise ReportError(f"{trials_path}: no columns number and state, so not Optuna's trials table")
     return OptunaFiles(results=results or {}, trials=trials)
+
+
+def read_file(path: Path, read: Callable[[Any], Any]) -> Any:
+    """``read(path)``, or one line naming the file and what is wrong with it."""
+    try:
+        return read(path)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ReportError(f"{path}: cannot read it ({reason})") from exc
 
 
 def load_study(files: OptunaFiles, sweep_dir: Path) -> tuple[optuna.Study, str]:

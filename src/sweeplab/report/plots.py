@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from sweeplab.report.files import write_file
 from sweeplab.report.optuna_files import OptunaFiles
 from sweeplab.report.stats import mean_interval_half_width
 from sweeplab.report.values import all_numbers, config_label, format_value, wants_log_scale
@@ -27,8 +28,7 @@ STATE_MARKERS = {"PRUNED": "x", "FAIL": "v", "RUNNING": "s", "WAITING": "d"}
 
 
 def save_png(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
+    return write_file(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
 
 
 def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[str]]) -> Figure | None:
