@@ -123,7 +123,7 @@ def test_each_config_against_the_best_is_an_effect_with_an_interval_a_test_and_a
     assert far["vs_best"] == "<" and near["vs_best"] == "inconclusive" and near["seeds_needed"] > 4
     markdown = (sweep / "report.md").read_text()
     assert "Holm" in markdown and "TOST" in markdown and "95 % confidence interval" in markdown
-    assert "| -22.25 [" in markdown and "| < best |" in markdown
+    assert "| -22.25 [" in markdown and "| &lt; best |" in markdown  # < as a character reference
     assert f"| inconclusive: ~{int(near['seeds_needed'])} seeds per config would likely decide |" in markdown
     assert "worse than the best (Holm-adjusted p < 0.05): lr=0.001 (-22.25 [" in report.text
     assert "inconclusive, neither shown worse nor shown as good: lr=0.01 (-0.75 [" in report.text
@@ -147,7 +147,7 @@ def test_the_margin_decides_what_counts_as_as_good_as_the_best(tmp_path):
     write_grid(sweep, {0.1: [0.800, 0.820, 0.840], 0.01: [0.799, 0.819, 0.838]})
     default = summary_row(pd.read_csv(write_report([sweep], sweep).files[0]), "lr=0.01")
     assert default["vs_best"] == "≈"
-    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p < 0.05): lr=0.01" in \
+    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p &lt; 0.05): lr=0.01" in \
         (sweep / "report.md").read_text()
     strict = summary_row(pd.read_csv(write_report([sweep], sweep, margin=0.1).files[0]), "lr=0.01")
     assert strict["vs_best"] == "inconclusive"
@@ -218,7 +218,7 @@ def test_a_multi_line_reason_stays_on_its_row_of_report_md(tmp_path):
     write_job(sweep, 1, ["lr=0.01"], {"status": "failed", "reason": "RuntimeError: shapes\ncannot be | multiplied"})
     write_report([sweep], sweep)
     rows = [line for line in (sweep / "report.md").read_text().splitlines() if "RuntimeError" in line]
-    assert len(rows) == 1 and rows[0].endswith(r"| RuntimeError: shapes cannot be \| multiplied |"), rows
+    assert len(rows) == 1 and rows[0].endswith("| RuntimeError: shapes cannot be &#124; multiplied |"), rows
 
 
 def test_learning_curves_average_the_ok_jobs_per_epoch(tmp_path):

@@ -55,7 +55,7 @@ def method(margin: float) -> list[Block]:
         f"Verdicts, at alpha = {ALPHA} after correcting each table's p-values with {HOLM_WHY}: "
         f"'{WORSE} best' when the adjusted p of the difference is below alpha; '{EQUIVALENT} best' when "
         f"instead two one-sided tests (TOST, Holm-adjusted) show the difference lies within ± {margin:g} "
-        f"points (the equivalence margin, `--margin`); '{INCONCLUSIVE}' when neither: the data cannot tell, "
+        f"points (the equivalence margin, --margin); '{INCONCLUSIVE}' when neither: the data cannot tell, "
         "which is not the same as equal. An inconclusive verdict says how many seeds per config would likely "
         f"decide it ({POWER_METHOD}).",
         f"'{UNTESTED_FEW}': fewer than 2 ok jobs on a side; '{UNTESTED_FLAT}': every seed gave the same "
