@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import NoReturn, Sequence
 
 from sweeplab.report import MARGIN
+from sweeplab.trial import STORAGE
 
 REPORT_HELP = """\
 Write the comparison report of one or several sweep dirs (outputs/sweeps/<name>/, one dir per job):
@@ -57,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.add_argument("--out", type=Path, help="where to write the report (default: the DIR, if only one)")
     report.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
                         help=f"equivalence margin in accuracy points (default {MARGIN:g})")
+    report.add_argument("--storage", default=os.environ.get(STORAGE), metavar="URL",
+                        help=f"the Optuna storage of the studies (default: ${STORAGE} if set, else only a storage "
+                             "file inside the sweep dir is opened, never a server the dir names)")
     studies = commands.add_parser("studies", help="docs/studies.md: the seed notes' studies beside our runs",
                                   description=STUDIES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     studies.add_argument("--sweeps", type=Path, default=Path("outputs/sweeps"), help="where the study sweeps are")
@@ -72,10 +77,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
-    run_report(report, args.dirs, args.out or args.dirs[0], args.margin)
+    run_report(report, args.dirs, args.out or args.dirs[0], args.margin, args.storage)
 
 
-def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, margin: float) -> None:
+def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, margin: float,
+               storage: str | None) -> None:
     # Imported here so `sweeplab --help` answers before pandas, matplotlib and optuna load.
     import optuna
 
@@ -85,7 +91,7 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, mar
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" when rebuilding one
     try:
-        report = write_report(dirs, out, margin)
+        report = write_report(dirs, out, margin, storage)
     except (NotASweepDir, ReportError, OSError) as exc:
         fail(parser, str(exc))
     print(report.text, end="")

@@ -32,10 +32,11 @@ class Report:
     unreadable: int  # job dirs with a damaged or missing file, listed in the report
 
 
-def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Report:
+def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN, storage: str | None = None) -> Report:
     """The report of the sweeps in ``dirs``, written into ``out``; ``margin`` (accuracy points) is the
-    equivalence margin. Raises :class:`~sweeplab.report.collect.NotASweepDir` before writing anything
-    if a dir is not a sweep."""
+    equivalence margin; ``storage``: the Optuna storage URL of their studies, given by the user (else
+    only a storage file inside a sweep dir is opened). Raises
+    :class:`~sweeplab.report.collect.NotASweepDir` before writing anything if a dir is not a sweep."""
     sweeps = collect(dirs)
     summary = summarize(sweeps.jobs, sweeps.swept, margin)
     bests = compare_sweep_bests(summary, sweeps.jobs, margin) if len(sweeps.paths) > 1 else None
@@ -46,7 +47,7 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN) -> Rep
 
     images = accuracy_images(summary, sweeps.swept, out) + curve_images(sweeps, summary, out)
     optuna_blocks = [block for name, files in sweeps.optuna.items()
-                     for block in optuna_section(name, files, sweeps.paths[name], out)]
+                     for block in optuna_section(name, files, sweeps.paths[name], out, storage)]
     headline = [
         *sections.findings(summary, bests, margin),
         *sections.status(sweeps.jobs, status_counts(sweeps.jobs)),
@@ -91,7 +92,7 @@ def curve_images(sweeps: Sweeps, summary: pd.DataFrame, out: Path) -> list[Image
     return images
 
 
-def optuna_section(name: str, files: OptunaFiles, sweep_dir: Path, out: Path) -> list[Block]:
+def optuna_section(name: str, files: OptunaFiles, sweep_dir: Path, out: Path, storage: str | None) -> list[Block]:
     """The optimisation history and the parameter importances of one Optuna sweep."""
     images = []
     history = optimisation_history(files, name)
@@ -99,7 +100,7 @@ def optuna_section(name: str, files: OptunaFiles, sweep_dir: Path, out: Path) ->
         images.append(Image(save_png(history, out / f"optuna_history_{slug(name)}.png"),
                             f"{name}: objective of each trial and the best so far; pruned, failed and running "
                             "trials marked (those without a value along the bottom)."))
-    study, source = load_study(files, sweep_dir)
+    study, source = load_study(files, sweep_dir, storage)
     goal, importances = param_importances(study)
     chart = importance_chart(importances, goal, name)
     if chart is None:

@@ -6,6 +6,7 @@ The sweeper writes both files into the sweep dir; a job dir's name is its trial 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,10 +15,14 @@ import optuna
 import pandas as pd
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from sweeplab.jobfiles import OPTUNA_RESULTS, OPTUNA_TRIALS
 from sweeplab.report.files import ReportError
 from sweeplab.report.values import wants_log_scale
+from sweeplab.trial import STORAGE as STORAGE_VARIABLE
+from sweeplab.trial import connect
 
 PARAM_PREFIX = "params_"
 
@@ -67,37 +72,63 @@ def read_file(path: Path, read: Callable[[Any], Any]) -> Any:
         raise ReportError(f"{path}: cannot read it ({reason})") from exc
 
 
-def load_study(files: OptunaFiles, sweep_dir: Path) -> tuple[optuna.Study, str]:
-    """The study from its storage if that loads, else rebuilt from trials.csv; and which it was."""
+def load_study(files: OptunaFiles, sweep_dir: Path, storage: str | None = None) -> tuple[optuna.Study, str]:
+    """The study from its storage if that loads, else rebuilt from trials.csv; and which it was.
+
+    ``storage`` is the URL the user gave (``--storage`` or ``SWEEPLAB_STORAGE``); without it only a
+    storage file inside the sweep dir is opened: a sweep dir received from someone else must not make
+    the report connect to whatever server it names. No password is ever part of the text returned."""
+    named = str(files.results.get("storage") or "")
+    url = storage or named
     try:
-        storage = open_storage(files.results["storage"], sweep_dir)
-        study = optuna.load_study(study_name=files.results["study_name"], storage=storage)
-        return study, f"loaded from its storage ({files.results['storage']})"
+        opened = connect(storage) if storage else open_storage(named, sweep_dir)
+        study = optuna.load_study(study_name=files.results["study_name"], storage=opened)
+        return study, f"loaded from its storage ({masked(url, url)})"
     # Any failure here (no storage given, a file gone, a database down) leaves trials.csv to rely on.
     except Exception as exc:
-        why = f"storage not loaded: {type(exc).__name__}: {exc}"
-        return rebuild_study(files), f"rebuilt from {OPTUNA_TRIALS} ({why})"
+        why = masked(f"storage not loaded: {type(exc).__name__}: {exc}", url)
+        return rebuild_study(files), f"rebuilt from {OPTUNA_TRIALS} ({' '.join(why.split())})"
+
+
+class NotOpened(Exception):
+    """A storage the sweep dir names that the report does not open without the user's word."""
 
 
 def open_storage(storage: str, sweep_dir: Path) -> str | optuna.storages.BaseStorage:
-    """An Optuna storage URL as is, or a journal file path. A missing file raises instead of letting
-    Optuna create an empty database."""
+    """The storage file inside the sweep dir that ``storage`` names: a SQLite URL or a journal file
+    (also as the sweeper describes it, ``JournalStorage(path)``). A missing file raises instead of
+    letting Optuna create an empty database; a server is not opened."""
+    if not storage:
+        raise NotOpened(f"{OPTUNA_RESULTS} names no storage; pass --storage URL to open the study")
     if storage.startswith("sqlite:///"):
         return f"sqlite:///{study_file(storage.removeprefix('sqlite:///'), sweep_dir)}"
     if "://" in storage:
-        return storage
-    journal = optuna.storages.journal.JournalFileBackend(str(study_file(storage, sweep_dir)))
-    return optuna.storages.JournalStorage(journal)
+        raise NotOpened(f"{masked(storage, storage)} is a server the sweep dir names, not opened without your "
+                        f"word: pass --storage URL or set {STORAGE_VARIABLE} to open it")
+    journal = re.fullmatch(r"JournalStorage\((.*)\)", storage)
+    path = study_file(journal.group(1) if journal else storage, sweep_dir)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
 def study_file(name: str, sweep_dir: Path) -> Path:
-    """The file ``name`` (relative: to the sweep dir), or a file of that name in the sweep dir,
-    where it still is after the sweep dir was moved or copied."""
+    """The file ``name`` (relative: to the sweep dir) if it lies inside the sweep dir, or a file of
+    that name in the sweep dir, where it still is after the sweep dir was moved or copied."""
     given = Path(name) if Path(name).is_absolute() else sweep_dir / name
+    inside = sweep_dir.resolve()
     for path in (given, sweep_dir / given.name):
-        if path.is_file():
+        if path.is_file() and path.resolve().is_relative_to(inside):
             return path
-    raise FileNotFoundError(f"no file {given}")
+    raise FileNotFoundError(f"no file {given} inside the sweep dir {sweep_dir}; pass --storage URL to open "
+                            "a storage elsewhere")
+
+
+def masked(text: str, url: str) -> str:
+    """``text`` with the password of ``url`` (if any) shown as ``***``."""
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def rebuild_study(files: OptunaFiles) -> optuna.Study:
