@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -52,6 +53,7 @@ UNREADABLE_STATUS = 3  # the report was written, but some job dirs could not be 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweeplab", description="Hyperparameter sweeps: reports.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('sweeplab')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser("report", help="the comparison report of sweep dirs",
                                  description=REPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
