@@ -177,3 +177,44 @@ def objective_label(directions: list[str], index: int) -> str:
     if len(directions) == 1:
         return f"objective ({directions[0]})"
     return f"objective {index} ({directions[index]})"
+
+
+# A trial's state as a job status, for jobs of an app that writes no metrics.json (any Hydra app).
+JOB_STATUS_OF_STATE = {"COMPLETE": "ok", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+                       "WAITING": "running"}
+PARETO = "pareto"  # jobs.csv's column: the trial is on the Pareto front (or is the best, for one objective)
+
+
+def study_trials(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial, from the study: number, state, ``value`` (or ``values_0``, ...), the params
+    (``params_x``), the intermediate values reported (how many, the last step and value), and whether
+    it is on the Pareto front (for one objective: the best trial)."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params"))
+    frame["state"] = frame["state"].astype(str)
+    trials = study.get_trials(deepcopy=False)
+    front = {trial.number for trial in study.best_trials} if any(t.values for t in trials) else set()
+    frame["intermediate_values"] = [len(t.intermediate_values) for t in trials]
+    frame["last_step"] = [t.last_step for t in trials]
+    frame["last_intermediate_value"] = [t.intermediate_values.get(t.last_step) if t.last_step is not None
+                                        else None for t in trials]
+    frame[PARETO] = frame["number"].isin(front)
+    return frame
+
+
+def with_trials(jobs: pd.DataFrame, sweep: str, trials: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """``jobs`` with each of ``sweep``'s jobs (named by trial number) given its trial's state, objective
+    values and Pareto mark; a job without metrics.json (an app other than train.py) takes its status
+    from its trial's state."""
+    by_job = trials.assign(job=trials["number"].astype(str)).set_index("job")
+    mine = jobs["sweep"] == sweep
+    job_names = jobs.loc[mine, "job"].astype(str)
+    jobs = jobs.copy()
+    jobs.loc[mine, "trial_state"] = job_names.map(by_job["state"]).fillna("missing").to_numpy()
+    for column in [*objectives, PARETO]:
+        if column not in jobs:
+            jobs[column] = pd.Series(pd.NA, index=jobs.index, dtype=object)
+        jobs.loc[mine, column] = job_names.map(by_job[column]).to_numpy()
+    without_metrics = mine & (jobs["status"] == "missing")
+    jobs.loc[without_metrics, "status"] = jobs.loc[without_metrics, "trial_state"].map(JOB_STATUS_OF_STATE).fillna(
+        "missing")
+    return jobs

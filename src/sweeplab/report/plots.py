@@ -168,3 +168,26 @@ def importance_chart(importances: dict[str, float], goal: str, sweep: str) -> Fi
     ax.set_xlabel("importance (sums to 1)")
     ax.set_title(f"{literal(sweep)}: parameter importances for {goal}")
     return figure
+
+
+def pareto_front(trials: pd.DataFrame, objectives: list[str], labels: list[str], sweep: str) -> Figure | None:
+    """Each completed trial by its first two objectives, the Pareto front (``trials["pareto"]``,
+    Optuna's ``best_trials``) marked and joined; None without a completed trial."""
+    complete = trials[trials["state"] == "COMPLETE"].dropna(subset=objectives[:2])
+    if complete.empty:
+        return None
+    front = complete[complete["pareto"].astype(bool)].sort_values(objectives[0])
+    figure = Figure(figsize=(1.4 * PANEL[0], PANEL[1]), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(complete[objectives[0]], complete[objectives[1]], "o", color="grey", alpha=0.5, label="trial")
+    ax.plot(front[objectives[0]], front[objectives[1]], "o-", color="C3", label="Pareto front")
+    for _, row in front.iterrows():
+        ax.annotate(f"#{row['number']}", (row[objectives[0]], row[objectives[1]]), fontsize="x-small",
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    shown = f" (objectives 0 and 1 of {len(objectives)})" if len(objectives) > 2 else ""
+    ax.set_title(f"{literal(sweep)}: Pareto front{shown}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
