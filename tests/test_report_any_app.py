@@ -43,8 +43,9 @@ def test_a_multi_objective_study_of_another_app_is_reported_with_its_pareto_fron
     assert f"Pareto front, {len(front)} trial(s)" in printed and "no job finished ok" not in printed
 
 
-def test_a_single_objective_study_shows_states_values_and_intermediate_values_from_its_storage(tmp_path):
-    sweep = tmp_path / "app"
+def write_app_study(sweep: Path) -> None:
+    """Four trials of an app whose jobs write no metrics.json, each reporting number + 1 intermediate
+    values (10, 9, ...): COMPLETE 3.0, PRUNED, COMPLETE 1.5, FAIL; minimised."""
     sweep.mkdir()
     storage = f"sqlite:///{sweep / 'optuna.db'}"
     study = optuna.create_study(study_name="app", storage=storage, direction="minimize")
@@ -60,6 +61,11 @@ def test_a_single_objective_study_shows_states_values_and_intermediate_values_fr
         {"study_name": "app", "storage": storage, "directions": ["minimize"], "n_trials": 4}))
     study.trials_dataframe().to_csv(sweep / "trials.csv", index=False)
 
+
+def test_a_single_objective_study_shows_states_values_and_intermediate_values_from_its_storage(tmp_path):
+    sweep = tmp_path / "app"
+    write_app_study(sweep)
+
     report = write_report([sweep], sweep)
 
     jobs = pd.read_csv(sweep / "jobs.csv")
@@ -70,6 +76,20 @@ def test_a_single_objective_study_shows_states_values_and_intermediate_values_fr
     assert "best trial #2: values 1.5; x=" in report.text
     rows = [line for line in markdown.splitlines() if line.startswith("| 1 | PRUNED")]
     assert len(rows) == 1 and "| 2 | 9 |" in rows[0]  # two intermediate values, the last 9
+
+
+def test_without_its_storage_the_states_and_the_best_trial_come_from_trials_csv(tmp_path):
+    sweep = tmp_path / "app"
+    write_app_study(sweep)
+    (sweep / "optuna.db").unlink()
+
+    report = write_report([sweep], sweep)
+
+    jobs = pd.read_csv(sweep / "jobs.csv")
+    assert list(jobs["status"]) == ["ok", "pruned", "ok", "failed"]
+    assert list(jobs["trial_state"]) == ["COMPLETE", "PRUNED", "COMPLETE", "FAIL"]
+    assert list(jobs["pareto"]) == [False, False, True, False]  # trial 2, not the rebuilt study's trial 1
+    assert "best trial #2: values 1.5" in report.text
 
 
 def test_job_dirs_without_metrics_and_without_a_study_are_one_line_and_exit_2(tmp_path, capsys):

@@ -42,7 +42,7 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN, storag
     :class:`~sweeplab.report.collect.NotASweepDir` before writing anything if a dir is not a sweep."""
     sweeps = collect(dirs)
     studies = {name: load_study(files, sweeps.paths[name], storage) for name, files in sweeps.optuna.items()}
-    trials = {name: study_trials(study) for name, (study, _) in studies.items()}
+    trials = {name: study_trials(study, sweeps.optuna[name]) for name, (study, _) in studies.items()}
     # An Optuna study of any Hydra app: its jobs write no metrics.json; the study says how each ended.
     foreign = [name for name in sweeps.paths if not sweeps_metrics(sweeps.jobs, name)]
     for name in foreign:
@@ -50,7 +50,7 @@ def write_report(dirs: Sequence[Path], out: Path, margin: float = MARGIN, storag
             raise ReportError(f"{sweeps.paths[name]}: none of its job dirs has a {METRICS} (what train.py jobs "
                               f"write) and it holds no Optuna study ({OPTUNA_RESULTS}): nothing to report")
     for name, frame in trials.items():
-        sweeps.jobs = with_trials(sweeps.jobs, name, frame, sweeps.optuna[name].objective_columns)
+        sweeps.jobs = with_trials(sweeps.jobs, name, frame)
     accuracy = {name: params for name, params in sweeps.swept.items() if name not in foreign}
     accuracy_jobs = sweeps.jobs[sweeps.jobs["sweep"].isin(list(accuracy))]
     # (summarize needs a sweep with accuracies)

@@ -134,7 +134,7 @@ def masked(text: str, url: str) -> str:
 def rebuild_study(files: OptunaFiles) -> optuna.Study:
     """An in-memory study holding trials.csv's completed trials, with distributions inferred from
     the values seen (trials.csv does not record them): ints, floats (log-scaled as on the plots'
-    axes), anything else categorical."""
+    axes), anything else categorical. Each keeps its number in the study as user attr ``number``."""
     study = optuna.create_study(directions=files.directions)
     if files.trials.empty:
         return study
@@ -145,6 +145,7 @@ def rebuild_study(files: OptunaFiles) -> optuna.Study:
             params=params,
             distributions={name: distributions[name] for name in params},
             values=[row[column] for column in files.objective_columns],
+            user_attrs={REBUILT_NUMBER: int(row["number"])},
         ))
     return study
 
@@ -182,17 +183,28 @@ def objective_label(directions: list[str], index: int) -> str:
 # A trial's state as a job status, for jobs of an app that writes no metrics.json (any Hydra app).
 JOB_STATUS_OF_STATE = {"COMPLETE": "ok", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                        "WAITING": "running"}
+REBUILT_NUMBER = "number"  # a rebuilt study's trial: its number in the study
 PARETO = "pareto"  # jobs.csv's column: the trial is on the Pareto front (or is the best, for one objective)
 
 
-def study_trials(study: optuna.Study) -> pd.DataFrame:
+def study_trials(study: optuna.Study, files: OptunaFiles) -> pd.DataFrame:
     """One row per trial, from the study: number, state, ``value`` (or ``values_0``, ...), the params
     (``params_x``), the intermediate values reported (how many, the last step and value), and whether
-    it is on the Pareto front (for one objective: the best trial)."""
-    frame = study.trials_dataframe(attrs=("number", "state", "value", "params"))
-    frame["state"] = frame["state"].astype(str)
+    it is on the Pareto front (for one objective: the best trial). A study rebuilt from trials.csv
+    holds its completed trials only: then every trial's row is trials.csv's, without intermediate values."""
     trials = study.get_trials(deepcopy=False)
-    front = {trial.number for trial in study.best_trials} if any(t.values for t in trials) else set()
+    completed = any(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    if trials and REBUILT_NUMBER in trials[0].user_attrs:
+        front = {trial.user_attrs[REBUILT_NUMBER] for trial in study.best_trials}
+        columns = ["number", "state", *files.objective_columns]
+        frame = files.trials[columns + [c for c in files.trials if c.startswith(PARAM_PREFIX)]].copy()
+        return frame.assign(intermediate_values=pd.NA, last_step=pd.NA, last_intermediate_value=pd.NA,
+                            **{PARETO: files.trials["number"].isin(front)})
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params"))
+    if frame.empty:
+        frame = pd.DataFrame(columns=["number", "state", *files.objective_columns])
+    frame["state"] = frame["state"].astype(str)
+    front = {trial.number for trial in study.best_trials} if completed else set()
     frame["intermediate_values"] = [len(t.intermediate_values) for t in trials]
     frame["last_step"] = [t.last_step for t in trials]
     frame["last_intermediate_value"] = [t.intermediate_values.get(t.last_step) if t.last_step is not None
@@ -201,7 +213,7 @@ def study_trials(study: optuna.Study) -> pd.DataFrame:
     return frame
 
 
-def with_trials(jobs: pd.DataFrame, sweep: str, trials: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+def with_trials(jobs: pd.DataFrame, sweep: str, trials: pd.DataFrame) -> pd.DataFrame:
     """``jobs`` with each of ``sweep``'s jobs (named by trial number) given its trial's state, objective
     values and Pareto mark; a job without metrics.json (an app other than train.py) takes its status
     from its trial's state."""
@@ -210,6 +222,7 @@ def with_trials(jobs: pd.DataFrame, sweep: str, trials: pd.DataFrame, objectives
     job_names = jobs.loc[mine, "job"].astype(str)
     jobs = jobs.copy()
     jobs.loc[mine, "trial_state"] = job_names.map(by_job["state"]).fillna("missing").to_numpy()
+    objectives = [column for column in trials if column == "value" or column.startswith("values_")]
     for column in [*objectives, PARETO]:
         if column not in jobs:
             jobs[column] = pd.Series(pd.NA, index=jobs.index, dtype=object)
