@@ -24,9 +24,17 @@ Each config is compared with its sweep's best: the difference in points with its
 paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
 best within --margin points (TOST), or inconclusive with the seeds that would likely decide it.
 
+An Optuna study (of train.py or of any Hydra app) is read from its storage: a storage file inside
+the DIR, or the URL given by --storage or $SWEEPLAB_STORAGE (a server the DIR names is never opened
+on its own; passwords are never shown); without it, from the DIR's trials.csv. Its report adds the
+optimisation history, parameter importances, every trial with its state, values and intermediate
+values, and for several objectives the Pareto front (also marked in jobs.csv's `pareto` column).
+
 Exit status: 0 when every job dir was read; 3 when the report was written but some job dirs could
 not be read (a truncated metrics.json, a malformed history.csv, no .hydra/): they are counted and
-listed as `unreadable`, with the file and the reason; 2 when a DIR is not a sweep dir."""
+listed as `unreadable`, with the file and the reason; 2 when a DIR is not a sweep dir, holds
+neither metrics.json files nor an Optuna study, or a file cannot be read or written (the message
+names it; each report file is replaced whole or not at all)."""
 
 
 STUDIES_HELP = """\
