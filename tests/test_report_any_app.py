@@ -22,6 +22,7 @@ from sweeplab.report.build import write_report
 EXAMPLES = REPO / "tests" / "apps" / "optuna_examples"
 
 
+@pytest.mark.slow
 def test_a_multi_objective_study_of_another_app_is_reported_with_its_pareto_front(tmp_path, capsys):
     sweep = tmp_path / "mo"
     done = subprocess.run([sys.executable, str(EXAMPLES / "multi-objective.py"), "--multirun",
