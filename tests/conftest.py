@@ -178,3 +178,57 @@ def postgres():
     finally:
         pg(bindir / "pg_ctl", "-D", datadir / "data", "-m", "fast", "-w", "stop")
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ job dirs for the report's tests
+
+
+def ok_metrics(val: float, test: float, epochs: int = 3, wall: float = 10.0) -> dict[str, Any]:
+    """metrics.json of a finished run whose best validation accuracy is ``val``."""
+    return {
+        "status": "ok", "reason": None, "epochs_completed": epochs, "best_epoch": epochs,
+        "best_val_acc": val, "test_acc_at_best_val": test, "val_acc": val, "val_loss": 0.5,
+        "test_acc": test, "test_loss": 0.6, "train_acc": val, "train_loss": 0.4, "params": 1000,
+        "device": "cpu", "wall_seconds": wall,
+    }
+
+
+def write_job(
+    sweep_dir: Path, job: int, overrides: list[str], metrics: dict[str, Any] | None,
+    val_curve: list[float] | None = None,
+) -> Path:
+    """A job dir as train.py leaves it: .hydra/, metrics.json (None: not written), history.csv
+    (one row per value of ``val_curve``; by default a rising curve ending at the best val_acc)."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    job_dir = sweep_dir / str(job)
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    values = {key: yaml.safe_load(value) for key, value in (o.lstrip("+").split("=", 1) for o in overrides)}
+    config = {"lr": values.get("lr", 0.1), "seed": values.get("seed", 0), "epochs": 3,
+              "optimizer": {"name": "sgd", "lr": "${lr}"}}
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    if metrics is not None:
+        (job_dir / "metrics.json").write_text(json.dumps(metrics))
+    if val_curve is None and metrics is not None and metrics.get("best_val_acc") is not None:
+        epochs = metrics["epochs_completed"]
+        val_curve = [metrics["best_val_acc"] - 0.1 * (epochs - epoch) for epoch in range(1, epochs + 1)]
+    if val_curve:
+        epochs = range(1, len(val_curve) + 1)
+        pd.DataFrame({"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": val_curve,
+                      "lr": 0.1, "seconds": 1.0}).to_csv(job_dir / "history.csv", index=False)
+    return job_dir
+
+
+def write_grid(sweep_dir: Path, val_by_lr: dict[float, list[float]], extra: tuple[str, ...] = ()) -> None:
+    """A grid over lr, one job per (lr, seed) with the given best validation accuracies; test
+    accuracy is 0.1 below, wall time 10 s + seed."""
+    job = 0
+    for lr, vals in val_by_lr.items():
+        for seed, val in enumerate(vals):
+            write_job(sweep_dir, job, [f"lr={lr}", f"seed={seed}", "+sweep=lr", "data=synthetic", *extra],
+                      ok_metrics(val, val - 0.1, wall=10.0 + seed))
+            job += 1

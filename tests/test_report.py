@@ -1,25 +1,21 @@
 """sweeplab report on sweep dirs written here job by job, with numbers whose statistics are known.
 
-The helpers at the top write the files a job writes (see sweeplab.jobfiles); the Optuna and browser
-tests import them.
+conftest's ok_metrics, write_job and write_grid write the files a job writes (see sweeplab.jobfiles).
 """
 from __future__ import annotations
 
 import base64
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy import stats
 
-from conftest import TINY, multirun
+from conftest import TINY, multirun, ok_metrics, write_grid, write_job
 from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
@@ -30,52 +26,6 @@ from sweeplab.task import main as train_task
 SWEEPLAB = Path(sys.executable).parent / "sweeplab"  # the console script `pip install -e .` makes
 
 # ------------------------------------------------------------------ writing job dirs
-
-
-def ok_metrics(val: float, test: float, epochs: int = 3, wall: float = 10.0) -> dict[str, Any]:
-    """metrics.json of a finished run whose best validation accuracy is ``val``."""
-    return {
-        "status": "ok", "reason": None, "epochs_completed": epochs, "best_epoch": epochs,
-        "best_val_acc": val, "test_acc_at_best_val": test, "val_acc": val, "val_loss": 0.5,
-        "test_acc": test, "test_loss": 0.6, "train_acc": val, "train_loss": 0.4, "params": 1000,
-        "device": "cpu", "wall_seconds": wall,
-    }
-
-
-def write_job(
-    sweep_dir: Path, job: int, overrides: list[str], metrics: dict[str, Any] | None,
-    val_curve: list[float] | None = None,
-) -> Path:
-    """A job dir as train.py leaves it: .hydra/, metrics.json (None: not written), history.csv
-    (one row per value of ``val_curve``; by default a rising curve ending at the best val_acc)."""
-    job_dir = sweep_dir / str(job)
-    (job_dir / ".hydra").mkdir(parents=True)
-    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    values = {key: yaml.safe_load(value) for key, value in (o.lstrip("+").split("=", 1) for o in overrides)}
-    config = {"lr": values.get("lr", 0.1), "seed": values.get("seed", 0), "epochs": 3,
-              "optimizer": {"name": "sgd", "lr": "${lr}"}}
-    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    if metrics is not None:
-        (job_dir / "metrics.json").write_text(json.dumps(metrics))
-    if val_curve is None and metrics is not None and metrics.get("best_val_acc") is not None:
-        epochs = metrics["epochs_completed"]
-        val_curve = [metrics["best_val_acc"] - 0.1 * (epochs - epoch) for epoch in range(1, epochs + 1)]
-    if val_curve:
-        epochs = range(1, len(val_curve) + 1)
-        pd.DataFrame({"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": val_curve,
-                      "lr": 0.1, "seconds": 1.0}).to_csv(job_dir / "history.csv", index=False)
-    return job_dir
-
-
-def write_grid(sweep_dir: Path, val_by_lr: dict[float, list[float]], extra: tuple[str, ...] = ()) -> None:
-    """A grid over lr, one job per (lr, seed) with the given best validation accuracies; test
-    accuracy is 0.1 below, wall time 10 s + seed."""
-    job = 0
-    for lr, vals in val_by_lr.items():
-        for seed, val in enumerate(vals):
-            write_job(sweep_dir, job, [f"lr={lr}", f"seed={seed}", "+sweep=lr", "data=synthetic", *extra],
-                      ok_metrics(val, val - 0.1, wall=10.0 + seed))
-            job += 1
 
 
 def summary_row(summary: pd.DataFrame, config: str, sweep: str | None = None) -> pd.Series:
@@ -173,7 +123,7 @@ def test_each_config_against_the_best_is_an_effect_with_an_interval_a_test_and_a
     assert far["vs_best"] == "<" and near["vs_best"] == "inconclusive" and near["seeds_needed"] > 4
     markdown = (sweep / "report.md").read_text()
     assert "Holm" in markdown and "TOST" in markdown and "95 % confidence interval" in markdown
-    assert "| -22.25 [" in markdown and "| < best |" in markdown
+    assert "| -22.25 [" in markdown and "| &lt; best |" in markdown  # < as a character reference
     assert f"| inconclusive: ~{int(near['seeds_needed'])} seeds per config would likely decide |" in markdown
     assert "worse than the best (Holm-adjusted p < 0.05): lr=0.001 (-22.25 [" in report.text
     assert "inconclusive, neither shown worse nor shown as good: lr=0.01 (-0.75 [" in report.text
@@ -197,7 +147,7 @@ def test_the_margin_decides_what_counts_as_as_good_as_the_best(tmp_path):
     write_grid(sweep, {0.1: [0.800, 0.820, 0.840], 0.01: [0.799, 0.819, 0.838]})
     default = summary_row(pd.read_csv(write_report([sweep], sweep).files[0]), "lr=0.01")
     assert default["vs_best"] == "≈"
-    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p < 0.05): lr=0.01" in \
+    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p &lt; 0.05): lr=0.01" in \
         (sweep / "report.md").read_text()
     strict = summary_row(pd.read_csv(write_report([sweep], sweep, margin=0.1).files[0]), "lr=0.01")
     assert strict["vs_best"] == "inconclusive"
@@ -268,7 +218,7 @@ def test_a_multi_line_reason_stays_on_its_row_of_report_md(tmp_path):
     write_job(sweep, 1, ["lr=0.01"], {"status": "failed", "reason": "RuntimeError: shapes\ncannot be | multiplied"})
     write_report([sweep], sweep)
     rows = [line for line in (sweep / "report.md").read_text().splitlines() if "RuntimeError" in line]
-    assert len(rows) == 1 and rows[0].endswith(r"| RuntimeError: shapes cannot be \| multiplied |"), rows
+    assert len(rows) == 1 and rows[0].endswith("| RuntimeError: shapes cannot be &#124; multiplied |"), rows
 
 
 def test_learning_curves_average_the_ok_jobs_per_epoch(tmp_path):

@@ -9,9 +9,8 @@ import subprocess
 
 import pandas as pd
 import pytest
-from test_report import ok_metrics, write_grid, write_job
 
-from conftest import file_states
+from conftest import file_states, ok_metrics, write_grid, write_job
 from sweeplab.cli import main as sweeplab
 from sweeplab.report.build import write_report
 

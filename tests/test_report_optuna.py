@@ -10,8 +10,8 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
-from test_report import ok_metrics, write_job
 
+from conftest import ok_metrics, write_job
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.optuna_files import load_study, read_optuna_files

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, Sequence
 
 from sweeplab.report import MARGIN
+from sweeplab.trial import STORAGE
 
 REPORT_HELP = """\
 Write the comparison report of one or several sweep dirs (outputs/sweeps/<name>/, one dir per job):
@@ -21,9 +24,17 @@ Each config is compared with its sweep's best: the difference in points with its
 paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
 best within --margin points (TOST), or inconclusive with the seeds that would likely decide it.
 
+An Optuna study (of train.py or of any Hydra app) is read from its storage: a storage file inside
+the DIR, or the URL given by --storage or $SWEEPLAB_STORAGE (a server the DIR names is never opened
+on its own; passwords are never shown); without it, from the DIR's trials.csv. Its report adds the
+optimisation history, parameter importances, every trial with its state, values and intermediate
+values, and for several objectives the Pareto front (also marked in jobs.csv's `pareto` column).
+
 Exit status: 0 when every job dir was read; 3 when the report was written but some job dirs could
 not be read (a truncated metrics.json, a malformed history.csv, no .hydra/): they are counted and
-listed as `unreadable`, with the file and the reason; 2 when a DIR is not a sweep dir."""
+listed as `unreadable`, with the file and the reason; 2 when a DIR is not a sweep dir, holds
+neither metrics.json files nor an Optuna study, or a file cannot be read or written (the message
+names it; each report file is replaced whole or not at all)."""
 
 
 STUDIES_HELP = """\
@@ -50,6 +61,7 @@ UNREADABLE_STATUS = 3  # the report was written, but some job dirs could not be 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweeplab", description="Hyperparameter sweeps: reports.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('sweeplab')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser("report", help="the comparison report of sweep dirs",
                                  description=REPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.add_argument("--out", type=Path, help="where to write the report (default: the DIR, if only one)")
     report.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
                         help=f"equivalence margin in accuracy points (default {MARGIN:g})")
+    report.add_argument("--storage", default=os.environ.get(STORAGE), metavar="URL",
+                        help=f"the Optuna storage of the studies (default: ${STORAGE} if set, else only a storage "
+                             "file inside the sweep dir is opened, never a server the dir names)")
     studies = commands.add_parser("studies", help="docs/studies.md: the seed notes' studies beside our runs",
                                   description=STUDIES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     studies.add_argument("--sweeps", type=Path, default=Path("outputs/sweeps"), help="where the study sweeps are")
@@ -72,20 +87,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
-    run_report(report, args.dirs, args.out or args.dirs[0], args.margin)
+    run_report(report, args.dirs, args.out or args.dirs[0], args.margin, args.storage)
 
 
-def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, margin: float) -> None:
+def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, margin: float,
+               storage: str | None) -> None:
     # Imported here so `sweeplab --help` answers before pandas, matplotlib and optuna load.
     import optuna
 
     from sweeplab.report.build import write_report
     from sweeplab.report.collect import NotASweepDir
+    from sweeplab.report.files import ReportError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" when rebuilding one
     try:
-        report = write_report(dirs, out, margin)
-    except (NotASweepDir, OSError) as exc:
+        report = write_report(dirs, out, margin, storage)
+    except (NotASweepDir, ReportError, OSError) as exc:
         fail(parser, str(exc))
     print(report.text, end="")
     print(f"wrote {len(report.files)} files into {out}: " + ", ".join(path.name for path in report.files))

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from sweeplab.report.files import write_file
 from sweeplab.report.optuna_files import OptunaFiles
 from sweeplab.report.stats import mean_interval_half_width
 from sweeplab.report.values import all_numbers, config_label, format_value, wants_log_scale
@@ -26,9 +27,14 @@ MAX_LABEL = 60  # longer config labels are replaced by the job's name in legends
 STATE_MARKERS = {"PRUNED": "x", "FAIL": "v", "RUNNING": "s", "WAITING": "d"}
 
 
+def literal(text: str) -> str:
+    """``text`` drawn as written: matplotlib reads text between two ``$`` as math (mathtext), and a
+    swept value such as ``runs/$x^{$`` would not parse. A ``\\$`` is drawn as ``$``."""
+    return str(text).replace("$", r"\$")
+
+
 def save_png(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
+    return write_file(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
 
 
 def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[str]]) -> Figure | None:
@@ -50,20 +56,20 @@ def accuracy_vs_param(summary: pd.DataFrame, param: str, swept: dict[str, list[s
         points = points.assign(position=x.to_numpy()).sort_values("position")
         for ax, metric in zip(axes, ACCURACIES, strict=True):
             ax.errorbar(points["position"], points[f"{metric}_mean"], yerr=points[f"{metric}_ci"],
-                        fmt="o-" if joined else "o", capsize=3, label=label)
+                        fmt="o-" if joined else "o", capsize=3, label=label and literal(label))
     for ax, axis_label in zip(axes, ACCURACIES.values(), strict=True):
-        ax.set_xlabel(param)
+        ax.set_xlabel(literal(param))
         ax.set_title(axis_label)
         ax.grid(alpha=0.3)
         if categorical:
-            ax.set_xticks(range(len(categories)), categories)
+            ax.set_xticks(range(len(categories)), [literal(category) for category in categories])
             ax.set_xlim(-0.5, len(categories) - 0.5)
         elif wants_log_scale(param, rows[param]):
             ax.set_xscale("log")
     axes[0].set_ylabel("accuracy")
     if any(label for label, _, _ in series):
         axes[1].legend(fontsize="small")
-    figure.suptitle(f"Accuracy against {param}: mean over seeds (ok jobs), error bars its 95 % CI")
+    figure.suptitle(f"Accuracy against {literal(param)}: mean over seeds (ok jobs), error bars its 95 % CI")
     return figure
 
 
@@ -106,11 +112,11 @@ def learning_curves(histories: pd.DataFrame, jobs: pd.DataFrame, summary: pd.Dat
         curve = per_epoch.loc[config]
         # an Optuna trial's config names every parameter: too long for a legend, so name its job (= trial)
         label = config if len(config) <= MAX_LABEL else f"job {first_job[config]}"
-        line, = ax.plot(curve.index, curve["mean"], label=label)
+        line, = ax.plot(curve.index, curve["mean"], label=literal(label))
         ax.fill_between(curve.index, curve["mean"] - curve["ci"], curve["mean"] + curve["ci"],
                         color=line.get_color(), alpha=0.2)
     capped = f"; best {len(shown)} of {len(ranked)} configs" if len(ranked) > len(shown) else ""
-    ax.set_title(f"{sweep}: validation accuracy per epoch\n(mean over seeds, ok jobs{capped})")
+    ax.set_title(f"{literal(sweep)}: validation accuracy per epoch\n(mean over seeds, ok jobs{capped})")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy")
@@ -147,7 +153,7 @@ def optimisation_history(files: OptunaFiles, sweep: str) -> Figure | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     axes[-1].set_xlabel("trial")
-    axes[0].set_title(f"{sweep}: optimisation history")
+    axes[0].set_title(f"{literal(sweep)}: optimisation history")
     return figure
 
 
@@ -158,7 +164,30 @@ def importance_chart(importances: dict[str, float], goal: str, sweep: str) -> Fi
     ranked = sorted(importances.items(), key=lambda item: item[1])  # barh draws bottom-up
     figure = Figure(figsize=(PANEL[0] * 1.4, 1.2 + 0.4 * len(ranked)), layout="constrained")
     ax = figure.subplots()
-    ax.barh([name for name, _ in ranked], [value for _, value in ranked])
+    ax.barh([literal(name) for name, _ in ranked], [value for _, value in ranked])
     ax.set_xlabel("importance (sums to 1)")
-    ax.set_title(f"{sweep}: parameter importances for {goal}")
+    ax.set_title(f"{literal(sweep)}: parameter importances for {goal}")
+    return figure
+
+
+def pareto_front(trials: pd.DataFrame, objectives: list[str], labels: list[str], sweep: str) -> Figure | None:
+    """Each completed trial by its first two objectives, the Pareto front (``trials["pareto"]``,
+    Optuna's ``best_trials``) marked and joined; None without a completed trial."""
+    complete = trials[trials["state"] == "COMPLETE"].dropna(subset=objectives[:2])
+    if complete.empty:
+        return None
+    front = complete[complete["pareto"].astype(bool)].sort_values(objectives[0])
+    figure = Figure(figsize=(1.4 * PANEL[0], PANEL[1]), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(complete[objectives[0]], complete[objectives[1]], "o", color="grey", alpha=0.5, label="trial")
+    ax.plot(front[objectives[0]], front[objectives[1]], "o-", color="C3", label="Pareto front")
+    for _, row in front.iterrows():
+        ax.annotate(f"#{row['number']}", (row[objectives[0]], row[objectives[1]]), fontsize="x-small",
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    shown = f" (objectives 0 and 1 of {len(objectives)})" if len(objectives) > 2 else ""
+    ax.set_title(f"{literal(sweep)}: Pareto front{shown}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     return figure

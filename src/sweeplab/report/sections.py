@@ -16,7 +16,7 @@ from sweeplab.report.compare import (
     WORSE,
 )
 from sweeplab.report.document import Block, Bullets, Heading, Image, Paragraph, Table
-from sweeplab.report.optuna_files import OptunaFiles
+from sweeplab.report.optuna_files import PARAM_PREFIX, PARETO, OptunaFiles
 from sweeplab.report.stats import BEST, NO_OK_JOBS, TEST, VAL
 from sweeplab.report.tables import (
     bests_table,
@@ -26,6 +26,7 @@ from sweeplab.report.tables import (
     seeds_text,
     status_table,
     summary_table,
+    trials_table,
 )
 from sweeplab.report.values import format_value
 
@@ -55,7 +56,7 @@ def method(margin: float) -> list[Block]:
         f"Verdicts, at alpha = {ALPHA} after correcting each table's p-values with {HOLM_WHY}: "
         f"'{WORSE} best' when the adjusted p of the difference is below alpha; '{EQUIVALENT} best' when "
         f"instead two one-sided tests (TOST, Holm-adjusted) show the difference lies within ± {margin:g} "
-        f"points (the equivalence margin, `--margin`); '{INCONCLUSIVE}' when neither: the data cannot tell, "
+        f"points (the equivalence margin, --margin); '{INCONCLUSIVE}' when neither: the data cannot tell, "
         "which is not the same as equal. An inconclusive verdict says how many seeds per config would likely "
         f"decide it ({POWER_METHOD}).",
         f"'{UNTESTED_FEW}': fewer than 2 ok jobs on a side; '{UNTESTED_FLAT}': every seed gave the same "
@@ -63,12 +64,16 @@ def method(margin: float) -> list[Block]:
     ])]
 
 
-def findings(summary: pd.DataFrame, bests: pd.DataFrame | None, margin: float) -> list[Block]:
-    """Plain statements: which configs are worse than the best, which are as good, which are undecided."""
+def findings(summary: pd.DataFrame, bests: pd.DataFrame | None, margin: float,
+             studies: dict[str, pd.DataFrame] | None = None) -> list[Block]:
+    """Plain statements: which configs are worse than the best, which are as good, which are undecided;
+    for ``studies`` (sweep -> its trials, an Optuna study of an app without metrics.json), the best
+    trial or the Pareto front by the study's own objectives."""
     names = list(dict.fromkeys(summary["sweep"]))
+    several = len(names) + len(studies or {}) > 1
     items = [item for name in names
-             for item in sweep_findings(summary[summary["sweep"] == name], f"{name}: " if len(names) > 1 else "",
-                                        margin)]
+             for item in sweep_findings(summary[summary["sweep"] == name], f"{name}: " if several else "", margin)]
+    items += [study_finding(trials, f"{name}: " if several else "") for name, trials in (studies or {}).items()]
     if bests is not None:
         items += sweep_findings(bests.assign(config=bests["sweep"] + " " + bests["config"]), "across sweeps: ",
                                 margin)
@@ -98,6 +103,22 @@ def sweep_findings(rows: pd.DataFrame, prefix: str, margin: float) -> list[str]:
     if without_ok:
         lines.append(f"{prefix}{without_ok} config(s) without any ok job.")
     return lines
+
+
+def study_finding(trials: pd.DataFrame, prefix: str) -> str:
+    """The best trial (one objective) or the Pareto front's trials (several), by the study's values."""
+    front = trials[trials[PARETO]]
+    if front.empty:
+        return f"{prefix}no trial completed, so there is no best trial."
+    values = [c for c in trials if c == "value" or c.startswith("values_")]
+    params = [c for c in trials if c.startswith(PARAM_PREFIX)]
+    described = "; ".join(
+        f"#{row['number']}: values " + ", ".join(format_value(row[c]) for c in values) + "; "
+        + ", ".join(f"{c[len(PARAM_PREFIX):]}={format_value(row[c])}" for c in params if pd.notna(row[c]))
+        for _, row in front.iterrows())
+    if len(values) == 1:
+        return f"{prefix}best trial {described} (of {int((trials['state'] == 'COMPLETE').sum())} completed)."
+    return f"{prefix}Pareto front, {len(front)} trial(s) (Optuna's best_trials): {described}."
 
 
 def listing(rows: pd.DataFrame) -> str:
@@ -145,7 +166,8 @@ def plots(images: list[Image]) -> list[Block]:
     return [Heading("Plots"), *images] if images else []
 
 
-def optuna_study(name: str, files: OptunaFiles, images: list[Image], importance_note: str) -> list[Block]:
+def optuna_study(name: str, files: OptunaFiles, images: list[Image], importance_note: str,
+                 trials: pd.DataFrame) -> list[Block]:
     results = files.results
     facts = []
     if results:
@@ -159,7 +181,10 @@ def optuna_study(name: str, files: OptunaFiles, images: list[Image], importance_
     if pareto := results.get("pareto"):
         facts.append("Pareto front: " + "; ".join(trial_text(trial) for trial in pareto))
     facts.append(importance_note)
-    return [Heading(f"Optuna study: {name}"), Bullets(facts), *images]
+    return [Heading(f"Optuna study: {name}"), Bullets(facts), *images,
+            Paragraph(f"Trials of {name}, from the study (pareto: on the Pareto front, or the best trial of one "
+                      "objective; intermediate values: how many the trial reported, and its last):"),
+            Table(trials_table(trials), "trials")]
 
 
 def trial_text(trial: dict) -> str:

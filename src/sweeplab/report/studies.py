@@ -285,5 +285,5 @@ def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float
     for study in studies:
         blocks += study_blocks(study, jobs[study.name], claims[claims["study"] == study.name], sweeps_root, out)
     path = out / "studies.md"
-    path.write_text(to_markdown(blocks))
+    path.write_text(to_markdown(blocks, markup=True))  # its own text: commands as code, links
     return path

@@ -119,3 +119,10 @@ def formatted(values: pd.Series, spec: str) -> pd.Series:
 
 def shorten(text: str) -> str:
     return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
+def trials_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """An Optuna study's trials (:func:`~sweeplab.report.optuna_files.study_trials`), values as read."""
+    table = trials.drop(columns=["last_step"]).astype(object)
+    table.columns = [str(column).removeprefix("params_") for column in table.columns]
+    return table.map(lambda value: format_value(value) if pd.notna(value) else "")
