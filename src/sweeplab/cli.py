@@ -17,9 +17,10 @@ report.html and PNG plots. Prints the findings and the summary tables.
 With one DIR the report goes into that DIR unless --out is given. With several DIRs, shown side by
 side, --out is required: a combined report belongs to none of the sweeps.
 
-Each config is compared with its sweep's best: the difference in points with its 95 % interval, a
-paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
-best within --margin points (TOST), or inconclusive with the seeds that would likely decide it.
+Each config is compared with its sweep's best: the difference in points, paired by seed on the seeds
+both ran, with a simultaneous interval (Bonferroni over every pair of configs) and a verdict read off
+it: worse than the best, as good as the best within --margin points, or inconclusive with the seeds
+that would likely decide it.
 
 Exit status: 0 when every job dir was read; 3 when the report was written but some job dirs could
 not be read (a truncated metrics.json, a malformed history.csv, no .hydra/): they are counted and
@@ -30,8 +31,8 @@ STUDIES_HELP = """\
 Write docs/studies.md from the seed studies' sweep dirs (outputs/sweeps/neurons, depth, activation,
 lr_sgd, lr_adam, batch_size, optimizer): each study's full report under docs/studies/<name>/, and
 one page with the seed notes' numbers beside ours and a verdict on each of the notes' claims (read
-from --claims), Holm-corrected over all of them; an undecided claim says how many seeds per config
-would likely decide it."""
+from --claims), with simultaneous intervals over all of them; an undecided claim says how many seeds
+per config would likely decide it."""
 
 
 def margin_points(text: str) -> float:

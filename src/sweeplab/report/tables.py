@@ -44,13 +44,13 @@ def bests_table(bests: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison_columns(rows: pd.DataFrame, effect_name: str) -> dict[str, pd.Series]:
-    """The effect with its interval, the test used, raw and Holm-adjusted p, and the verdict."""
+    """The effect with its interval, the test used, raw and family-adjusted p, and the verdict."""
     return {
         effect_name: pd.Series([effect_text(*values) for values in zip(rows["difference"], rows["ci_low"],
                                                                       rows["ci_high"], strict=True)], index=rows.index),
         "test": rows["test"],
         "p": formatted(rows["p_value"], ".2g"),
-        "p (Holm)": formatted(rows["p_holm"], ".2g"),
+        "p (adjusted)": formatted(rows["p_adjusted"], ".2g"),
         "vs best": pd.Series([verdict_text(verdict, seeds) for verdict, seeds
                               in zip(rows["vs_best"], rows["seeds_needed"], strict=True)], index=rows.index),
     }
