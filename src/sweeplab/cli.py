@@ -1,5 +1,5 @@
 """The ``sweeplab`` command: ``sweeplab report DIR [DIR ...] [--out OUT] [--margin POINTS]`` and
-``sweeplab studies [--sweeps DIR] [--out DIR] [--claims FILE] [--margin POINTS]``."""
+``sweeplab studies [--sweeps DIR] [--out DIR] [--claims FILE] [--margin POINTS] [--from-jobs]``."""
 from __future__ import annotations
 
 import argparse
@@ -66,10 +66,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                          help="the studies and the notes' claims (default docs/claims.yaml)")
     studies.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
                          help=f"equivalence margin in accuracy points (default {MARGIN:g})")
+    studies.add_argument("--from-jobs", action="store_true",
+                         help="re-decide the claims from <out>/studies/<name>/jobs.csv, without the sweep dirs "
+                              "(the study reports stay as they are)")
     args = parser.parse_args(argv)
 
     if args.command == "studies":
-        run_studies(studies, args.sweeps, args.out, args.claims, args.margin)
+        run_studies(studies, args.sweeps, args.out, args.claims, args.margin, args.from_jobs)
         return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
@@ -95,12 +98,13 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, mar
                                        "listed in the report (exit status 3)\n")
 
 
-def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float) -> None:
+def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float,
+                from_jobs: bool) -> None:
     from sweeplab.report.collect import NotASweepDir
     from sweeplab.report.studies import BadClaimsFile, write_studies
 
     try:
-        path = write_studies(sweeps, out, claims, margin)
+        path = write_studies(sweeps, out, claims, margin, from_jobs)
     except BadClaimsFile as exc:
         fail(parser, str(exc))
     except (NotASweepDir, OSError) as exc:

@@ -72,8 +72,8 @@ POWER_METHOD = (
     "it is below the margin, those that would show equivalence"
 )
 ROW_COLUMNS = ["test", "n_a", "n_b", "n_shared", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
-               "p_equivalence", "p_equivalence_adjusted", "variance", "df", "verdict", "within_margin",
-               "seeds_needed"]
+               "p_equivalence", "p_equivalence_adjusted", "variance", "df", "df_per_seed", "level", "verdict",
+               "within_margin", "seeds_needed"]
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def judged(p: Pair, pairs_covered: int, margin: float, alpha: float, n_now: int)
     # TOST: the nearer bound; the interval at level L lies inside ± margin when this is below L / 2
     tost = max(stats.t.sf((d + margin) / se, p.df), stats.t.cdf((d - margin) / se, p.df))
     return [d, low, high, p_value, min(1.0, pairs_covered * p_value), tost, min(1.0, 2 * pairs_covered * tost),
-            p.variance, p.df, verdict, within, needed]
+            p.variance, p.df, p.df_per_seed, level, verdict, within, needed]
 
 
 def seeds_needed(difference: float, variance: float, margin: float, alpha: float, n_now: int,

@@ -54,7 +54,8 @@ def method(margin: float) -> list[Block]:
         "slightly flattered; the intervals allow for that.",
         f"Verdicts, at alpha = {ALPHA}, from {FAMILY_WHY}: "
         f"'{WORSE} best' when the interval excludes 0; '{EQUIVALENT} best' when instead it lies within "
-        f"± {margin:g} points (the equivalence margin, `--margin`); '{INCONCLUSIVE}' when neither: the data cannot tell, "
+        f"± {margin:g} points (the equivalence margin, `--margin`); '{INCONCLUSIVE}' when neither: the data "
+        "cannot tell, "
         "which is not the same as equal. An inconclusive verdict says how many seeds per config would likely "
         f"decide it ({POWER_METHOD}).",
         f"'{UNTESTED_FEW}': fewer than 2 ok jobs on a side; '{UNTESTED_FLAT}': every seed gave the same "
