@@ -43,7 +43,9 @@ def overview(sweeps: Sweeps) -> list[Block]:
 def method(margin: float) -> list[Block]:
     return [Heading("How to read it"), Bullets([
         f"Validation accuracy is {VAL}: the accuracy of the epoch with the highest validation accuracy. "
-        f"Test accuracy is {TEST}: the test accuracy of that same epoch's weights, not of the last epoch.",
+        f"Test accuracy is {TEST}: the test accuracy of that same epoch's weights, not of the last epoch. "
+        "It is shown for every config and job, but it is for the selected config only; not for choosing: "
+        "choose on validation accuracy, since a config chosen by its test accuracy has no unbiased test left.",
         "A config is one combination of a sweep's swept parameters (the override keys with more than one "
         "value across its jobs, seed excepted); its jobs differ by seed. mean ± std (sample std, ddof=1), "
         "min–max and n ok are over its jobs with status ok. 'not ok' counts its other jobs (failed, "
