@@ -182,3 +182,21 @@ def test_the_margin_must_be_a_positive_number_of_points(capsys, command, margin)
         sweeplab_main([*command, "--margin", margin])
     assert exit.value.code == 2
     assert f"--margin={margin}: must be a finite number of accuracy points > 0" in capsys.readouterr().err
+
+
+def test_the_page_names_the_note_tables_that_repeat_each_other_and_the_public_references():
+    from sweeplab.report.studies import load_references, same_numbers
+
+    studies = load_studies(CLAIMS)
+    assert same_numbers(studies) == ["The seed note's lr and batch_size tables report the same numbers digit for "
+                                     "digit (86.49 %, 86.9 %, 86.91 %): at most one of them can be a measurement."]
+    assert [reference.test_accuracy for reference in load_references(CLAIMS)] == [0.8833, 0.87]
+
+
+def test_a_reference_without_a_fraction_is_refused(tmp_path):
+    from sweeplab.report.studies import load_references
+
+    path = tmp_path / "claims.yaml"
+    path.write_text("studies: []\nreferences: [{what: a table, test_accuracy: 88.33}]\n")
+    with pytest.raises(BadClaimsFile, match=r"references\[0\].test_accuracy=88.33: must be a fraction in \(0, 1\]"):
+        load_references(path)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import stats
 
 from sweeplab.jobfiles import METRICS
 from sweeplab.report import MARGIN
@@ -39,7 +40,7 @@ from sweeplab.report.compare import (
     seeds_needed,
 )
 from sweeplab.report.document import Block, Bullets, Heading, Paragraph, Table, to_markdown
-from sweeplab.report.stats import TEST
+from sweeplab.report.stats import TEST, VAL
 from sweeplab.report.tables import effect_text, formatted, seeds_text
 from sweeplab.report.values import format_value
 
@@ -100,6 +101,27 @@ def load_studies(path: Path) -> tuple[Study, ...]:
     if not isinstance(entries, list):
         raise BadClaimsFile(f"{path}: expected a top-level 'studies:' list")
     return tuple(study_from(entry, f"{path}: studies[{i}]") for i, entry in enumerate(entries))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A public figure to set beside ours: what it is (with its source) and its test accuracy."""
+
+    what: str
+    test_accuracy: float
+
+
+def load_references(path: Path) -> tuple[Reference, ...]:
+    """The claims file's ``references:`` (none if it has none)."""
+    entries = yaml.safe_load(path.read_text()).get("references") or []
+    references = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: references[{i}]"
+        accuracy = entry.get("test_accuracy") if isinstance(entry, dict) else None
+        if not isinstance(accuracy, float) or not 0 < accuracy <= 1:
+            raise BadClaimsFile(f"{where}.test_accuracy={accuracy!r}: must be a fraction in (0, 1]")
+        references.append(Reference(string(entry.get("what"), f"{where}.what"), accuracy))
+    return tuple(references)
 
 
 def study_from(entry: Any, where: str) -> Study:
@@ -299,6 +321,48 @@ def study_jobs(study: Study, sweeps_root: Path, out: Path, margin: float, from_j
     return collect(dirs).jobs
 
 
+def best_configs(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per study, the config with the highest mean validation accuracy over its ok seeds, and its test
+    accuracy (of the selected config only, as a published figure is)."""
+    rows = []
+    for study in studies:
+        ok = jobs[study.name][jobs[study.name]["status"] == "ok"]
+        sweep, config = ok.groupby(["sweep", "config"])[VAL].mean().idxmax()
+        best = ok.loc[(ok["sweep"] == sweep) & (ok["config"] == config), TEST].agg(["mean", "std", "count"])
+        half = stats.t.ppf(0.975, best["count"] - 1) * best["std"] / np.sqrt(best["count"])
+        rows.append({"study": study.name, "its best config": f"{sweep}: {config}",
+                     "test accuracy, % (mean ± 95 % CI)": f"{100 * best['mean']:.2f} ± {100 * half:.2f} "
+                                                           f"(n={int(best['count'])})"})
+    return pd.DataFrame(rows)
+
+
+def same_numbers(studies: tuple[Study, ...]) -> list[str]:
+    """Sentences naming studies whose notes report the very same numbers: at most one can be a measurement."""
+    reported = {}
+    for study in studies:
+        numbers = tuple(number for _, number in study.note_numbers)
+        if numbers:
+            reported.setdefault(numbers, []).append(study.name)
+    return [f"The seed note's {' and '.join(names)} tables report the same numbers digit for digit "
+            f"({', '.join(numbers)}): at most one of them can be a measurement."
+            for numbers, names in reported.items() if len(names) > 1]
+
+
+def reference_blocks(studies: tuple[Study, ...], jobs: dict[str, pd.DataFrame], claims_file: Path) -> list[Block]:
+    """Our studies' best configs beside public figures, and the note's tables that repeat each other."""
+    references = load_references(claims_file)
+    blocks: list[Block] = [Heading("Against public references")]
+    if references:
+        blocks.append(Bullets([f"{100 * reference.test_accuracy:.2f} %: {reference.what}"
+                               for reference in references]))
+    blocks.append(Paragraph("Each study's best config by mean validation accuracy, and its test accuracy over "
+                            "seeds (the studies train small MLPs for 5 epochs, tuning nothing but the swept "
+                            "values):"))
+    blocks.append(Table(best_configs(studies, jobs)))
+    blocks += [Paragraph(sentence) for sentence in same_numbers(studies)]
+    return blocks
+
+
 def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float = MARGIN,
                   from_jobs: bool = False) -> Path:
     """Every study of ``claims_file`` (see :func:`load_studies`): its report under ``out/studies/``, and
@@ -339,6 +403,7 @@ def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float
         overview = claims[["study", "the note's claim", "claim", "A − B, points (simultaneous 95 % CI)", "ours",
                            "the claim"]]
         blocks += [Heading("All claims"), Table(overview), *more_seeds(studies, claims)]
+    blocks += reference_blocks(studies, jobs, claims_file)
     for study in studies:
         blocks += study_blocks(study, jobs[study.name], claims[claims["study"] == study.name], sweeps_root, out,
                                from_jobs)
