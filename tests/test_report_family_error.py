@@ -8,6 +8,8 @@ import pytest
 
 from sweeplab.report.compare import ALPHA, BETTER, EQUIVALENT, WORSE, Sample, family
 
+pytestmark = pytest.mark.slow  # a few hundred simulated tables per case
+
 REPS = 300
 MARGIN = 0.5
 # the rate may exceed alpha by three Monte Carlo standard errors before the test calls it a failure
