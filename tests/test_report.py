@@ -116,16 +116,16 @@ def test_each_config_against_the_best_is_an_effect_with_an_interval_a_test_and_a
         paired = stats.ttest_rel(100 * np.array(values), 100 * np.array(best))
         assert row["test"] == "paired"
         assert row["difference"] == pytest.approx(100 * (np.mean(values) - np.mean(best)))
-        assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(paired.confidence_interval()))
+        # the best is picked by the same data: the intervals cover all 3 pairs of configs, each at 0.05 / 3
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(paired.confidence_interval(1 - 0.05 / 3)))
         assert row["p_value"] == pytest.approx(paired.pvalue)
-    # Holm over the two: the smaller p doubled, the larger one kept (it is already above the doubled one)
-    assert (far["p_holm"], near["p_holm"]) == pytest.approx((2 * far["p_value"], near["p_value"]))
+        assert row["p_adjusted"] == pytest.approx(min(1, 3 * paired.pvalue))
     assert far["vs_best"] == "<" and near["vs_best"] == "inconclusive" and near["seeds_needed"] > 4
     markdown = (sweep / "report.md").read_text()
-    assert "Holm" in markdown and "TOST" in markdown and "95 % confidence interval" in markdown
+    assert "Bonferroni" in markdown and "simultaneous interval" in markdown
     assert "| -22.25 [" in markdown and "| &lt; best |" in markdown  # < as a character reference
     assert f"| inconclusive: ~{int(near['seeds_needed'])} seeds per config would likely decide |" in markdown
-    assert "worse than the best (Holm-adjusted p < 0.05): lr=0.001 (-22.25 [" in report.text
+    assert "worse than the best (adjusted p < 0.05): lr=0.001 (-22.25 [" in report.text
     assert "inconclusive, neither shown worse nor shown as good: lr=0.01 (-0.75 [" in report.text
     assert "within noise" not in markdown and "distinguishable" not in markdown
 
@@ -147,7 +147,7 @@ def test_the_margin_decides_what_counts_as_as_good_as_the_best(tmp_path):
     write_grid(sweep, {0.1: [0.800, 0.820, 0.840], 0.01: [0.799, 0.819, 0.838]})
     default = summary_row(pd.read_csv(write_report([sweep], sweep).files[0]), "lr=0.01")
     assert default["vs_best"] == "≈"
-    assert "as good as the best within ± 0.5 points (TOST, Holm-adjusted p &lt; 0.05): lr=0.01" in \
+    assert "as good as the best within ± 0.5 points (adjusted TOST p &lt; 0.05): lr=0.01" in \
         (sweep / "report.md").read_text()
     strict = summary_row(pd.read_csv(write_report([sweep], sweep, margin=0.1).files[0]), "lr=0.01")
     assert strict["vs_best"] == "inconclusive"
@@ -302,7 +302,7 @@ def test_several_sweeps_share_one_frame_and_their_series_overlay(tmp_path):
     assert "## Summary: lr_sgd" in markdown and "## Summary: lr_adam" in markdown
     assert "## Best config of each sweep" in markdown
     assert "across sweeps: best: lr_adam lr=0.001" in report.text
-    assert "across sweeps: worse than the best (Holm-adjusted p < 0.05): lr_sgd lr=0.1" in report.text
+    assert "across sweeps: worse than the best (adjusted p < 0.05): lr_sgd lr=0.1" in report.text
     assert not (sgd / "report.md").exists()  # the combined report is in --out only
     assert re.search(r"sweep +ok +total\n *lr_sgd +6 +6\n *lr_adam +6 +6\n *total +12 +12", report.text)
 

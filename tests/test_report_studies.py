@@ -12,7 +12,7 @@ from test_report import ok_metrics, write_job
 
 from conftest import REPO
 from sweeplab.cli import main as sweeplab_main
-from sweeplab.report.compare import BETTER, EQUIVALENT, INCONCLUSIVE, UNTESTED_FEW, WORSE, holm
+from sweeplab.report.compare import UNTESTED_FEW
 from sweeplab.report.studies import BadClaimsFile, Claim, Config, load_studies, outcome, sample_of, write_studies
 
 SWEEP = "toy"
@@ -44,23 +44,35 @@ def write_claims(tmp_path, claims, note_numbers=()):
 
 
 @pytest.mark.parametrize(
-    "relation, verdict, within_margin, expected",
+    "relation, low, high, expected",
     [
-        (">", BETTER, False, "holds"),
-        (">", WORSE, False, "does not hold: the reverse"),
-        (">", EQUIVALENT, True, "does not hold: no difference beyond ± 0.5 points"),
-        (">", INCONCLUSIVE, False, "undecided: ~12 seeds per config would likely decide"),
-        ("~", EQUIVALENT, True, "holds"),
-        ("~", BETTER, False, "does not hold"),
-        ("~", WORSE, True, "holds: a real difference, but within ± 0.5 points"),
-        ("~", INCONCLUSIVE, False, "undecided: ~12 seeds per config would likely decide"),
-        ("~", UNTESTED_FEW, False, UNTESTED_FEW),
+        (">", 0.1, 0.9, "holds"),
+        (">", -0.9, -0.1, "does not hold: the reverse"),
+        (">", -0.2, 0.3, "does not hold: no difference beyond ± 0.5 points"),
+        (">", -0.2, 0.9, "undecided"),
+        ("~", -0.2, 0.3, "holds"),
+        ("~", 0.1, 0.3, "holds: a real difference, but within ± 0.5 points"),
+        ("~", 0.6, 0.9, "does not hold: a difference beyond ± 0.5 points"),
+        ("~", 0.4, 0.9, "undecided"),  # shown different, not shown beyond the margin
+        ("<=", -18.0, -16.0, "holds"),  # a loss is no gain
+        ("<=", 0.4, 0.7, "undecided"),  # a gain, not shown beyond the margin
+        ("<=", 0.6, 0.9, "does not hold: better by more than 0.5 points"),
+        (">=", 0.6, 0.9, "holds"),
+        (">=", -0.9, -0.6, "does not hold: worse by more than 0.5 points"),
+        (">=", -0.7, -0.2, "undecided"),
     ],
 )
-def test_what_our_verdict_says_of_the_claim(relation, verdict, within_margin, expected):
-    judged = pd.Series({"verdict": verdict, "p_equivalence_holm": 0.01 if within_margin else 0.5,
-                        "seeds_needed": 12.0 if verdict == INCONCLUSIVE else np.nan})
-    assert outcome(Claim("a claim", HIGH, relation, LOW), judged, margin=0.5) == expected
+def test_what_the_interval_says_of_the_claim(relation, low, high, expected):
+    judged = pd.Series({"verdict": "", "ci_low": low, "ci_high": high, "difference": (low + high) / 2,
+                        "n_a": 5, "n_b": 5, "variance": 0.5, "df_per_seed": 1.0, "level": 0.05})
+    text = outcome(Claim("a claim", HIGH, relation, LOW), judged, margin=0.5)
+    assert text == expected or (expected == "undecided" and re.fullmatch(
+        r"undecided: ~\d+ seeds per config would likely decide", text))
+
+
+def test_an_untested_claim_says_why():
+    judged = pd.Series({"verdict": UNTESTED_FEW, "ci_low": np.nan, "ci_high": np.nan})
+    assert outcome(Claim("a claim", HIGH, "~", LOW), judged, margin=0.5) == UNTESTED_FEW
 
 
 def test_a_config_selects_its_ok_jobs(tmp_path):
@@ -78,28 +90,35 @@ def test_studies_page_puts_the_note_beside_ours_and_judges_all_claims_as_one_fam
     # per seed: 0.01 is 9.5-10.5 points above 0.1; 0.001 is 0.1-0.2 points below 0.01
     low, high, other = [0.795, 0.81, 0.825], [0.90, 0.91, 0.92], [0.899, 0.908, 0.919]
     write_toy_sweep(tmp_path / "sweeps", {0.1: low, 0.01: high, 0.001: other})
-    claims = write_claims(tmp_path, [("0.01 beats 0.1", 0.01, ">", 0.1), ("0.01 is as good as 0.1", 0.01, "~", 0.1),
-                                     ("0.001 is as good as 0.01", 0.001, "~", 0.01)],
+    claims = write_claims(tmp_path, [("0.01 beats 0.1", 0.01, ">", 0.1), ("0.01 equals 0.1", 0.01, "~", 0.1),
+                                     ("0.001 is as good as 0.01", 0.001, ">=", 0.01)],
                           note_numbers=[(0.1, "86.49 %"), (0.01, "86.9 %")])
     page = write_studies(tmp_path / "sweeps", tmp_path / "docs", claims).read_text()
 
     assert "| lr=0.1 | 86.49 % | 81.00 ± 1.50 % (n=3) |" in page
     assert "| lr=0.01 | 86.9 % | 91.00 ± 1.00 % (n=3) |" in page
-    assert "| 0.01 beats 0.1 | lr=0.01 | lr=0.1 | 91.00 ± 1.00 % (n=3) | 81.00 ± 1.50 % (n=3) | +10.00" in page
+    assert "| 0.01 beats 0.1 | A > B | lr=0.01 | lr=0.1 | 91.00 ± 1.00 % (n=3) | 81.00 ± 1.50 % (n=3) | +10.00" in page
     overview = [line for line in page.splitlines() if line.startswith("| toy | 0.0")]
     beats, same, close = [line for line in page.splitlines() if line.startswith("| 0.0")]
     assert len(overview) == 3 and overview[0].endswith("| A > B | holds |")
-    assert beats.endswith("| A > B | holds |") and same.endswith("| A > B | does not hold |")
-    assert close.endswith("| A ≈ B | holds |")
-    # Holm over the page's three claims; the first two are the same comparison
-    p_beats = stats.ttest_rel(np.array(high) * 100, np.array(low) * 100).pvalue
+    assert beats.endswith("| A > B | holds |")
+    assert same.endswith("| A > B | does not hold: a difference beyond ± 0.5 points |")
+    assert close.endswith("| holds |")  # 0.1 to 0.2 below on each seed: not worse by the margin
+    # three claims, one family: each interval at alpha / 3, paired on the shared seeds
+    differences = (np.array(other) - np.array(high)) * 100
+    half = stats.t.ppf(1 - 0.05 / 6, 2) * differences.std(ddof=1) / np.sqrt(3)
     p_close = stats.ttest_rel(np.array(other) * 100, np.array(high) * 100).pvalue
-    assert f"| paired | {p_close:.2g} | {holm([p_beats, p_beats, p_close])[2]:.2g} |" in close
-    assert "`python train.py -m +sweep=toy` (toy: 9 jobs in" in page
+    assert (f"| {differences.mean():+.2f} [{differences.mean() - half:+.2f}, {differences.mean() + half:+.2f}] "
+            f"| paired | {p_close:.2g} | {min(1, 3 * p_close):.2g} |") in close
+    assert "`python train.py -m +sweep=toy` (toy: 9 jobs, the last invocation in" in page
     assert "The note's 3 claims: holds 2, does not hold 1." in page
     assert "All 3 claims on this page are one family" in page
     assert (tmp_path / "docs" / "studies" / "toy" / "report.html").is_file()
     assert "[studies/toy/report.md](studies/toy/report.md)" in page
+
+    again = write_studies(tmp_path / "nowhere", tmp_path / "docs", claims, from_jobs=True).read_text()
+    assert "--from-jobs` on" in again and "(toy: 9 jobs)" in again
+    assert [line for line in again.splitlines() if line.startswith("| toy | 0.0")] == overview
 
 
 def test_an_undecided_claim_says_how_many_seeds_would_decide_it(tmp_path):
@@ -131,7 +150,7 @@ def test_the_claims_file_holds_the_seed_notes_claims_and_each_compares_configs_i
         ("[1, 2]", "claims.yaml: expected a top-level 'studies:' list"),
         ("studies: [{name: x, title: t, dirs: [x], commands: [c], note: n, claims: "
          "[{claim: c, a: {sweep: x, lr: 1}, relation: '>>', b: {sweep: x, lr: 2}}]}]",
-         "claims.yaml: studies[0].claims[0].relation='>>': must be one of >, ~"),
+         "claims.yaml: studies[0].claims[0].relation='>>': must be one of >, ~, >=, <="),
         ("studies: [{name: x, title: t, dirs: [x], commands: [c], note: n, claims: "
          "[{claim: c, a: {sweep: y, lr: 1}, relation: '>', b: {sweep: x, lr: 2}}]}]",
          "claims.yaml: studies[0].claims[0].a={'sweep': 'y', 'lr': 1}: must be a mapping of sweep (one of the "
@@ -163,3 +182,21 @@ def test_the_margin_must_be_a_positive_number_of_points(capsys, command, margin)
         sweeplab_main([*command, "--margin", margin])
     assert exit.value.code == 2
     assert f"--margin={margin}: must be a finite number of accuracy points > 0" in capsys.readouterr().err
+
+
+def test_the_page_names_the_note_tables_that_repeat_each_other_and_the_public_references():
+    from sweeplab.report.studies import load_references, same_numbers
+
+    studies = load_studies(CLAIMS)
+    assert same_numbers(studies) == ["The seed note's lr and batch_size tables report the same numbers digit for "
+                                     "digit (86.49 %, 86.9 %, 86.91 %): at most one of them can be a measurement."]
+    assert [reference.test_accuracy for reference in load_references(CLAIMS)] == [0.8833, 0.87]
+
+
+def test_a_reference_without_a_fraction_is_refused(tmp_path):
+    from sweeplab.report.studies import load_references
+
+    path = tmp_path / "claims.yaml"
+    path.write_text("studies: []\nreferences: [{what: a table, test_accuracy: 88.33}]\n")
+    with pytest.raises(BadClaimsFile, match=r"references\[0\].test_accuracy=88.33: must be a fraction in \(0, 1\]"):
+        load_references(path)

@@ -1,5 +1,5 @@
 """The ``sweeplab`` command: ``sweeplab report DIR [DIR ...] [--out OUT] [--margin POINTS]`` and
-``sweeplab studies [--sweeps DIR] [--out DIR] [--claims FILE] [--margin POINTS]``."""
+``sweeplab studies [--sweeps DIR] [--out DIR] [--claims FILE] [--margin POINTS] [--from-jobs]``."""
 from __future__ import annotations
 
 import argparse
@@ -20,9 +20,10 @@ report.html and PNG plots. Prints the findings and the summary tables.
 With one DIR the report goes into that DIR unless --out is given. With several DIRs, shown side by
 side, --out is required: a combined report belongs to none of the sweeps.
 
-Each config is compared with its sweep's best: the difference in points with its 95 % interval, a
-paired or Welch t-test, Holm-adjusted p-values, and a verdict: worse than the best, as good as the
-best within --margin points (TOST), or inconclusive with the seeds that would likely decide it.
+Each config is compared with its sweep's best: the difference in points, paired by seed on the seeds
+both ran, with a simultaneous interval (Bonferroni over every pair of configs) and a verdict read off
+it: worse than the best, as good as the best within --margin points, or inconclusive with the seeds
+that would likely decide it.
 
 An Optuna study (of train.py or of any Hydra app) is read from its storage: a storage file inside
 the DIR, or the URL given by --storage or $SWEEPLAB_STORAGE (a server the DIR names is never opened
@@ -41,8 +42,8 @@ STUDIES_HELP = """\
 Write docs/studies.md from the seed studies' sweep dirs (outputs/sweeps/neurons, depth, activation,
 lr_sgd, lr_adam, batch_size, optimizer): each study's full report under docs/studies/<name>/, and
 one page with the seed notes' numbers beside ours and a verdict on each of the notes' claims (read
-from --claims), Holm-corrected over all of them; an undecided claim says how many seeds per config
-would likely decide it."""
+from --claims), with simultaneous intervals over all of them; an undecided claim says how many seeds
+per config would likely decide it."""
 
 
 def margin_points(text: str) -> float:
@@ -80,10 +81,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                          help="the studies and the notes' claims (default docs/claims.yaml)")
     studies.add_argument("--margin", type=margin_points, default=MARGIN, metavar="POINTS",
                          help=f"equivalence margin in accuracy points (default {MARGIN:g})")
+    studies.add_argument("--from-jobs", action="store_true",
+                         help="re-decide the claims from <out>/studies/<name>/jobs.csv, without the sweep dirs "
+                              "(the study reports stay as they are)")
     args = parser.parse_args(argv)
 
     if args.command == "studies":
-        run_studies(studies, args.sweeps, args.out, args.claims, args.margin)
+        run_studies(studies, args.sweeps, args.out, args.claims, args.margin, args.from_jobs)
         return
     if args.out is None and len(args.dirs) > 1:
         fail(report, f"{len(args.dirs)} sweep dirs given: say where the combined report goes with --out OUT")
@@ -111,12 +115,13 @@ def run_report(parser: argparse.ArgumentParser, dirs: list[Path], out: Path, mar
                                        "listed in the report (exit status 3)\n")
 
 
-def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float) -> None:
+def run_studies(parser: argparse.ArgumentParser, sweeps: Path, out: Path, claims: Path, margin: float,
+                from_jobs: bool) -> None:
     from sweeplab.report.collect import NotASweepDir
     from sweeplab.report.studies import BadClaimsFile, write_studies
 
     try:
-        path = write_studies(sweeps, out, claims, margin)
+        path = write_studies(sweeps, out, claims, margin, from_jobs)
     except BadClaimsFile as exc:
         fail(parser, str(exc))
     except (NotASweepDir, OSError) as exc:

@@ -170,6 +170,7 @@ class TrainConfig:
     eval_batch_size: int = 4096
     profile: bool = False  # torch.profiler over training; its table into profile.txt (debug=profile)
     objective: Any = "best_val_acc"  # a metrics.json key, or a list of them, that the job returns
+    allow_test_objective: bool = False  # a test metric as the objective selects on test data: only when asked
     logger: Any = None  # the logger group: name -> a `_target_` tracker node (sweeplab.tracking)
 
 
@@ -393,6 +394,9 @@ def problems(cfg: DictConfig) -> list[str]:
     for name in objectives:
         if name not in OBJECTIVES:
             found.append(f"objective={name!r}: must be one of {', '.join(OBJECTIVES)}")
+        elif str(name).startswith("test_") and not cfg.get("allow_test_objective", False):
+            found.append(f"objective={name!r}: selecting on a test metric leaves no unbiased test; choose on a "
+                         "validation metric, or set allow_test_objective=true to do it anyway")
     return found
 
 

@@ -1,17 +1,38 @@
-"""Two configs compared over their seeds, and a family of such comparisons judged together.
+"""Configs compared over their seeds, a family of comparisons at a time, with verdicts read off
+simultaneous intervals.
 
-Each comparison is an effect (mean difference in accuracy points) with its 95 % interval, a test of
-difference (H0: no difference) and a test of equivalence (TOST, H0: the difference is at least the
-margin). The tests are paired t-tests when both configs ran the same seeds with the same model shape
-(then seed s means the same initial weights and the same data order in both, so the per-seed
-difference removes that shared noise; pairing by seed would be valid for any configs, this is where
-it pays), Welch's t-tests otherwise. A family of comparisons (one table)
-gets Holm-adjusted p-values, and each comparison one of three verdicts:
+**Pairing.** Seed s gives every config the same data order (and, for configs of the same shape, the
+same initial weights), so two configs' results on the same seed are correlated, whatever their
+shapes. A comparison of a and b uses each config's mean over *all* its ok seeds, and the variance of
+the difference of those means
 
-- ``>`` or ``<``: the Holm-adjusted p of the difference test is below ``alpha``;
-- ``≈``: not that, and the Holm-adjusted TOST p is below ``alpha`` (the difference lies within
-  ± margin);
-- ``inconclusive``: neither; ``seeds_needed`` says how many seeds per config would likely decide it.
+    var_a / n_a + var_b / n_b − 2 · n_shared · cov_ab / (n_a · n_b),
+
+with var over each config's own seeds and cov_ab over the seeds both ran (each once). This is the
+covariance of the two means under a model with a random seed effect: when both ran the same seeds it
+is exactly the paired t-test's variance (the per-seed differences' variance over n); when they share
+no seed it is Welch's; a config with extra seeds keeps them (they shrink its own mean's variance)
+while the shared ones remove the common noise. Degrees of freedom: Welch–Satterthwaite without
+shared seeds, otherwise n − 1 of the smaller config (exact when all seeds are shared; otherwise a
+conservative choice, since the variance then draws on more seeds than that).
+
+**Families.** A table (a sweep's configs against its best; the claims of the studies page) is one
+family, and every verdict in it is read off one interval per comparison at two-sided level
+alpha / P, P the pairs the family covers: by Bonferroni's inequality all P intervals cover their true
+differences together with probability ≥ 1 − alpha, so the chance of even one false verdict in the
+table, '<', '>' and '≈' alike, is at most alpha (one interval gives both kinds of verdict, so they
+share alpha instead of spending it twice). A table against "the best" covers every pair of its
+tested configs (P = k(k − 1)/2), because the best is picked by the same data: any config might have
+been picked, and with ties for the best (all configs equal) a "worse than the best" verdict on any
+config is false. Why not the sharper max-t (Tukey, Dunnett, Hsu's MCB) critical values: they assume
+one variance estimate shared by all comparisons, while pairing by seed gives each comparison its own
+(with n − 1 degrees of freedom); at 5 seeds the largest of 45 such t's exceeds a max-t critical value
+about three times as often as alpha allows. Bonferroni needs no assumption on the dependence and,
+for all pairs, costs little over Tukey's (3.49 against 3.39 standard errors at 15 configs).
+
+**Verdicts**, from the interval for a − b: ``>`` or ``<`` when it excludes 0; ``≈`` when instead it
+lies within ± margin; ``inconclusive`` otherwise, with ``seeds_needed``, the seeds per config that
+would likely decide it.
 """
 from __future__ import annotations
 
@@ -22,153 +43,186 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from sweeplab.report import MARGIN
 
 ALPHA = 0.05
-CONFIDENCE = 0.95  # the intervals shown: per comparison, not adjusted for the family
+CONFIDENCE = 1 - ALPHA  # of each table's intervals, simultaneously
 POWER = 0.8  # the chance of a decision that seeds_needed plans for
 PAIRED, WELCH = "paired", "Welch"
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = ">", "<", "≈", "inconclusive"
 UNTESTED_FEW, UNTESTED_FLAT = "untested: n<2", "untested: no seed-to-seed spread"
 METHOD = (
-    f"{PAIRED}: a paired t-test (scipy.stats.ttest_rel) on the per-seed differences, when both configs ran the "
-    "same seeds and have the same number of parameters (the same layer shapes: seed s gives both the same "
-    f"initial weights and the same data order); otherwise {WELCH}'s t-test (scipy.stats.ttest_ind with "
-    "equal_var=False, Welch–Satterthwaite degrees of freedom)"
+    "the difference of the configs' means over all their ok seeds; its variance pairs them by seed on the "
+    "seeds both ran, whatever the model shapes (seed s gives both the same data order): the paired t-test's "
+    f"when both ran the same seeds ('{PAIRED}'), Welch's when they share none ('{WELCH}'), and in between "
+    "(extra seeds count for their own config's mean) 'paired on m of the seeds'"
 )
-HOLM_WHY = (
-    "Holm's step-down correction (statsmodels multipletests), which bounds the chance of even one false "
-    "verdict in the table (family-wise error rate) whatever the dependence between comparisons: each "
-    "verdict is a statement a reader takes on its own, so a false-discovery rate (Benjamini–Hochberg) "
-    "would be too weak"
+FAMILY_WHY = (
+    "Bonferroni simultaneous intervals: each comparison's interval at two-sided level alpha / P, P the pairs "
+    "the table covers (against the best: every pair of its configs, since the best is picked by the same data), "
+    "so that the chance of even one false verdict in the table, '<', '>' or '≈' alike, is at most alpha under "
+    "any dependence between comparisons; adjusted p-values are P times the raw ones (the TOST p: 2P times), "
+    "capped at 1"
 )
 POWER_METHOD = (
-    f"{POWER:.0%} power at the Bonferroni level alpha/k (k tests in the table: the strictest step of Holm), "
-    "taking the observed difference and spread as true, by the normal-approximation formula with t "
-    "quantiles at the planned degrees of freedom; the fewer of the seeds that would show the difference "
-    "and, when it is below the margin, those that would show equivalence"
+    f"{POWER:.0%} power at the table's per-comparison level alpha / P, taking the observed difference and the "
+    "paired spread as true and all configs rerun on the same seeds, by the normal-approximation formula with t "
+    "quantiles at the planned degrees of freedom; the fewer of the seeds that would show the difference and, when "
+    "it is below the margin, those that would show equivalence"
 )
+ROW_COLUMNS = ["test", "n_a", "n_b", "n_shared", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
+               "p_equivalence", "p_equivalence_adjusted", "variance", "df", "df_per_seed", "level", "verdict",
+               "within_margin", "seeds_needed"]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One config's ok jobs: per-seed values in accuracy points, their seeds, and its model size."""
+    """One config's ok jobs: per-seed values in accuracy points, and their seeds."""
 
     values: np.ndarray
     seeds: tuple[Hashable, ...] = ()
-    n_params: Hashable = None  # equal counts stand for equal layer shapes
 
     @classmethod
     def of(cls, jobs: pd.DataFrame, column: str) -> Sample:
-        """The jobs' ``column`` (a fraction) in points, with their ``seed`` and ``params`` columns."""
+        """The jobs' ``column`` (a fraction) in points, with their ``seed`` column."""
         rows = jobs.dropna(subset=[column])
-        sizes = rows["params"].dropna().unique() if "params" in rows else []
-        return cls(100 * rows[column].to_numpy(dtype=float), tuple(rows["seed"]) if "seed" in rows else (),
-                   sizes[0] if len(sizes) == 1 else None)
+        return cls(100 * rows[column].to_numpy(dtype=float), tuple(rows["seed"]) if "seed" in rows else ())
+
+    def by_seed(self) -> dict[str, float]:
+        """Seed -> value when each seed ran once (else empty: repeats of a seed cannot be paired)."""
+        seeds = [str(seed) for seed in self.seeds if not pd.isna(seed)]
+        if len(seeds) != len(self.values) or len(set(seeds)) != len(seeds):
+            return {}
+        return dict(zip(seeds, self.values, strict=True))
 
 
-def can_pair(a: Sample, b: Sample) -> bool:
-    """Both ran the same seeds, each once, with the same model size."""
-    return (a.n_params is not None and a.n_params == b.n_params and one_job_per_seed(a) and one_job_per_seed(b)
-            and set(a.seeds) == set(b.seeds))
+@dataclass(frozen=True)
+class Pair:
+    """What two samples' seeds give for the difference a − b (points)."""
+
+    difference: float
+    se: float  # of the difference of the means
+    df: float
+    n_shared: int
+    variance: float  # of one seed's share of the difference, were both rerun on the same seeds
+    df_per_seed: float  # the planning degrees of freedom per seed beyond the first
+
+    @property
+    def test(self) -> str:
+        return WELCH if self.n_shared < 2 else PAIRED
 
 
-def one_job_per_seed(sample: Sample) -> bool:
-    seeds = sample.seeds
-    return len(seeds) == len(sample.values) == len(set(seeds)) and not any(pd.isna(seed) for seed in seeds)
+def pair(a: Sample, b: Sample) -> Pair:
+    """The difference of ``a`` and ``b``'s means, with its variance paired on their shared seeds (see
+    the module docstring); both need at least 2 values."""
+    n_a, n_b = len(a.values), len(b.values)
+    var_a, var_b = a.values.var(ddof=1), b.values.var(ddof=1)
+    n_shared, covariance = shared_covariance(a, b)
+    if n_shared:
+        df, df_per_seed = min(n_a, n_b) - 1.0, 1.0
+    else:
+        df = (var_a / n_a + var_b / n_b) ** 2 / ((var_a / n_a) ** 2 / (n_a - 1) + (var_b / n_b) ** 2 / (n_b - 1)) \
+            if var_a + var_b > 0 else min(n_a, n_b) - 1.0
+        df_per_seed = df / (min(n_a, n_b) - 1)
+    se2 = var_a / n_a + var_b / n_b - 2 * n_shared * covariance / (n_a * n_b)
+    return Pair(a.values.mean() - b.values.mean(), math.sqrt(max(se2, 0.0)), df, n_shared,
+                var_a + var_b - 2 * covariance, df_per_seed)
 
 
-def compare(a: Sample, b: Sample, margin: float = MARGIN) -> dict[str, Any]:
-    """``a`` against ``b``: ``test``, ``n_a``, ``n_b``, ``difference`` (mean a − mean b, points), ``ci_low``
-    and ``ci_high`` (95 %), ``p_value`` (two-sided, no difference), ``p_equivalence`` (TOST at ±
-    ``margin``), ``variance`` (of one seed's share of the difference: with n seeds each, the
-    difference's variance is variance/n), ``df`` (the t-test's degrees of freedom) and ``untested``
-    (why no test ran, else empty)."""
-    result: dict[str, Any] = {"test": "", "n_a": len(a.values), "n_b": len(b.values), "difference": np.nan,
-                              "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "p_equivalence": np.nan,
-                              "variance": np.nan, "df": np.nan, "untested": ""}
-    if min(len(a.values), len(b.values)) == 0:
-        return result | {"untested": "no ok jobs"}
-    result["difference"] = a.values.mean() - b.values.mean()
-    if min(len(a.values), len(b.values)) < 2:
-        return result | {"untested": UNTESTED_FEW}
-    paired = can_pair(a, b)
-    x, y = (by_seed(a), by_seed(b)) if paired else (a.values, b.values)
-    if flat(x - y) if paired else flat(x) and flat(y):
-        return result | {"untested": UNTESTED_FLAT}
-    variance = (x - y).var(ddof=1) if paired else x.var(ddof=1) + y.var(ddof=1)
-    both_sides = t_test(x, y, paired)
-    interval = both_sides.confidence_interval(CONFIDENCE)
-    # TOST: shifting one side by the margin turns "difference > -margin" into "difference > 0"
-    above_lower = t_test(x + margin, y, paired, alternative="greater").pvalue
-    below_upper = t_test(x - margin, y, paired, alternative="less").pvalue
-    return result | {"test": PAIRED if paired else WELCH, "ci_low": interval.low, "ci_high": interval.high,
-                     "p_value": both_sides.pvalue, "p_equivalence": max(above_lower, below_upper),
-                     "variance": variance, "df": float(both_sides.df)}
+def shared_covariance(a: Sample, b: Sample) -> tuple[int, float]:
+    """The number of seeds both ran (each once) and the covariance of their values over those seeds;
+    (0, 0.0) with fewer than 2 shared."""
+    seeds_a, seeds_b = a.by_seed(), b.by_seed()
+    shared = sorted(set(seeds_a) & set(seeds_b))
+    if len(shared) < 2:
+        return 0, 0.0
+    return len(shared), float(np.cov([seeds_a[s] for s in shared], [seeds_b[s] for s in shared])[0, 1])
 
 
-def flat(values: np.ndarray) -> bool:
+def test_name(a: Sample, b: Sample, p: Pair) -> str:
+    if p.test == WELCH or p.n_shared == len(a.values) == len(b.values):
+        return p.test
+    return f"{PAIRED} on {p.n_shared} of the seeds"
+
+
+def flat(se: float, a: Sample, b: Sample) -> bool:
     """No spread beyond float rounding (an accuracy moves in steps of 1/N, N the evaluated samples)."""
-    return bool(np.allclose(values, values[0]))
+    scale = max(np.abs(a.values).max(), np.abs(b.values).max(), 1.0)
+    return se <= 1e-9 * scale
 
 
-def t_test(x: np.ndarray, y: np.ndarray, paired: bool, **options: Any) -> Any:
-    """scipy's paired or Welch t-test of mean x − mean y (a result with ``pvalue`` and ``confidence_interval``)."""
-    return stats.ttest_rel(x, y, **options) if paired else stats.ttest_ind(x, y, equal_var=False, **options)
+def family(samples: Sequence[Sample], shown: Sequence[tuple[int, int]], margin: float = MARGIN,
+           alpha: float = ALPHA, all_pairs: bool = False) -> pd.DataFrame:
+    """One row of :data:`ROW_COLUMNS` per pair (a, b) of ``shown`` (indices into ``samples``): a − b in
+    points with its simultaneous interval and verdict. The family the intervals cover together is
+    ``shown``, or every pair of the tested samples with ``all_pairs`` (for a table against a best picked
+    by the same data). ``untested`` rows (fewer than 2 values on a side, or no spread) carry why in
+    ``verdict``."""
+    testable = [len(sample.values) >= 2 for sample in samples]
+    rows: list[dict[str, Any]] = []
+    pairs: dict[int, Pair] = {}  # row -> the pair, for the rows that get a test
+    for row, (i, j) in enumerate(shown):
+        a, b = samples[i], samples[j]
+        rows.append({"n_a": len(a.values), "n_b": len(b.values), "test": "", "within_margin": False})
+        if min(len(a.values), len(b.values)) == 0:
+            rows[row]["verdict"] = "no ok jobs"
+            continue
+        rows[row]["difference"] = a.values.mean() - b.values.mean()
+        p = pair(a, b) if testable[i] and testable[j] else None
+        if p is None or flat(p.se, a, b):
+            rows[row]["verdict"] = UNTESTED_FEW if p is None else UNTESTED_FLAT
+            continue
+        pairs[row] = p
+        rows[row] |= {"test": test_name(a, b, p), "n_shared": p.n_shared}
+    tested = sum(testable)
+    covered = tested * (tested - 1) // 2 if all_pairs else len(pairs)
+    for row, p in pairs.items():
+        i, j = shown[row]
+        n_now = min(len(samples[i].values), len(samples[j].values))
+        rows[row] |= dict(zip(ROW_COLUMNS[4:], judged(p, covered, margin, alpha, n_now), strict=True))
+    return pd.DataFrame(rows, columns=ROW_COLUMNS, index=range(len(shown)))
 
 
-def by_seed(sample: Sample) -> np.ndarray:
-    """The values ordered by seed, so that two paired samples line up."""
-    return pd.Series(sample.values, index=[str(seed) for seed in sample.seeds]).sort_index().to_numpy()
-
-
-def judge(comparisons: pd.DataFrame, margin: float = MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
-    """``comparisons`` (rows of :func:`compare`, one family) with ``p_holm``, ``p_equivalence_holm``,
-    ``verdict`` (``>``, ``<``, ``≈``, ``inconclusive``, or why untested) and ``seeds_needed``."""
-    judged = comparisons.assign(p_holm=np.nan, p_equivalence_holm=np.nan, verdict=comparisons["untested"],
-                                seeds_needed=np.nan)
-    tested = judged["test"] != ""
-    k = int(tested.sum())
-    if k == 0:
-        return judged
-    judged.loc[tested, "p_holm"] = holm(judged.loc[tested, "p_value"])
-    judged.loc[tested, "p_equivalence_holm"] = holm(judged.loc[tested, "p_equivalence"])
-    for index, row in judged[tested].iterrows():
-        if row["p_holm"] < alpha:
-            judged.loc[index, "verdict"] = BETTER if row["difference"] > 0 else WORSE
-        elif row["p_equivalence_holm"] < alpha:
-            judged.loc[index, "verdict"] = EQUIVALENT
-        else:
-            judged.loc[index, "verdict"] = INCONCLUSIVE
-            n_now = min(row["n_a"], row["n_b"])
-            judged.loc[index, "seeds_needed"] = seeds_needed(row["difference"], row["variance"], margin, alpha / k,
-                                                             n_now, df_per_seed=row["df"] / (n_now - 1))
-    return judged
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm-adjusted p-values, in the order given."""
-    return multipletests(np.asarray(p_values, dtype=float), method="holm")[1]
+def judged(p: Pair, pairs_covered: int, margin: float, alpha: float, n_now: int) -> list[Any]:
+    """The columns from ``difference`` on for one comparison of a family covering ``pairs_covered``
+    pairs: its interval at two-sided level alpha / pairs_covered (Bonferroni), the verdict read off it,
+    and the p-values adjusted to match (a verdict's adjusted p is below alpha)."""
+    d, se, level = p.difference, p.se, alpha / pairs_covered
+    half_width = stats.t.ppf(1 - level / 2, p.df) * se
+    low, high = d - half_width, d + half_width
+    within = -margin < low and high < margin
+    if low > 0 or high < 0:
+        verdict, needed = BETTER if low > 0 else WORSE, np.nan
+    elif within:
+        verdict, needed = EQUIVALENT, np.nan
+    else:
+        verdict = INCONCLUSIVE
+        needed = seeds_needed(d, p.variance, margin, level, n_now, p.df_per_seed)
+    p_value = 2 * stats.t.sf(abs(d) / se, p.df)
+    # TOST: the nearer bound; the interval at level L lies inside ± margin when this is below L / 2
+    tost = max(stats.t.sf((d + margin) / se, p.df), stats.t.cdf((d - margin) / se, p.df))
+    return [d, low, high, p_value, min(1.0, pairs_covered * p_value), tost, min(1.0, 2 * pairs_covered * tost),
+            p.variance, p.df, p.df_per_seed, level, verdict, within, needed]
 
 
 def seeds_needed(difference: float, variance: float, margin: float, alpha: float, n_now: int,
                  df_per_seed: float = 1.0, power: float = POWER) -> int:
     """Seeds per config that would likely decide a comparison whose true difference and spread are the
-    observed ones: the fewer of those that would show the difference at two-sided ``alpha`` and, when
-    ``|difference| < margin``, those that would show equivalence (TOST at ``alpha``; Chow, Shao & Wang,
-    Sample Size Calculations in Clinical Research, 3.2). The normal-approximation formula with t
-    quantiles at the degrees of freedom of n seeds, ``df_per_seed * (n - 1)`` (1 paired, up to 2 for
-    Welch), solved by iteration; more than ``n_now``, since ``n_now`` did not decide it."""
-    # (shift to detect, quantile of the test's alpha, quantile of the power) per way of deciding
+    observed ones: the fewer of those that would show the difference (an interval at two-sided level
+    ``alpha`` excluding 0) and, when ``|difference| < margin``, those that would show equivalence (the
+    same interval inside ± margin; Chow, Shao & Wang, Sample Size Calculations in Clinical Research,
+    3.2). The normal-approximation formula with t quantiles at the degrees of freedom of n seeds,
+    ``df_per_seed * (n - 1)`` (1 paired, up to 2 for Welch), solved by iteration; more than ``n_now``,
+    since ``n_now`` did not decide it."""
+    # (shift to detect, quantile of the interval's level, quantile of the power) per way of deciding
     ways = []
     if difference != 0:
         ways.append((abs(difference), 1 - alpha / 2, power))
     room = margin - abs(difference)
     if room > 0:
-        # at a true difference of 0 both one-sided tests must succeed; otherwise the nearer bound decides
-        ways.append((room, 1 - alpha, 1 - (1 - power) / 2 if difference == 0 else power))
+        # at a true difference of 0 both bounds must fall inside; otherwise the nearer bound decides
+        ways.append((room, 1 - alpha / 2, 1 - (1 - power) / 2 if difference == 0 else power))
     return min(seeds_for(shift, alpha_quantile, power_quantile, variance, n_now + 1, df_per_seed)
                for shift, alpha_quantile, power_quantile in ways)
 
@@ -176,11 +230,18 @@ def seeds_needed(difference: float, variance: float, margin: float, alpha: float
 def seeds_for(shift: float, alpha_quantile: float, power_quantile: float, variance: float, n_min: int,
               df_per_seed: float) -> int:
     """The least n >= ``n_min`` with (t_a + t_b)^2 * variance / shift^2 <= n, the t quantiles at
-    df_per_seed * (n - 1). The normal quantiles give a lower bound; t's exceed them by less than a
-    factor of 3 in n once there are a few degrees of freedom, which bounds the search."""
+    df_per_seed * (n - 1), by bisection (the left side falls and the right rises with n). The normal
+    quantiles' n is a lower bound; t's exceed it by less than a factor of 3 once there are a few
+    degrees of freedom, which bounds the search."""
+    def enough(n: int) -> bool:
+        df = df_per_seed * (n - 1)
+        return (stats.t.ppf(alpha_quantile, df) + stats.t.ppf(power_quantile, df)) ** 2 * variance / shift**2 <= n
+
     normal = (stats.norm.ppf(alpha_quantile) + stats.norm.ppf(power_quantile)) ** 2 * variance / shift**2
-    n = np.arange(n_min, n_min + 20 + 3 * math.ceil(normal))
-    df = df_per_seed * (n - 1)
-    needed = (stats.t.ppf(alpha_quantile, df) + stats.t.ppf(power_quantile, df)) ** 2 * variance / shift**2
-    enough = n[needed <= n]
-    return int(enough[0]) if len(enough) else int(n[-1])
+    low, high = n_min, n_min + 20 + 3 * math.ceil(normal)
+    if enough(low):
+        return low
+    while high - low > 1:  # enough(high) holds; enough(low) does not
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high

@@ -7,7 +7,7 @@ from sweeplab.report.collect import UNREADABLE, Sweeps
 from sweeplab.report.compare import (
     ALPHA,
     EQUIVALENT,
-    HOLM_WHY,
+    FAMILY_WHY,
     INCONCLUSIVE,
     METHOD,
     POWER_METHOD,
@@ -44,19 +44,21 @@ def overview(sweeps: Sweeps) -> list[Block]:
 def method(margin: float) -> list[Block]:
     return [Heading("How to read it"), Bullets([
         f"Validation accuracy is {VAL}: the accuracy of the epoch with the highest validation accuracy. "
-        f"Test accuracy is {TEST}: the test accuracy of that same epoch's weights, not of the last epoch.",
+        f"Test accuracy is {TEST}: the test accuracy of that same epoch's weights, not of the last epoch. "
+        "It is shown for every config and job, but it is for the selected config only; not for choosing: "
+        "choose on validation accuracy, since a config chosen by its test accuracy has no unbiased test left.",
         "A config is one combination of a sweep's swept parameters (the override keys with more than one "
         "value across its jobs, seed excepted); its jobs differ by seed. mean ± std (sample std, ddof=1), "
         "min–max and n ok are over its jobs with status ok. 'not ok' counts its other jobs (failed, "
         "diverged, pruned, interrupted, running, missing, unreadable): left out of the statistics, listed under Jobs.",
         "Each config is compared with the best config of its sweep (highest mean validation accuracy): "
-        "'val − best' is the difference of the means in accuracy points with its 95 % confidence interval "
-        f"(per comparison, not adjusted for the table). The test: {METHOD}. The best is picked by the same "
-        "data, so its lead over the others is slightly flattered.",
-        f"Verdicts, at alpha = {ALPHA} after correcting each table's p-values with {HOLM_WHY}: "
-        f"'{WORSE} best' when the adjusted p of the difference is below alpha; '{EQUIVALENT} best' when "
-        f"instead two one-sided tests (TOST, Holm-adjusted) show the difference lies within ± {margin:g} "
-        f"points (the equivalence margin, --margin); '{INCONCLUSIVE}' when neither: the data cannot tell, "
+        "'val − best' is the difference of the means in accuracy points with its simultaneous interval. "
+        f"The comparison: {METHOD}. The best is picked by the same data, so its lead over the others is "
+        "slightly flattered; the intervals allow for that.",
+        f"Verdicts, at alpha = {ALPHA}, from {FAMILY_WHY}: "
+        f"'{WORSE} best' when the interval excludes 0; '{EQUIVALENT} best' when instead it lies within "
+        f"± {margin:g} points (the equivalence margin, --margin); '{INCONCLUSIVE}' when neither: the data "
+        "cannot tell, "
         "which is not the same as equal. An inconclusive verdict says how many seeds per config would likely "
         f"decide it ({POWER_METHOD}).",
         f"'{UNTESTED_FEW}': fewer than 2 ok jobs on a side; '{UNTESTED_FLAT}': every seed gave the same "
@@ -88,8 +90,8 @@ def sweep_findings(rows: pd.DataFrame, prefix: str, margin: float) -> list[str]:
     lines = [f"{prefix}best: {top['config']}: validation accuracy {mean_std_text(top['val_mean'], top['val_std'])}, "
              f"test accuracy {mean_std_text(top['test_mean'], top['test_std'])} (n={top['n']})."]
     verdicts = {
-        WORSE: f"worse than the best (Holm-adjusted p < {ALPHA})",
-        EQUIVALENT: f"as good as the best within ± {margin:g} points (TOST, Holm-adjusted p < {ALPHA})",
+        WORSE: f"worse than the best (adjusted p < {ALPHA})",
+        EQUIVALENT: f"as good as the best within ± {margin:g} points (adjusted TOST p < {ALPHA})",
         INCONCLUSIVE: "inconclusive, neither shown worse nor shown as good",
     }
     if rows["vs_best"].isin(list(verdicts)).any():
@@ -122,12 +124,12 @@ def study_finding(trials: pd.DataFrame, prefix: str) -> str:
 
 
 def listing(rows: pd.DataFrame) -> str:
-    """``lr=0.01 (-0.50 [-1.20, +0.20] points, paired, p (Holm)=0.31; ~14 seeds ...)``; ..."""
+    """``lr=0.01 (-0.50 [-1.20, +0.20] points, paired, p (adjusted)=0.31; ~14 seeds ...)``; ..."""
     items = []
     for _, row in rows.iterrows():
         seeds = f"; {seeds_text(row['seeds_needed'])}" if row["vs_best"] == INCONCLUSIVE else ""
         items.append(f"{row['config']} ({effect_text(row['difference'], row['ci_low'], row['ci_high'])} points, "
-                     f"{row['test']}, p (Holm)={row['p_holm']:.2g}{seeds})")
+                     f"{row['test']}, p (adjusted)={row['p_adjusted']:.2g}{seeds})")
     return "; ".join(items)
 
 
@@ -158,7 +160,7 @@ def summaries(summary: pd.DataFrame, swept: dict[str, list[str]]) -> list[Block]
 def sweep_bests(bests: pd.DataFrame) -> list[Block]:
     return [Heading("Best config of each sweep"),
             Paragraph("Each sweep's best config against the best of them all, with the same tests; "
-                      "this table is its own family for Holm's correction."),
+                      "this table is its own family."),
             Table(bests_table(bests), "bests")]
 
 

@@ -12,15 +12,16 @@ from scipy import stats
 
 from sweeplab.jobfiles import STATUSES
 from sweeplab.report.collect import MISSING, UNREADABLE
-from sweeplab.report.compare import CONFIDENCE, MARGIN, Sample, compare, judge
+from sweeplab.report.compare import MARGIN, Sample, family
 
 VAL = "best_val_acc"  # validation accuracy of the best epoch: what model selection and sweeps use
 TEST = "test_acc_at_best_val"  # test accuracy of that same epoch's weights
 STATUS_ORDER = [*STATUSES, MISSING, UNREADABLE]
 BEST, NO_OK_JOBS = "best", "no ok jobs"
-# What summary.csv says of each config against its sweep's best (compare.compare and compare.judge)
-COMPARISON_COLUMNS = ["vs_best", "test", "difference", "ci_low", "ci_high", "p_value", "p_holm",
-                      "p_equivalence", "p_equivalence_holm", "seeds_needed"]
+CONFIDENCE = 0.95  # of a config's own mean's interval
+# What summary.csv says of each config against its sweep's best (compare.family)
+COMPARISON_COLUMNS = ["vs_best", "test", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
+                      "p_equivalence", "p_equivalence_adjusted", "seeds_needed"]
 
 
 def val_samples(jobs: pd.DataFrame, configs: pd.MultiIndex) -> pd.Series:
@@ -66,18 +67,19 @@ def mean_interval_half_width(std: pd.Series, n: pd.Series) -> pd.Series:
 
 def compare_with_best(samples: pd.Series, margin: float = MARGIN) -> pd.DataFrame:
     """Each entry of ``samples`` (Samples) against the entry with the highest mean: the columns of
-    :data:`COMPARISON_COLUMNS`, judged as one family."""
+    :data:`COMPARISON_COLUMNS`, from simultaneous intervals over every pair of entries (the best is
+    picked by the same data; see :mod:`sweeplab.report.compare`)."""
     means = samples.apply(lambda sample: sample.values.mean() if len(sample.values) else np.nan)
     result = pd.DataFrame({"vs_best": NO_OK_JOBS, "test": ""}, index=samples.index, columns=COMPARISON_COLUMNS)
     if means.isna().all():
         return result
-    is_best = np.arange(len(samples)) == np.nanargmax(means.to_numpy())
-    best = samples[is_best].iloc[0]
-    others = samples[~is_best]
-    if len(others):
-        rows = pd.DataFrame([compare(sample, best, margin) for sample in others], index=others.index)
-        result.loc[~is_best] = judge(rows, margin).rename(columns={"verdict": "vs_best"})[COMPARISON_COLUMNS]
-    result.loc[is_best, "vs_best"] = BEST
+    best = int(np.nanargmax(means.to_numpy()))
+    others = [i for i in range(len(samples)) if i != best]
+    if others:
+        rows = family(list(samples), [(i, best) for i in others], margin, all_pairs=True)
+        rows.index = samples.index[others]
+        result.loc[rows.index] = rows.rename(columns={"verdict": "vs_best"})[COMPARISON_COLUMNS]
+    result.iloc[best, result.columns.get_loc("vs_best")] = BEST
     return result.infer_objects()  # the numbers as floats again, after rows of text were set
 
 

@@ -23,7 +23,8 @@ def summary_table(summary: pd.DataFrame, params: list[str]) -> pd.DataFrame:
         "not ok": summary["not_ok"],
         "val acc (mean ± std)": mean_std(summary["val_mean"], summary["val_std"]),
         "val min–max": min_max(summary["val_min"], summary["val_max"]),
-        "test acc (mean ± std)": mean_std(summary["test_mean"], summary["test_std"]),
+        "test acc (mean ± std; selected config only, not for choosing)": mean_std(summary["test_mean"],
+                                                                                  summary["test_std"]),
         "test min–max": min_max(summary["test_min"], summary["test_max"]),
         "epochs": formatted(summary["epochs_mean"], ".1f"),
         "wall s": formatted(summary["wall_seconds_mean"], ".3g"),
@@ -44,13 +45,13 @@ def bests_table(bests: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison_columns(rows: pd.DataFrame, effect_name: str) -> dict[str, pd.Series]:
-    """The effect with its interval, the test used, raw and Holm-adjusted p, and the verdict."""
+    """The effect with its interval, the test used, raw and family-adjusted p, and the verdict."""
     return {
         effect_name: pd.Series([effect_text(*values) for values in zip(rows["difference"], rows["ci_low"],
                                                                       rows["ci_high"], strict=True)], index=rows.index),
         "test": rows["test"],
         "p": formatted(rows["p_value"], ".2g"),
-        "p (Holm)": formatted(rows["p_holm"], ".2g"),
+        "p (adjusted)": formatted(rows["p_adjusted"], ".2g"),
         "vs best": pd.Series([verdict_text(verdict, seeds) for verdict, seeds
                               in zip(rows["vs_best"], rows["seeds_needed"], strict=True)], index=rows.index),
     }
