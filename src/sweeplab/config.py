@@ -109,6 +109,7 @@ class SGDConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "sgd"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     momentum: float = 0.0
     nesterov: bool = False
@@ -120,6 +121,7 @@ class AdamConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "adam"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
@@ -137,6 +139,7 @@ class RMSpropConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "rmsprop"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     alpha: float = 0.99
     eps: float = 1e-8
@@ -153,7 +156,7 @@ class TrainConfig:
     activation: ActivationConfig = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None  # a `_partial_` torch scheduler config (the scheduler group); None: constant lr
-    lr: float = 0.1
+    lr: Optional[float] = None  # conf/train.yaml: the chosen optimizer's default_lr unless given
     batch_size: int = 256
     epochs: int = 10
     seed: int = 0
@@ -172,7 +175,7 @@ class TrainConfig:
 
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
 OPTIMIZER_NAMES = tuple(schema.name for schema in OPTIMIZER_SCHEMAS)
-OPTIMIZER_OURS = ("name",)  # optimizer keys that are ours, not the optimizer's arguments
+OPTIMIZER_OURS = ("name", "default_lr")  # optimizer keys that are ours, not the optimizer's arguments
 
 
 def register_configs() -> None:
@@ -256,6 +259,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "activation.negative_slope": _at_least(0),
     "optimizer.name": _one_of(OPTIMIZER_NAMES),
     "optimizer.lr": _greater_than(0),
+    "optimizer.default_lr": _greater_than(0),
     "optimizer.momentum": _at_least(0),
     "optimizer.weight_decay": _at_least(0),
     "optimizer.eps": _greater_than(0),
@@ -312,6 +316,9 @@ def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
 def problems(cfg: DictConfig) -> list[str]:
     """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
     found = list(unknown_keys(cfg))
+    if "lr" in cfg.optimizer and cfg.optimizer.lr is None:  # `lr: ${lr}`, and no lr= nor default_lr
+        found.append(f"lr: not given, and optimizer {cfg.optimizer.get('_target_')} has no default_lr: "
+                     "give lr=... or add `default_lr: <number>` to its config")
     bad_numbers = dict(non_finite(cfg))
     found += [f"{key}={value}: must be a finite number" for key, value in bad_numbers.items()]
     for key, (check, allowed) in RULES.items():
