@@ -361,11 +361,11 @@ def problems(cfg: DictConfig) -> list[str]:
     if "_target_" in cfg.model:
         found += targets.problems("model", cfg.model, given=MODEL_GIVEN)
     else:
-        found.append("model: has no _target_: name the nn.Module class or factory (README, Bring your own)")
+        found.append("model: has no _target_: name the nn.Module class or factory (docs/guide/config.md, Bring your own)")
     if "_target_" in cfg.data:
         found += targets.problems("data", cfg.data, DATA_OURS)
     else:
-        found.append("data: has no _target_: name the function that returns its arrays (README, Bring your own)")
+        found.append("data: has no _target_: name the function that returns its arrays (docs/guide/config.md, Bring your own)")
     if "_target_" in cfg.optimizer:
         found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:
