@@ -2,7 +2,7 @@
 
 Hydra checks types while it composes (``lr=abc`` fails there); :func:`validate` checks ranges and
 names before any data is loaded (``lr=-1`` fails here). Each group option's YAML file extends its
-schema with ``defaults: [/schema/<group>/<name>@_here_]``, so ``conf/`` holds values and this file
+schema with ``defaults: [/schema_<group>_<name>@_here_]``, so ``conf/`` holds values and this file
 holds types.
 """
 from __future__ import annotations
@@ -181,13 +181,14 @@ OPTIMIZER_OURS = ("name", "default_lr")  # optimizer keys that are ours, not the
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    # Root-level names, not groups: `--help` lists the groups a user picks, and these are not picked.
     for name in IDX_DATASETS:
-        cs.store(group="schema/data", name=name, node=IdxDataConfig(name=name))
-    cs.store(group="schema/data", name="synthetic", node=SyntheticDataConfig)
-    cs.store(group="schema/model", name="mlp", node=MLPConfig)
-    cs.store(group="schema/activation", name="activation", node=ActivationConfig)
+        cs.store(name=f"schema_data_{name}", node=IdxDataConfig(name=name))
+    cs.store(name="schema_data_synthetic", node=SyntheticDataConfig)
+    cs.store(name="schema_model_mlp", node=MLPConfig)
+    cs.store(name="schema_activation", node=ActivationConfig)
     for node in OPTIMIZER_SCHEMAS:
-        cs.store(group="schema/optimizer", name=node.name, node=node)
+        cs.store(name=f"schema_optimizer_{node.name}", node=node)
     register_optuna_settings()
     register_grid_sweeper_as_default()
 
@@ -361,11 +362,11 @@ def problems(cfg: DictConfig) -> list[str]:
     if "_target_" in cfg.model:
         found += targets.problems("model", cfg.model, given=MODEL_GIVEN)
     else:
-        found.append("model: has no _target_: name the nn.Module class or factory (docs/guide/config.md, Bring your own)")
+        found.append("model: has no _target_: name the nn.Module class or factory (docs/guide/config.md)")
     if "_target_" in cfg.data:
         found += targets.problems("data", cfg.data, DATA_OURS)
     else:
-        found.append("data: has no _target_: name the function that returns its arrays (docs/guide/config.md, Bring your own)")
+        found.append("data: has no _target_: name the function that returns its arrays (docs/guide/config.md)")
     if "_target_" in cfg.optimizer:
         found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:
