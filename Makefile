@@ -4,9 +4,9 @@ SHELL := /bin/bash
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-# torch and torchvision are pinned here, not in pyproject: these builds lie on this machine's disk
-# (pip takes them in about a minute); pyproject keeps honest ranges for users elsewhere.
-TORCH := torch==2.14.1 torchvision==0.29.1
+# Every package at the version in constraints.txt (CI installs exactly what a developer has);
+# pyproject keeps honest ranges for users elsewhere.
+PIP_INSTALL := $(VENV)/bin/pip install --quiet -c constraints.txt
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 # Debian packages the tests use: a real PostgreSQL server and a real headless browser.
 TEST_PACKAGES := postgresql chromium chromium-driver
@@ -27,13 +27,14 @@ endef
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(VENV)/.installed ## create .venv: pinned torch/torchvision, sweeplab (editable), trackers and test tools
+setup: $(VENV)/.installed ## create .venv: sweeplab (editable) with trackers, test and lint tools, pinned
 
-$(VENV)/.installed: pyproject.toml
+# torch first: its wheels lie on this machine's disk, and pip resolves the rest against the installed build.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet $(TORCH)
-	$(VENV)/bin/pip install --quiet -e '.[test,postgres,dashboard,cluster,tracking]'
+	$(PIP_INSTALL) torch torchvision
+	$(PIP_INSTALL) -e '.[dev,dashboard]'
 	touch $@
 
 data: ## make FashionMNIST available offline (Debian's dataset-fashion-mnist)

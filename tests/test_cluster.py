@@ -1,5 +1,6 @@
 """Hydra's submitit launcher (`pip install -e '.[cluster]'`): a grid through real submitit jobs, and the
 SLURM example config."""
+import importlib.util
 import os
 import signal
 import subprocess
@@ -9,11 +10,14 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF, REPO, TINY, file_states, run_train
+from conftest import CONF, REPO, TINY, file_states, missing_environment, run_train
 from sweeplab.jobfiles import read_metrics
 
-pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
-                    reason="needs the cluster extra: pip install -e '.[cluster]'")
+
+@pytest.fixture(autouse=True)
+def submitit_launcher() -> None:
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        missing_environment("needs the cluster extra: pip install -e '.[cluster]'")
 
 
 @pytest.mark.slow

@@ -295,6 +295,7 @@ def test_fused_on_cuda_matches_unfused(tmp_path):
     overrides = [*GRID, "device=cuda", "lr=0.1,0.01"]
     basic = multirun(tmp_path / "basic", *overrides)
     fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    assert len(basic) == len(fused) == 2
     for job_basic, job_fused in zip(basic, fused, strict=True):
         assert read_metrics(Path(job_fused.hydra_cfg.hydra.runtime.output_dir))["device"].startswith("cuda")
         assert job_fused.return_value == pytest.approx(job_basic.return_value, abs=ACC_ATOL)

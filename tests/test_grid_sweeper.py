@@ -2,6 +2,7 @@
 same sweep dir skips, reruns and numbers. A stand-in task writes the status each job should end with."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 import sweeplab.task
-from conftest import CONF, TINY, file_states, multirun
+from conftest import CONF, TINY, file_states, missing_environment, multirun
 from sweeplab.jobfiles import METRICS, Metrics, job_key, read_metrics, write_metrics
 
 
@@ -182,7 +183,8 @@ def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
 
 
 def test_a_rerun_on_joblib_skips_finished_jobs_and_reruns_killed_and_failed_ones(tmp_path, capsys):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher")
+    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+        missing_environment("needs the test extra's hydra-joblib-launcher: pip install -e '.[test]'")
     grid = ["seed=0,1,2", *TINY, "epochs=1", "model.width=16", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     multirun(sweeplab.task.main, tmp_path, *grid)
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}

@@ -65,7 +65,9 @@ def test_a_damaged_job_is_listed_unreadable_and_the_rest_is_reported(tmp_path, c
 
 def test_an_intact_sweep_exits_0(tmp_path):
     sweep, _ = damaged_grid(tmp_path)
-    sweeplab(["report", str(sweep)])  # returns: exit status 0
+    assert sweeplab(["report", str(sweep)]) is None  # a non-zero exit would raise SystemExit here
+    assert (pd.read_csv(sweep / "jobs.csv")["status"] == "ok").sum() == 6
+    assert list(pd.read_csv(sweep / "summary.csv")["n"]) == [3, 3]
 
 
 def test_a_killed_job_still_saying_running_is_shown_interrupted_with_its_last_write(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 import sweeplab.task
-from conftest import FASHION_MNIST, REPO, TINY, multirun, write_idx_dataset
+from conftest import FASHION_MNIST, REPO, TINY, missing_environment, multirun, write_idx_dataset
 from sweeplab.config import problems
 from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError, DataError
@@ -96,8 +96,9 @@ def examples(monkeypatch):
     return f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]"
 
 
-@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_example_cnn_trains_on_fashion_mnist(make_cfg, tmp_path, examples):
+    if not FASHION_MNIST.is_dir():
+        missing_environment("needs Debian's dataset-fashion-mnist: `make data` installs it")
     cfg = make_cfg(examples, "model=cnn", "model.channels=4", "data.limit=0.02", "epochs=2", "batch_size=32",
                    "optimizer=adam", "lr=0.003")
     assert problems(cfg) == []

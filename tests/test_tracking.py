@@ -19,7 +19,7 @@ from conftest import TINY, run_train
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
-from sweeplab.tracking import Tracker
+from sweeplab.tracking import SWEEP_ROLE, Tracker
 
 
 class FailingTracker(Tracker):
@@ -63,9 +63,11 @@ def shared_store(tmp_path_factory, empty_store) -> str:
 
 
 def runs_in(uri: str, experiment: str):
+    """The jobs' runs, without the sweep's parent run."""
     client = MlflowClient(tracking_uri=uri)
-    return client, client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
-                                      order_by=["attributes.run_name"])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                              order_by=["attributes.run_name"])
+    return client, [r for r in runs if r.data.tags.get(SWEEP_ROLE) != "sweep"]
 
 
 def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_cfg, tmp_path, empty_store):
@@ -88,8 +90,9 @@ def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_
         assert not any(key.startswith("logger") for key in r.data.params)
         steps = client.get_metric_history(r.info.run_id, "val_acc")
         assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"], strict=True))
-        for name in ("test_acc", "best_val_acc", "wall_seconds", "params", "train_loss"):
+        for name in ("test_acc", "best_val_acc", "wall_seconds", "train_loss"):
             assert r.data.metrics[name] == pytest.approx(metrics[name]), name
+        assert int(r.data.params["n_parameters"]) == metrics["params"] and "params" not in r.data.metrics
 
 
 def test_mlflow_groups_an_optuna_study_under_a_given_uri_and_tags_each_trial(make_cfg, tmp_path, shared_store):
@@ -236,3 +239,15 @@ def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path):
     study = optuna.load_study(study_name="tracked", storage=f"sqlite:///{sweep / 'optuna.db'}")
     tracked = {int(r.data.tags["optuna.trial_number"]): float(r.data.params["lr"]) for r in runs}
     assert tracked == {t.number: t.params["lr"] for t in study.trials}
+
+
+def test_a_grid_is_a_parent_run_with_each_job_nested_under_it(tmp_path):
+    multirun(tmp_path / "grid", *TINY, "epochs=1", "logger=mlflow", "lr=0.1,0.01",
+             "hydra.mode=MULTIRUN")  # as -m sets it
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'grid' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("grid").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get(SWEEP_ROLE) == "sweep"]
+    jobs = [r for r in runs if r is not parent]
+    assert sorted(r.info.run_name for r in jobs) == ["0", "1"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert parent.info.run_name == "grid" and parent.info.status == "FINISHED"

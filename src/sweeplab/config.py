@@ -2,7 +2,7 @@
 
 Hydra checks types while it composes (``lr=abc`` fails there); :func:`validate` checks ranges and
 names before any data is loaded (``lr=-1`` fails here). Each group option's YAML file extends its
-schema with ``defaults: [/schema/<group>/<name>@_here_]``, so ``conf/`` holds values and this file
+schema with ``defaults: [/schema_<group>_<name>@_here_]``, so ``conf/`` holds values and this file
 holds types.
 """
 from __future__ import annotations
@@ -109,6 +109,7 @@ class SGDConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "sgd"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     momentum: float = 0.0
     nesterov: bool = False
@@ -120,6 +121,7 @@ class AdamConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "adam"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
@@ -137,6 +139,7 @@ class RMSpropConfig:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = "rmsprop"
+    default_lr: float = MISSING  # the top-level lr when the command line gives none
     lr: float = MISSING
     alpha: float = 0.99
     eps: float = 1e-8
@@ -153,7 +156,7 @@ class TrainConfig:
     activation: ActivationConfig = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None  # a `_partial_` torch scheduler config (the scheduler group); None: constant lr
-    lr: float = 0.1
+    lr: Optional[float] = None  # conf/train.yaml: the chosen optimizer's default_lr unless given
     batch_size: int = 256
     epochs: int = 10
     seed: int = 0
@@ -176,19 +179,20 @@ class TrainConfig:
 
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
 OPTIMIZER_NAMES = tuple(schema.name for schema in OPTIMIZER_SCHEMAS)
-OPTIMIZER_OURS = ("name",)  # optimizer keys that are ours, not the optimizer's arguments
+OPTIMIZER_OURS = ("name", "default_lr")  # optimizer keys that are ours, not the optimizer's arguments
 
 
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    # Root-level names, not groups: `--help` lists the groups a user picks, and these are not picked.
     for name in IDX_DATASETS:
-        cs.store(group="schema/data", name=name, node=IdxDataConfig(name=name))
-    cs.store(group="schema/data", name="synthetic", node=SyntheticDataConfig)
-    cs.store(group="schema/model", name="mlp", node=MLPConfig)
-    cs.store(group="schema/activation", name="activation", node=ActivationConfig)
+        cs.store(name=f"schema_data_{name}", node=IdxDataConfig(name=name))
+    cs.store(name="schema_data_synthetic", node=SyntheticDataConfig)
+    cs.store(name="schema_model_mlp", node=MLPConfig)
+    cs.store(name="schema_activation", node=ActivationConfig)
     for node in OPTIMIZER_SCHEMAS:
-        cs.store(group="schema/optimizer", name=node.name, node=node)
+        cs.store(name=f"schema_optimizer_{node.name}", node=node)
     register_optuna_settings()
     register_grid_sweeper_as_default()
 
@@ -275,6 +279,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "activation.negative_slope": _at_least(0),
     "optimizer.name": _one_of(OPTIMIZER_NAMES),
     "optimizer.lr": _learning_rate(),
+    "optimizer.default_lr": _learning_rate(),
     "optimizer.momentum": _at_least(0),
     "optimizer.weight_decay": _at_least(0),
     "optimizer.eps": _greater_than(0),
@@ -332,6 +337,9 @@ def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
 def problems(cfg: DictConfig) -> list[str]:
     """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
     found = list(unknown_keys(cfg))
+    if "lr" in cfg.optimizer and cfg.optimizer.lr is None:  # `lr: ${lr}`, and no lr= nor default_lr
+        found.append(f"lr: not given, and optimizer {cfg.optimizer.get('_target_')} has no default_lr: "
+                     "give lr=... or add `default_lr: <number>` to its config")
     bad_numbers = dict(non_finite(cfg))
     found += [f"{key}={value}: must be a finite number" for key, value in bad_numbers.items()]
     for key, (check, allowed) in RULES.items():
@@ -378,11 +386,11 @@ def problems(cfg: DictConfig) -> list[str]:
     if "_target_" in cfg.model:
         found += targets.problems("model", cfg.model, given=MODEL_GIVEN)
     else:
-        found.append("model: has no _target_: name the nn.Module class or factory (README, Bring your own)")
+        found.append("model: has no _target_: name the nn.Module class or factory (docs/guide/config.md)")
     if "_target_" in cfg.data:
         found += targets.problems("data", cfg.data, DATA_OURS)
     else:
-        found.append("data: has no _target_: name the function that returns its arrays (README, Bring your own)")
+        found.append("data: has no _target_: name the function that returns its arrays (docs/guide/config.md)")
     if "_target_" in cfg.optimizer:
         found += targets.problems("optimizer", cfg.optimizer, OPTIMIZER_OURS, positional=1)
     if cfg.scheduler is not None:

@@ -89,7 +89,10 @@ def problems(
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return []  # a builtin without a signature: let the call itself decide
-    given = set(given) | set(list(parameters)[:positional])
+    passed = list(parameters)[:positional]
+    given = set(given) | set(passed)
+    if positional and node.get("_partial_") is not True:  # else torch's "missing 1 required positional argument"
+        return [f"{key}: add `_partial_: true` to its config: the run calls {path} with {', '.join(passed)} itself"]
     accepted = {name for name, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
     configured = {k for k in node if k not in SPECIAL_KEYS and k not in set(ours)}

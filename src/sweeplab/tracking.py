@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 EPOCH_METRICS = tuple(name for name in EpochRecord.__dataclass_fields__ if name != "epoch")
 # metrics.json's numbers that history.csv does not already hold as its last row
 FINAL_METRICS = tuple(name for name in NUMERIC_METRICS if name not in EPOCH_METRICS)
+SWEEP_ROLE = "sweeplab.role"  # tag of a sweep's parent run: "sweep"
 MLFLOW_STATUS = {"ok": "FINISHED", "pruned": "FINISHED", "diverged": "FAILED", "failed": "FAILED",
                  "interrupted": "KILLED"}
 
@@ -48,6 +49,7 @@ class Job:
     dir: Path
     sweep_dir: Path  # a multirun's sweep dir; for a single run the dir that holds the run dirs
     trial: optuna.Trial | None  # the Optuna trial the job runs, in a study
+    in_sweep: bool = False  # one job of a multirun (a grid or a study), not a single run
 
     @property
     def name(self) -> str:
@@ -64,7 +66,8 @@ class Tracker(Callback):
 
 
 class MLflowTracker(Tracker):
-    """The job as an MLflow run; the sweep (or the Optuna study) as its experiment."""
+    """The job as an MLflow run; the sweep (or the Optuna study) as its experiment and as a parent
+    run that each of its jobs' runs is nested under (MLflow's ``mlflow.parentRunId`` tag)."""
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None,
                  tags: dict[str, str] | None = None):
@@ -79,14 +82,17 @@ class MLflowTracker(Tracker):
         uri = self.tracking_uri or f"sqlite:///{job.sweep_dir.resolve() / 'mlflow.db'}"
         name = self.experiment_name or (job.trial.study.study_name if job.trial else job.sweep_dir.name)
         try:
-            with sqlite_lock(uri):  # jobs starting together would each create the database's tables
+            with sqlite_lock(uri):  # jobs starting together would each create the tables, or the parent run
                 self.client = MlflowClient(tracking_uri=uri)
                 experiment_id = get_or_create_experiment(self.client, name)
+                self.parent_id = sweep_run(self.client, experiment_id, name, job) if job.in_sweep else None
         except Exception as exc:
             raise ConfigError(f"logger.mlflow.tracking_uri={uri!r}: cannot open it ({first_line(exc)})") from exc
         tags = {"job_dir": str(job.dir.resolve()), "status": "running", **{k: str(v) for k, v in self.tags.items()}}
         if job.trial is not None:
             tags |= {"optuna.study_name": job.trial.study.study_name, "optuna.trial_number": str(job.trial.number)}
+        if self.parent_id is not None:
+            tags["mlflow.parentRunId"] = self.parent_id
         self.run_id = self.client.create_run(experiment_id, run_name=job.name, tags=tags).info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in flat_config(cfg).items()])
         log.info("mlflow: run %s in experiment %r; see it: mlflow ui --backend-store-uri %s", job.name, name, uri)
@@ -95,11 +101,19 @@ class MLflowTracker(Tracker):
         self.log_metrics({name: getattr(record, name) for name in EPOCH_METRICS}, record.epoch)
 
     def finish(self, metrics: Metrics) -> None:
-        self.log_metrics(final_numbers(metrics), metrics.epochs_completed or 0)
+        from mlflow.entities import Param
+
+        numbers = final_numbers(metrics)
+        n_parameters = numbers.pop("params", None)  # a count, not a measurement: a param, by a clear name
+        if n_parameters is not None:
+            self.client.log_batch(self.run_id, params=[Param("n_parameters", str(int(n_parameters)))])
+        self.log_metrics(numbers, metrics.epochs_completed or 0)
         self.client.set_tag(self.run_id, "status", metrics.status)
         if metrics.reason:
             self.client.set_tag(self.run_id, "reason", metrics.reason)
         self.client.set_terminated(self.run_id, MLFLOW_STATUS[metrics.status])
+        if self.parent_id is not None:  # ended by its last job to end (a rerun's first job reopens it)
+            self.client.set_terminated(self.parent_id, "FINISHED")
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -181,7 +195,7 @@ def tracked(cfg: DictConfig, job_dir: Path) -> Iterator[Trackers]:
 
 
 def start_trackers(cfg: DictConfig, job_dir: Path) -> dict[str, Tracker]:
-    job = Job(job_dir, sweep_dir(job_dir), sweeplab.trial.current(job_dir))
+    job = Job(job_dir, sweep_dir(job_dir), sweeplab.trial.current(job_dir), in_multirun())
     started: dict[str, Tracker] = {}
     try:
         for name, node in cfg.logger.items():
@@ -205,11 +219,30 @@ def start_tracker(name: str, node: DictConfig, cfg: DictConfig, job: Job) -> Tra
     return tracker
 
 
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def sweep_dir(job_dir: Path) -> Path:
     """Hydra's sweep dir in a multirun; otherwise the dir that holds the run's dir (outputs/runs)."""
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().sweep.dir)
-    return job_dir.parent
+    return Path(HydraConfig.get().sweep.dir) if in_multirun() else job_dir.parent
+
+
+def sweep_run(client: Any, experiment_id: str, name: str, job: Job) -> str:
+    """The id of the sweep's (or study's) parent run in the experiment, created by its first job
+    (the caller holds the store's lock, so jobs starting together create one), reopened by every
+    job that starts, so it reads RUNNING while any job runs."""
+    sweep = str(job.sweep_dir.resolve())
+    # matched on the dir here, not in the filter string, which a quote in a path would break
+    parents = client.search_runs([experiment_id], filter_string=f"tags.`{SWEEP_ROLE}` = 'sweep'")
+    found = [run for run in parents if run.data.tags.get("sweeplab.sweep_dir") == sweep]
+    if found:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
+    tags = {SWEEP_ROLE: "sweep", "sweeplab.sweep_dir": sweep}
+    if job.trial is not None:
+        tags["optuna.study_name"] = job.trial.study.study_name
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:
