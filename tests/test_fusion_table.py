@@ -26,13 +26,15 @@ def leaf_keys(node, prefix: str = "") -> set[str]:
 
 
 def schema_keys() -> set[str]:
-    """The train schema's keys and every group schema's under its group: what ConfigStore holds."""
+    """The train schema's keys and every group schema's under its group: what ConfigStore holds
+    (a group's schemas are stored at the root as ``schema_<group>[_<name>].yaml``)."""
     store = ConfigStore.instance()
+    schemas = {name: name.removesuffix(".yaml").split("_")[1] for name in store.list("") if name.startswith("schema_")}
+    groups = set(schemas.values())
     keys = {key for key in leaf_keys(OmegaConf.structured(store.load("train_schema.yaml").node))
-            if key not in store.list("schema")}  # a group's node: its schemas' keys, below
-    for group in store.list("schema"):
-        for name in store.list(f"schema/{group}"):
-            keys |= {f"{group}.{key}" for key in leaf_keys(store.load(f"schema/{group}/{name}").node)}
+            if key not in groups}  # a group's node: its schemas' keys, below
+    for name, group in schemas.items():
+        keys |= {f"{group}.{key}" for key in leaf_keys(store.load(name).node)}
     return keys
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from sweeplab.config import ACTIVATIONS, OPTIMIZER_NAMES
+from sweeplab.config import ACTIVATIONS, OPTIMIZER_NAMES, OPTIMIZER_OURS
 from sweeplab.model import count_parameters, describe, instantiate_model, loss_function, mlp
 from sweeplab.optim import build_optimizer
 
@@ -80,7 +80,7 @@ def test_optimizers_get_every_configured_keyword(make_cfg, name):
     group = optimizer.param_groups[0]
     assert group["lr"] == 0.05
     for key, value in cfg.optimizer.items():
-        if key not in ("name", "_target_", "_partial_"):
+        if key not in (*OPTIMIZER_OURS, "_target_", "_partial_"):
             assert group[key] == (tuple(value) if key == "betas" else value), key
     assert group.get("fused") == (name in ("adam", "adamw") or None)
 

@@ -58,6 +58,8 @@ FUSION: dict[str, Fusion] = {
     "lr": MEMBER, "seed": MEMBER, "patience": MEMBER, "checkpoint": MEMBER, "objective": MEMBER,
     "progress": MEMBER,  # console only: members log epoch lines, never bars
     "diverge_above": MEMBER,  # each grid of test_a_grid_fused_or_not_writes_the_same_files holds a diverging member
+    "allow_test_objective": MEMBER,  # read by the config check only, as objective is
+    "optimizer.default_lr": MEMBER,  # only ever the member's lr (conf/train.yaml), resolved per member
     "optimizer.lr": MEMBER, "optimizer.momentum": MEMBER, "optimizer.alpha": MEMBER, "optimizer.betas": MEMBER,
     "optimizer.eps": MEMBER, "optimizer.weight_decay": MEMBER,
     "model.init_std": MEMBER,
