@@ -125,6 +125,9 @@ def processes_left(marker: str, timeout: float = 30) -> list[int]:
 def multirun(task: Callable, sweep_dir: Path, *overrides: str) -> Any:
     """``python train.py -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` in-process, with ``task`` as the task
     function (as Hydra's own sweeper tests run it); returns what the sweeper returns."""
+    # as train.py does; again here because Hydra's hydra_restore_singletons fixture puts back the
+    # ConfigStore of before its test, where `basic` may be Hydra's own sweeper, not the grid sweeper
+    register_configs()
     hydra = Hydra.create_main_hydra_file_or_module(
         calling_file=str(REPO / "train.py"), calling_module=None, config_path="conf", job_name="train")
     try:

@@ -13,8 +13,8 @@ from hold import held_at
 from test_fused import assert_same_run_within_tolerance, multirun
 
 from conftest import TINY, file_states, run_train, signal_when_held, start_held_train
-from hydra_plugins.sweeplab_grid_sweeper.grid_sweeper import SweepInterrupted
 from sweeplab.checkpoint import Checkpoint
+from sweeplab.errors import SweepInterrupted
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
 

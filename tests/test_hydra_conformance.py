@@ -6,12 +6,22 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
+from hydra.version import VersionBase, __compat_version__
 
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 from hydra_plugins.sweeplab_grid_sweeper.grid_sweeper import GridSweeper
 from hydra_plugins.sweeplab_pool_launcher.pool_launcher import PoolLauncher
 
 LAUNCHERS = [("pool", ["hydra.launcher.n_workers=2"]), ("fused", [])]
+
+
+@pytest.fixture(autouse=True)
+def hydras_version_base(hydra_restore_singletons) -> None:
+    """Each suite test runs under the version base Hydra's own runs of the suites have (none given: the
+    1.1 compatibility defaults). A test of this project that composed with ``version_base="1.3"`` leaves
+    that base set in the process; then ``hydra.job.chdir`` defaults to false, and the suites expect the
+    job's log in the job's dir. hydra_restore_singletons puts the base back afterwards."""
+    VersionBase.instance().setbase(__compat_version__)
 
 
 def test_discovery() -> None:

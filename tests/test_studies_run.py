@@ -51,8 +51,7 @@ def test_every_experiment_runs_one_tiny_job(make_cfg, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", STUDIES)
-def test_every_study_runs_its_first_job_or_trial(make_cfg, hydra_sweep_runner, hydra_restore_singletons,
-                                                 tmp_path, name):
+def test_every_study_runs_its_first_job_or_trial(make_cfg, hydra_sweep_runner, tmp_path, name):
     hydra_cfg = study_config(name).hydra
     if hydra_cfg.sweeper._target_ != OPTUNA_SWEEPER:
         firsts = first_values(hydra_cfg.sweeper.params)

@@ -16,6 +16,10 @@ class DataError(CompactHydraException):
     """A dataset that cannot be found or read; the message names each place looked and how to get it."""
 
 
+class SweepInterrupted(CompactHydraException):
+    """Ctrl-C or SIGTERM during a sweep; the message says how to resume."""
+
+
 class FileError(CompactHydraException):
     """A job file that cannot be written (a full disk, no permission); the message names the file and why."""
 

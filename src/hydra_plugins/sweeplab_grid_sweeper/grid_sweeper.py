@@ -18,13 +18,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
-from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, SweepInterrupted
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import Invocation, read_invocations, write_invocations
 from sweeplab.sweep_lock import hold_sweep_dir
@@ -32,10 +31,6 @@ from sweeplab.sweep_lock import hold_sweep_dir
 from ._resume import Plan, best_line, blocks, check_grid, plan_fresh, plan_resume, read_past_jobs
 
 log = logging.getLogger(__name__)
-
-
-class SweepInterrupted(CompactHydraException):
-    """Ctrl-C or SIGTERM during a sweep; the message says how to resume."""
 
 
 class GridSweeper(Sweeper):
