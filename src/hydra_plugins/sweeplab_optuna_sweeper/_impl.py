@@ -174,13 +174,18 @@ class OptunaSweeperImpl(Sweeper):
                 log.info("grid sampler: %d combinations, so n_trials %d -> %d", size, self.n_trials, size)
                 self.n_trials = size
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        # how a rerun finds this study again: by the same command, unless its name is made afresh by each
+        # run (train.py's default, `${now:...}`): then by naming it
+        generated = OmegaConf.is_interpolation(self.config.hydra.sweeper, "study_name")
+        self.resume_by = f"rerun the same command with hydra.sweeper.study_name={self.study_name}" if generated \
+            else "rerun the same command"
         if self.study_name is None:
             self.study_name = self.config.hydra.job.name
             log.info("study_name null: named '%s' after the app (hydra.job.name)", self.study_name)
         self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
         self.url = describe_storage(self.storage)
         if self.storage_spec is None:
-            log.info("storage null: using %s; resume by rerunning the same command", self.url)
+            log.info("storage null: using %s; to resume, %s", self.url, self.resume_by)
         if has_password(self.storage):
             storage_by_reference(self.config)
         storage = self._open_storage()
@@ -216,8 +221,7 @@ class OptunaSweeperImpl(Sweeper):
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
         reason = "interrupted" if outcome == INTERRUPTED else f"a worker process ended with exit code {outcome}"
-        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: "
-                         "rerun the same command to resume the study.")
+        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: to resume the study, {self.resume_by}.")
 
     def _run(self) -> int:
         """Run the workers this launcher calls for; their outcome."""
@@ -461,6 +465,7 @@ class OptunaSweeperImpl(Sweeper):
         log.info("study '%s': %d finished (%d complete, %d pruned, %d failed), %d interrupted; results in %s",
                  study.study_name, tally.finished, tally.complete, tally.pruned, tally.failed,
                  tally.interrupted, self.sweep_dir)
+        log.info("to resume or add trials (a larger n_trials): %s", self.resume_by)
         if tally.complete and len(self.directions) == 1:
             best = study.best_trial
             log.info("best: trial %d, value %.4f, %s", best.number, best.value,
