@@ -198,7 +198,7 @@ def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_err
                   task_function=last_fails)  # no exception: the budget is spent, one failure is an outcome
     assert states(study) == ["COMPLETE", "FAIL"]
     out = capfd.readouterr().out
-    assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "rerun" not in out
+    assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "to resume the study" not in out
 
 
 def test_a_nan_result_is_a_failed_trial(sweep):

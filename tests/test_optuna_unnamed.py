@@ -1,6 +1,6 @@
 """A study of train.py without a name is a fresh study named by its start time, in a dir of that name, so
 a second study with another search space never collides with the first; its last line says how to resume
-it, and naming it so finds the same study."""
+it (by its dir), and a rerun into that dir finds the same study."""
 import re
 
 import optuna
@@ -22,8 +22,8 @@ def test_unnamed_studies_get_a_dir_each_and_resume_by_it(tmp_path):
     assert len(dirs) == 2 and all(re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", d.name) for d in dirs)
 
     hint = re.search(r"to resume or add trials \(a larger n_trials\): rerun the same command with "
-                     r"(hydra\.sweeper\.study_name=\S+)", first.stdout + first.stderr)
-    assert hint is not None and hint.group(1) == f"hydra.sweeper.study_name={dirs[0].name}"
+                     r"(hydra\.sweep\.dir=\S+)", first.stdout + first.stderr)
+    assert hint is not None and hint.group(1) == f"hydra.sweep.dir={dirs[0]}"
     more = run_train(*STUDY, "hydra.sweeper.n_trials=2", "lr=interval(0.01, 0.1)", hint.group(1), cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-2000:]
     assert "resuming: 1 finished" in more.stdout + more.stderr

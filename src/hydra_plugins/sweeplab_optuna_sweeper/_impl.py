@@ -174,22 +174,18 @@ class OptunaSweeperImpl(Sweeper):
                 log.info("grid sampler: %d combinations, so n_trials %d -> %d", size, self.n_trials, size)
                 self.n_trials = size
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        # how a rerun finds this study again: by the same command, unless its name is made afresh by each
-        # run (train.py's default, `${now:...}`): then by naming it
-        generated = OmegaConf.is_interpolation(self.config.hydra.sweeper, "study_name")
-        self.resume_by = f"rerun the same command with hydra.sweeper.study_name={self.study_name}" if generated \
-            else "rerun the same command"
         if self.study_name is None:
             self.study_name = self.config.hydra.job.name
             log.info("study_name null: named '%s' after the app (hydra.job.name)", self.study_name)
         self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
         self.url = describe_storage(self.storage)
-        if self.storage_spec is None:
-            log.info("storage null: using %s; to resume, %s", self.url, self.resume_by)
         if has_password(self.storage):
             storage_by_reference(self.config)
         storage = self._open_storage()
         try:
+            self._find_resume_point(storage)
+            if self.storage_spec is None:
+                log.info("storage null: using %s; to resume, %s", self.url, self.resume_by)
             study = optuna.create_study(study_name=self.study_name, storage=storage,
                                         directions=self.directions, load_if_exists=True)
             check_spec(study, spec_of(self.space, self.directions), self.url)
@@ -222,6 +218,21 @@ class OptunaSweeperImpl(Sweeper):
             raise StudyError(self._too_many_failures(study))
         reason = "interrupted" if outcome == INTERRUPTED else f"a worker process ended with exit code {outcome}"
         raise StudyError(f"{reason}. Finished trials are kept in {self.url}: to resume the study, {self.resume_by}.")
+
+    def _find_resume_point(self, storage: optuna.storages.BaseStorage) -> None:
+        """Set how a rerun finds this study again: the same command, unless the study's name is made
+        afresh by each run (train.py's default, ``${now:...}``). Such a study resumes by its sweep dir: a
+        rerun into a dir whose own storage holds a study takes that study, whatever its name."""
+        self.resume_by = "rerun the same command"
+        if not OmegaConf.is_interpolation(self.config.hydra.sweeper, "study_name"):
+            return
+        if self.storage_spec is not None:  # a shared database: the study is found by its name
+            self.resume_by += f" with hydra.sweeper.study_name={self.study_name}"
+            return
+        studies = storage.get_all_studies()
+        if len(studies) == 1:
+            self.study_name = studies[0].study_name
+        self.resume_by += f" with hydra.sweep.dir={self.sweep_dir}"
 
     def _run(self) -> int:
         """Run the workers this launcher calls for; their outcome."""
