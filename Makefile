@@ -72,15 +72,15 @@ clean: ## delete generated run and sweep dirs under outputs/
 	rm -rf outputs/runs outputs/sweeps outputs/multirun
 
 # The seed notes' grid studies (sweeps/*.yaml), fused, 5 seeds per config; then 20 seeds for the configs
-# of the claims that 5 left undecided (resumed into the same sweep dirs); then docs/studies.md and each
+# of the claims that 5 left undecided (added to the same sweep dirs: extend=true); then docs/studies.md and each
 # study's report (docs/studies/<name>/). The per-trial plots and report.html are not committed.
 STUDY := $(PYTHON) train.py -m hydra/launcher=fused
 .PHONY: studies
 studies: setup data ## rerun the seed notes' studies and regenerate docs/studies.md and docs/studies/
 	for study in neurons depth activation lr batch_size optimizer; do $(STUDY) +sweep=$$study || exit 1; done
 	$(STUDY) +sweep=lr optimizer=adam
-	$(STUDY) +sweep=neurons model.width=64,128 activation=sigmoid 'seed=range(0,20)'
-	$(STUDY) +sweep=depth model.depth=1,2,3 activation=relu 'seed=range(0,20)'
-	$(STUDY) +sweep=batch_size batch_size=32,64,128 'seed=range(0,20)'
-	$(STUDY) +sweep=optimizer optimizer=adam,adamw lr=0.001 'seed=range(0,20)'
+	$(STUDY) +sweep=neurons model.width=64,128 activation=sigmoid 'seed=range(0,20)' hydra.sweeper.extend=true
+	$(STUDY) +sweep=depth model.depth=1,2,3 activation=relu 'seed=range(0,20)' hydra.sweeper.extend=true
+	$(STUDY) +sweep=batch_size batch_size=32,64,128 'seed=range(0,20)' hydra.sweeper.extend=true
+	$(STUDY) +sweep=optimizer optimizer=adam,adamw lr=0.001 'seed=range(0,20)' hydra.sweeper.extend=true
 	$(VENV)/bin/sweeplab studies

@@ -60,7 +60,7 @@ def test_an_optuna_study_runs_its_trials_as_submitit_jobs_that_report_epochs_and
         "hydra.sweeper.pruner.n_warmup_steps=0", "lr=choice(0.1, 0.0001)", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LocalLauncher: 2 trial(s) in flight" in result.stdout + result.stderr
-    trials = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
+    trials = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep / 'optuna.db'}").trials
     assert len(trials) == 6 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
     assert [t.state.name for t in trials].count("PRUNED") >= 1
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 6  # one submitit job (a process) per trial

@@ -218,7 +218,10 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, sch
         assert a["status"] == b["status"] == ("diverged" if diverging else "ok"), num
         assert (tmp_path / "fused" / str(num) / ".hydra" / "overrides.yaml").is_file()
         log_text = (tmp_path / "fused" / str(num) / "train.log").read_text()
-        assert "(fused, 6 members)" in log_text and log_text.count("epoch ") >= 1  # it really was fused
+        optimizer_class = job_fused.cfg.optimizer._target_.rsplit(".", 1)[-1]
+        assert f"; {optimizer_class} (fused, 6 members)" in log_text  # it really was fused
+        assert optimizer_class in (tmp_path / "basic" / str(num) / "train.log").read_text()
+        assert log_text.count("epoch ") >= 1
         if diverging:
             assert math.isnan(job_fused.return_value)
             continue

@@ -139,7 +139,9 @@ def test_optuna_is_this_apps_tuned_sweeper_and_sweeplab_optuna_the_plugins_own()
     store = ConfigStore.instance()  # conftest registered train.py's configs
     assert store.load("hydra/sweeper/sweeplab_optuna.yaml").node.direction == "minimize"
     train_node = store.load("hydra/sweeper/optuna.yaml").node
-    assert train_node.direction == "maximize" and train_node.study_name == "optuna"
+    # unnamed, a study is named by its start time: a fresh study per run
+    assert train_node.direction == "maximize"
+    assert OmegaConf.to_container(train_node)["study_name"] == "${now:%Y-%m-%d_%H-%M-%S}"
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # heartbeats

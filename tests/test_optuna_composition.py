@@ -26,7 +26,7 @@ def test_a_trial_that_cannot_compose_fails_with_its_reason_and_is_not_retried(tm
     sweep_dir = tmp_path / "sweep"
     for _ in range(2):  # the rerun finds the study finished: nothing is retried
         multirun(no_training, sweep_dir, *STUDY, "epochs=choice(1,abc)", "hydra.sweeper.n_trials=2")
-        trials = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}").trials
+        trials = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep_dir / 'optuna.db'}").trials
         assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"]
     (failed,) = [t for t in trials if t.state.name == "FAIL"]
     assert failed.params == {"epochs": "abc"}

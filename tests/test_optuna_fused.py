@@ -18,8 +18,8 @@ def test_fused_trials_report_and_prune_each_member_and_keep_the_budget(tmp_path)
         "hydra.sweeper.sampler.seed=1", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
         "hydra.sweeper.max_failure_rate=0.5", "lr=choice(0.5, 0.05, 0.005, 1e12)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    sweep_dir = tmp_path / "outputs" / "sweeps" / "optuna"
-    study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    (sweep_dir,) = (tmp_path / "outputs" / "sweeps").iterdir()  # an unnamed study: a dir of its own
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert len(study.trials) == 10  # 4 + 4 + the 2 the budget has left
     assert "fused #0,#1,#2,#3: 4 members" in result.stdout and "fused #8,#9: 2 members" in result.stdout
     states = {t.state.name for t in study.trials}
@@ -50,8 +50,8 @@ def test_fused_trials_on_the_grid_sampler_run_every_point_once_and_finish_cleanl
         *OPTUNA, "epochs=1", "hydra/sweeper/sampler=grid", "hydra.sweeper.fuse=4", "hydra.sweeper.n_trials=8",
         "lr=choice(0.1, 0.05, 0.02, 0.01)", "seed=choice(0, 1)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    sweep_dir = tmp_path / "outputs" / "sweeps" / "optuna"
-    study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    (sweep_dir,) = (tmp_path / "outputs" / "sweeps").iterdir()  # an unnamed study: a dir of its own
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
     assert len({(t.params["lr"], t.params["seed"]) for t in study.trials}) == 8  # every grid point once
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())

@@ -55,7 +55,7 @@ def sweep(hydra_sweep_runner, hydra_restore_singletons, tmp_path) -> Callable[..
                                               *overrides], temp_dir=sweep_dir,
         )
         runner.__enter__()  # runs the study; its __exit__ would delete the sweep dir the tests read
-        return optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+        return optuna.load_study(study_name=None, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
     run.dir = sweep_dir
     run.configs = configs
@@ -126,7 +126,7 @@ def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
 
     def interrupt_when_finished() -> None:
         storage = f"sqlite:///{sweep.dir / 'optuna.db'}"
-        while len(optuna.load_study(study_name="optuna", storage=storage).get_trials(
+        while len(optuna.load_study(study_name=None, storage=storage).get_trials(
                 states=(optuna.trial.TrialState.COMPLETE,))) < 2:
             time.sleep(0.02)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -139,7 +139,7 @@ def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
     assert states(study) == ["COMPLETE", "COMPLETE"]
     out = capfd.readouterr().out
     assert "the study is done: all n_trials=2 trials finished" in out
-    assert "rerun the same command to resume" not in out
+    assert "to resume the study" not in out
 
 
 def test_a_rerun_with_another_search_space_is_refused(sweep):
@@ -147,7 +147,7 @@ def test_a_rerun_with_another_search_space_is_refused(sweep):
     with pytest.raises(CompactHydraException, match=r"was started with another search space \(x: was "
                                                     r"CategoricalDistribution\(choices=\(0.1, 0.2\)\)"):
         sweep("hydra.sweeper.n_trials=2", "x=choice(0.1, 0.3)")
-    assert len(optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep.dir / 'optuna.db'}").trials) == 1
+    assert len(optuna.load_study(study_name=None, storage=f"sqlite:///{sweep.dir / 'optuna.db'}").trials) == 1
 
 
 def test_the_grid_sampler_runs_each_combination_once_and_no_more(sweep):
@@ -184,7 +184,7 @@ def test_too_many_failures_stop_the_study_with_one_clear_message(sweep):
         sweep("hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=0.3", f"x={FAILING_X}", "y=range(0, 3)")
     assert "study stopped: 2 trials failed, more than max_failure_rate=0.3 of n_trials=6 allows (1)" in str(
         raised.value)
-    study = optuna.load_study(study_name="optuna", storage=f"sqlite:///{sweep.dir / 'optuna.db'}")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep.dir / 'optuna.db'}")
     assert states(study) == ["FAIL", "FAIL"]
 
 
@@ -198,7 +198,7 @@ def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_err
                   task_function=last_fails)  # no exception: the budget is spent, one failure is an outcome
     assert states(study) == ["COMPLETE", "FAIL"]
     out = capfd.readouterr().out
-    assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "rerun" not in out
+    assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "to resume the study" not in out
 
 
 def test_a_nan_result_is_a_failed_trial(sweep):

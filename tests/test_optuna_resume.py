@@ -65,7 +65,7 @@ def test_ctrl_c_mid_trial_stops_cleanly_then_rerun_resumes(tmp_path):
     code, output = start_then_signal(tmp_path, signal.SIGINT)
     assert code != 0
     assert "interrupted. Finished trials are kept in sqlite:///" in output
-    assert "rerun the same command to resume" in output
+    assert "to resume the study, rerun the same command." in output
     assert "Traceback" not in output
     sweep_dir, study = study_of(tmp_path)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]

@@ -8,11 +8,12 @@ from conftest import PG_PASSWORD, TINY, run_train
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_storage_password_appears_in_no_output_and_no_file(tmp_path, postgres, workers):
+@pytest.mark.parametrize("workers, as_node", [(1, False), (2, False), (1, True)], ids=["url", "url-2-workers", "node"])
+def test_a_storage_password_appears_in_no_output_and_no_file(tmp_path, postgres, workers, as_node):
     sweep_dir = tmp_path / "sweep"
+    storage = f"{{_target_:optuna.storages.RDBStorage,url:'{postgres}'}}" if as_node else postgres
     result = run_train(
-        "-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={postgres}", f"hydra.sweeper.study_name=s{workers}",
+        "-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name=s{workers}",
         "hydra.sweeper.n_trials=3", f"hydra.sweeper.n_workers={workers}", "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=1", "lr=tag(log, interval(0.01, 0.5))", *TINY,
         f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=300)

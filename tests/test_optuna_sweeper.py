@@ -19,8 +19,9 @@ OPTUNA = ["-m", "hydra/sweeper=optuna", "data=synthetic", "data.n_train=600", "d
           "batch_size=64"]
 
 
-def load(cwd, name="optuna"):
-    sweep_dir = cwd / "outputs" / "sweeps" / name
+def load(cwd, name=None):
+    """The study named ``name`` in its sweep dir; without a name, the one study run in ``cwd``."""
+    (sweep_dir,) = [cwd / "outputs" / "sweeps" / name] if name else (cwd / "outputs" / "sweeps").iterdir()
     return sweep_dir, optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
 

@@ -128,7 +128,7 @@ def test_an_undecided_claim_says_how_many_seeds_would_decide_it(tmp_path):
     assert "| inconclusive | undecided: ~" in page and "seeds per config would likely decide |" in page
     seeds = re.search(r"undecided: ~(\d+) seeds", page).group(1)
     assert (f"- toy: 1 undecided claim(s), ~{seeds} seeds per config would likely decide them: "
-            f"`python train.py -m +sweep=toy 'seed=range(0,{seeds})'`") in page
+            f"`python train.py -m +sweep=toy 'seed=range(0,{seeds})' hydra.sweeper.extend=true`") in page
 
 
 def test_the_claims_file_holds_the_seed_notes_claims_and_each_compares_configs_its_study_sweeps():

@@ -30,7 +30,9 @@ DEFAULT_SEARCH_SPACE = {
 @dataclass
 class TrainOptunaSweeperConf(OptunaSweeperConf):
     direction: Any = "maximize"  # the task returns validation accuracy (objective: best_val_acc)
-    study_name: Optional[str] = "optuna"  # also names the sweep dir (conf/train.yaml): a rerun resumes
+    # also names the sweep dir (conf/train.yaml), so a rerun of a named study resumes it; unnamed, a
+    # study is named by its start time: a fresh study per run, as the official plugin gives
+    study_name: Optional[str] = "${now:%Y-%m-%d_%H-%M-%S}"
     max_failure_rate: float = 0.25  # a diverging learning rate is an outcome of the search, not an error
     default_params: Optional[Dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
 

@@ -169,8 +169,10 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
         schedule = build_schedule(job.cfg.scheduler, optimizer, n_batches)
         with job.scope():  # the job's trial is current here: its trackers tag it, its pruning reports to it
             trackers = stack.enter_context(tracked(job.cfg, job.job_dir))
-            fused = f" (fused, {len(jobs)} members)" if len(jobs) > 1 else ""
-            log_setup(model, device, type(optimizer).__name__ + fused, splits)
+            # a fused member's optimizer may be its hyperparameters alone: name the class its config builds
+            name = type(optimizer).__name__ if len(jobs) == 1 else \
+                f"{str(job.cfg.optimizer._target_).rsplit('.', 1)[-1]} (fused, {len(jobs)} members)"
+            log_setup(model, device, name, splits)
             # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
             configs.append(fingerprint(job.cfg))
             result = (restore(job.job_dir, configs[-1], model, optimizer, schedule) if job.cfg.checkpoint

@@ -179,12 +179,13 @@ class OptunaSweeperImpl(Sweeper):
             log.info("study_name null: named '%s' after the app (hydra.job.name)", self.study_name)
         self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
         self.url = describe_storage(self.storage)
-        if self.storage_spec is None:
-            log.info("storage null: using %s; resume by rerunning the same command", self.url)
         if has_password(self.storage):
             storage_by_reference(self.config)
         storage = self._open_storage()
         try:
+            self._find_resume_point(storage)
+            if self.storage_spec is None:
+                log.info("storage null: using %s; to resume, %s", self.url, self.resume_by)
             study = optuna.create_study(study_name=self.study_name, storage=storage,
                                         directions=self.directions, load_if_exists=True)
             check_spec(study, spec_of(self.space, self.directions), self.url)
@@ -216,8 +217,22 @@ class OptunaSweeperImpl(Sweeper):
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
         reason = "interrupted" if outcome == INTERRUPTED else f"a worker process ended with exit code {outcome}"
-        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: "
-                         "rerun the same command to resume the study.")
+        raise StudyError(f"{reason}. Finished trials are kept in {self.url}: to resume the study, {self.resume_by}.")
+
+    def _find_resume_point(self, storage: optuna.storages.BaseStorage) -> None:
+        """Set how a rerun finds this study again: the same command, unless the study's name is made
+        afresh by each run (train.py's default, ``${now:...}``). Such a study resumes by its sweep dir: a
+        rerun into a dir whose own storage holds a study takes that study, whatever its name."""
+        self.resume_by = "rerun the same command"
+        if not OmegaConf.is_interpolation(self.config.hydra.sweeper, "study_name"):
+            return
+        if self.storage_spec is not None:  # a shared database: the study is found by its name
+            self.resume_by += f" with hydra.sweeper.study_name={self.study_name}"
+            return
+        studies = storage.get_all_studies()
+        if len(studies) == 1:
+            self.study_name = studies[0].study_name
+        self.resume_by += f" with hydra.sweep.dir={self.sweep_dir}"
 
     def _run(self) -> int:
         """Run the workers this launcher calls for; their outcome."""
@@ -461,6 +476,7 @@ class OptunaSweeperImpl(Sweeper):
         log.info("study '%s': %d finished (%d complete, %d pruned, %d failed), %d interrupted; results in %s",
                  study.study_name, tally.finished, tally.complete, tally.pruned, tally.failed,
                  tally.interrupted, self.sweep_dir)
+        log.info("to resume or add trials (a larger n_trials): %s", self.resume_by)
         if tally.complete and len(self.directions) == 1:
             best = study.best_trial
             log.info("best: trial %d, value %.4f, %s", best.number, best.value,

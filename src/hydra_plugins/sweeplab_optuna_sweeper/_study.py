@@ -59,9 +59,10 @@ def printable(url: str) -> str:
 
 
 def has_password(storage: str | DictConfig) -> bool:
-    """Whether ``storage`` is a URL with a password in it."""
+    """Whether ``storage`` is a URL with a password in it, or a node (RDBStorage) whose ``url`` is."""
+    url = storage if isinstance(storage, str) else OmegaConf.select(storage, "url")
     try:
-        return isinstance(storage, str) and make_url(storage).password is not None
+        return isinstance(url, str) and make_url(url).password is not None
     except sqlalchemy.exc.ArgumentError:
         return False
 

@@ -303,7 +303,8 @@ def more_seeds(studies: tuple[Study, ...], claims: pd.DataFrame) -> list[Block]:
         if needed.empty:
             continue
         seeds = int(needed.max())
-        commands = "; ".join(f"`{command} 'seed=range(0,{seeds})'`" for command in study.commands)
+        more = f"'seed=range(0,{seeds})' hydra.sweeper.extend=true"  # added to the study's own sweep dirs
+        commands = "; ".join(f"`{command} {more}`" for command in study.commands)
         items.append(f"{study.name}: {len(needed)} undecided claim(s), ~{seeds} seeds per config would likely "
                      f"decide them: {commands}")
     if not items:
@@ -394,7 +395,8 @@ def write_studies(sweeps_root: Path, out: Path, claims_file: Path, margin: float
             f"no better than B', 'no gain' (A <= B) holds when it is below +{margin:g} and does not hold only "
             "when it is above (a loss is no gain). Anything else leaves the claim undecided (not confirmed, not "
             "refuted), with how many seeds per config would likely decide it "
-            f"({POWER_METHOD}); rerun the study with `seed=range(0,N)` on the command line to get them.",
+            f"({POWER_METHOD}); rerun the study with `seed=range(0,N) hydra.sweeper.extend=true` on the command "
+            "line to get them.",
             "Every study's full report (all configs, validation accuracy, learning curves, each config against "
             "the best) is linked under its heading.",
         ]),
