@@ -22,7 +22,7 @@ define apt_install
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 endef
 
-.PHONY: help setup data test-deps run test test-fast lint bench bench-pruning bench-sweep clean
+.PHONY: help setup data test-deps run test test-fast lint bench bench-pruning bench-sweep bench-scale clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,9 @@ bench-pruning: setup data ## the same Optuna study with and without pruners (~10
 
 bench-sweep: setup data ## a 9-job grid: seed loop, basic, pool and fused launchers (~3 min)
 	$(PYTHON) benchmarks/sweep_speed.py
+
+bench-scale: setup ## a job's cost beside its training, N = 20, 100, 1000 tiny jobs (BIG=1 adds 5000)
+	$(PYTHON) benchmarks/sweep_scale.py $(if $(BIG),--big)
 
 clean: ## delete generated run and sweep dirs under outputs/
 	rm -rf outputs/runs outputs/sweeps outputs/multirun

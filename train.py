@@ -5,7 +5,7 @@ import hydra
 from omegaconf import DictConfig
 
 from sweeplab import sweeplab_task
-from sweeplab.config import register_configs
+from sweeplab.app import register_configs
 
 register_configs()
 

@@ -17,7 +17,7 @@ from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from sweeplab.config import register_configs
+from sweeplab.app import register_configs
 from sweeplab.data import FILES
 from sweeplab.idx import write_idx
 
@@ -31,6 +31,14 @@ TINY = ["data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=2", "ba
 REQUIRE_ENV = os.environ.get("SWEEPLAB_REQUIRE_ENV") == "1"
 
 register_configs()
+
+
+@pytest.fixture(autouse=True)
+def app_configs() -> None:
+    """train.py's registration with Hydra, before every test as train.py does it before composing:
+    Hydra's hydra_restore_singletons fixture re-scans the plugins after its test, and the scan puts
+    Hydra's own ``basic`` sweeper back in place of the grid sweeper."""
+    register_configs()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -125,9 +133,6 @@ def processes_left(marker: str, timeout: float = 30) -> list[int]:
 def multirun(task: Callable, sweep_dir: Path, *overrides: str) -> Any:
     """``python train.py -m OVERRIDES hydra.sweep.dir=SWEEP_DIR`` in-process, with ``task`` as the task
     function (as Hydra's own sweeper tests run it); returns what the sweeper returns."""
-    # as train.py does; again here because Hydra's hydra_restore_singletons fixture puts back the
-    # ConfigStore of before its test, where `basic` may be Hydra's own sweeper, not the grid sweeper
-    register_configs()
     hydra = Hydra.create_main_hydra_file_or_module(
         calling_file=str(REPO / "train.py"), calling_module=None, config_path="conf", job_name="train")
     try:

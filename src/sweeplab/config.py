@@ -1,4 +1,5 @@
-"""The config schema: typed dataclasses registered in Hydra's ConfigStore, and their range checks.
+"""The config schema: typed dataclasses (sweeplab.app registers them in Hydra's ConfigStore), and their
+range checks.
 
 Hydra checks types while it composes (``lr=abc`` fails there); :func:`validate` checks ranges and
 names before any data is loaded (``lr=-1`` fails here). Each group option's YAML file extends its
@@ -14,14 +15,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
-from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from sweeplab import targets
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import NUMERIC_METRICS
-from sweeplab.optuna_settings import register_optuna_settings
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "elu", "silu")
 INITS = ("default", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
@@ -180,39 +179,6 @@ class TrainConfig:
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)
 OPTIMIZER_NAMES = tuple(schema.name for schema in OPTIMIZER_SCHEMAS)
 OPTIMIZER_OURS = ("name", "default_lr")  # optimizer keys that are ours, not the optimizer's arguments
-
-
-def register_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    # Root-level names, not groups: `--help` lists the groups a user picks, and these are not picked.
-    for name in IDX_DATASETS:
-        cs.store(name=f"schema_data_{name}", node=IdxDataConfig(name=name))
-    cs.store(name="schema_data_synthetic", node=SyntheticDataConfig)
-    cs.store(name="schema_model_mlp", node=MLPConfig)
-    cs.store(name="schema_activation", node=ActivationConfig)
-    for node in OPTIMIZER_SCHEMAS:
-        cs.store(name=f"schema_optimizer_{node.name}", node=node)
-    register_optuna_settings()
-    register_grid_sweeper_as_default()
-
-
-def register_grid_sweeper_as_default() -> None:
-    """In this app ``hydra/sweeper=basic``, Hydra's default, is the grid sweeper that resumes a sweep dir.
-
-    Not an ``override hydra/sweeper: grid`` in conf/train.yaml: Hydra keeps the first override of a
-    group, so that line would win over a sweep file's ``override /hydra/sweeper: optuna``. Hydra's plugin
-    scan re-registers its own ``basic`` node, so the scan runs first (``Plugins.instance()``, once per
-    process) and this node replaces it afterwards. The node is stored as plain values: job results
-    carry it to other processes (pool workers), and the scan re-creates the dataclass.
-    """
-    from hydra.core.plugins import Plugins
-
-    from hydra_plugins.sweeplab_grid_sweeper.config import GridSweeperConf
-
-    Plugins.instance()
-    node = OmegaConf.to_container(OmegaConf.structured(GridSweeperConf))
-    ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=node, provider="sweeplab")
 
 
 # ---------------------------------------------------------------- range checks
