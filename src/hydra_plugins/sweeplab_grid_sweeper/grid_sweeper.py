@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.errors import ConfigError, SweepInterrupted
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import Invocation, read_invocations, write_invocations
+from sweeplab.launchers import composes_batch_before_running
 from sweeplab.sweep_lock import hold_sweep_dir
 
 from ._resume import Plan, best_line, blocks, check_grid, plan_fresh, plan_resume, read_past_jobs
@@ -97,7 +98,7 @@ class GridSweeper(Sweeper):
             for first_num, batch in blocks(plan.to_run, self.max_batch_size):
                 # Hydra composes every job of the batch here so that a bad override fails before any
                 # job runs; a launcher that composes the whole batch first anyway is spared the copy.
-                if not getattr(self.launcher, "composes_batch_before_running", False):
+                if not composes_batch_before_running(self.launcher):
                     self.validate_batch_is_legal(batch)
                 returns.append(self.launcher.launch(batch, initial_job_idx=first_num))
         for results in returns:

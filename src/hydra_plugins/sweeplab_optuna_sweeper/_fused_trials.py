@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
+from sweeplab.launchers import ScopedLauncher, is_hydras_basic_launcher
 
 from ._optuna_private import heartbeat
 from ._study import StudyError
@@ -38,13 +39,13 @@ class TrialJobs(Protocol):
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
 
 
-def fused_launcher(sweeper: TrialJobs) -> FusedLauncher:
-    """The configured launcher if it is the fused one; the fused launcher with its defaults in place
-    of Hydra's basic launcher (the default); any other launcher cannot fuse."""
+def fused_launcher(sweeper: TrialJobs) -> ScopedLauncher:
+    """The configured launcher if it enters each job's scope (the fused launcher); the fused launcher
+    with its defaults in place of Hydra's basic launcher (the default); any other launcher cannot fuse."""
     launcher = sweeper.launcher
-    if isinstance(launcher, FusedLauncher):
+    if isinstance(launcher, ScopedLauncher):
         return launcher
-    if type(launcher).__name__ != "BasicLauncher":
+    if not is_hydras_basic_launcher(launcher):
         raise StudyError(f"hydra.sweeper.fuse={sweeper.fuse}: fused trials run on hydra/launcher=fused (or in "
                          f"place of the default basic launcher), not on {type(launcher).__name__}")
     fused = FusedLauncher()

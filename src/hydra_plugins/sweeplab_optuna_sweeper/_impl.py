@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
 from sweeplab.interrupts import raise_keyboard_interrupt
+from sweeplab.launchers import runs_jobs_concurrently
 from sweeplab.sweep_lock import hold_study_dir
 from sweeplab.trial import FAIL_REASON, JOB_DIR
 from sweeplab.workers import become_worker
@@ -75,9 +76,6 @@ from ._turn import AskingTurn
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("maximize", "minimize")
-# launchers that run jobs in other processes and may be called from several threads at once
-# (the basic and pool launchers run jobs in the calling process or set signal handlers: not these)
-CONCURRENT_LAUNCHERS = ("hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.hydra_submitit_launcher.")
 # samplers whose seed must be the same in every process: the grid's shuffles the order of its points,
 # QMC's scrambles its sequence; both take their place (point, sequence index) from the storage
 SHARED_SEED_SAMPLERS = (GRID_SAMPLER, "optuna.samplers.QMCSampler")
@@ -236,7 +234,7 @@ class OptunaSweeperImpl(Sweeper):
 
     def _run(self) -> int:
         """Run the workers this launcher calls for; their outcome."""
-        if self._launcher_target().startswith(CONCURRENT_LAUNCHERS):
+        if runs_jobs_concurrently(self.config):
             return self._run_threads(self._in_flight())
         if self.n_workers > 1:
             return self._run_workers()
