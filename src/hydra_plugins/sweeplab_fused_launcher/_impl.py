@@ -35,6 +35,7 @@ from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.task import Job, resolve_device, run_jobs
 
+from ._compose import compose_jobs
 from ._groups import (
     MB,
     Budget,
@@ -70,11 +71,7 @@ def launch(
     ours = getattr(launcher.task_function, "sweeplab_task", False)
     configs: list[DictConfig] = []
     prefetch: Optional[threading.Thread] = None
-    for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = idx
-            sweep_config.hydra.job.num = idx
+    for sweep_config in compose_jobs(hydra_context.config_loader, config, job_overrides, initial_job_idx):
         configs.append(sweep_config)
         if ours and prefetch is None:
             prefetch = prefetch_data(sweep_config)
