@@ -223,7 +223,9 @@ def job_output_dir(sweep_config: DictConfig) -> str:
 
 
 def task_config(sweep_config: DictConfig) -> DictConfig:
-    cfg = copy.deepcopy(sweep_config)
+    """The job's config without its ``hydra`` node, as ``run_job`` makes it (a copy, then ``del cfg.hydra``),
+    without copying the ``hydra`` node first: it is most of the config."""
+    cfg = copy.deepcopy(sweep_config, memo={id(sweep_config._get_node("hydra")): OmegaConf.create()})
     with read_write(cfg), open_dict(cfg):
         del cfg["hydra"]
     return cfg
@@ -235,6 +237,7 @@ def run_fused(
 ) -> list[JobReturn]:
     """Set up each member as ``run_job`` would, train them together, end each as its own job."""
     callbacks = launcher.hydra_context.callbacks
+    has_callbacks = bool(launcher.config.hydra.callbacks)  # Hydra makes them from it; none: nothing to call
     saved_hydra_config = HydraConfig.instance().cfg
     try:
         jobs = [open_job(sweep_config, cfg) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
@@ -247,9 +250,10 @@ def run_fused(
             members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
-                for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
-                    HydraConfig.instance().set_config(sweep_config)
-                    callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
+                if has_callbacks:
+                    for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
+                        HydraConfig.instance().set_config(sweep_config)
+                        callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
                 HydraConfig.instance().set_config(configs[0])
                 try:
                     values: list[Any] = run_jobs(members)
@@ -259,8 +263,9 @@ def run_fused(
             _flush_loggers()
         for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
-            HydraConfig.instance().set_config(sweep_config)
-            callbacks.on_job_end(config=sweep_config, job_return=job)
+            if has_callbacks:
+                HydraConfig.instance().set_config(sweep_config)
+                callbacks.on_job_end(config=sweep_config, job_return=job)
         return jobs
     finally:
         HydraConfig.instance().cfg = saved_hydra_config
@@ -279,14 +284,17 @@ def both(
 
 def open_job(sweep_config: DictConfig, cfg: DictConfig) -> JobReturn:
     """What ``hydra.core.utils.run_job`` does before it calls the task (whose config is ``cfg``): output
-    dir, ``.hydra/`` files."""
-    output_dir = job_output_dir(sweep_config)
-    with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
-        sweep_config.hydra.runtime.output_dir = output_dir
+    dir, ``.hydra/`` files. The job's Hydra config is made current once (``hydra:`` interpolations in
+    its dir see it) and is the ``JobReturn``'s: a later job's replaces it, nothing changes it."""
     HydraConfig.instance().set_config(sweep_config)
+    hydra_cfg = HydraConfig.instance().cfg
+    output_dir = os.path.abspath(os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir)))
+    for node in (sweep_config, hydra_cfg):
+        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
+            node.hydra.runtime.output_dir = output_dir
     ret = JobReturn()
     ret.cfg = cfg
-    ret.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    ret.hydra_cfg = hydra_cfg
     ret.overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
     ret.working_dir = os.getcwd()
     ret.task_name = JobRuntime.instance().get("name")
