@@ -17,7 +17,7 @@ from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from sweeplab.config import register_configs
+from sweeplab.config import register_basic_plugins, register_configs
 from sweeplab.data import FILES
 from sweeplab.idx import write_idx
 
@@ -138,3 +138,12 @@ def file_states(*dirs: Path) -> dict[str, tuple[bytes, int]]:
     """Bytes and mtime of every file under ``dirs``: equal before and after means nothing was touched."""
     return {str(path): (path.read_bytes(), path.stat().st_mtime_ns)
             for folder in dirs for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def basic_plugins_registered():
+    """After each test, train.py's ``basic`` sweeper and launcher (sweeplab's) as register_configs leaves them:
+    ``hydra_restore_singletons`` (Hydra's suites, some tests here) rescans the plugins, which puts Hydra's own
+    ``basic`` ones back for every test after it."""
+    yield
+    register_basic_plugins()

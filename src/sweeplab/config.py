@@ -189,25 +189,28 @@ def register_configs() -> None:
     for node in OPTIMIZER_SCHEMAS:
         cs.store(group="schema/optimizer", name=node.name, node=node)
     register_optuna_settings()
-    register_grid_sweeper_as_default()
+    register_basic_plugins()
 
 
-def register_grid_sweeper_as_default() -> None:
-    """In this app ``hydra/sweeper=basic``, Hydra's default, is the grid sweeper that resumes a sweep dir.
+def register_basic_plugins() -> None:
+    """In this app ``hydra/sweeper=basic``, Hydra's default, is the grid sweeper that resumes a sweep dir,
+    and ``hydra/launcher=basic`` the sequential launcher (Hydra's, composing once per group of jobs).
 
     Not an ``override hydra/sweeper: grid`` in conf/train.yaml: Hydra keeps the first override of a
     group, so that line would win over a sweep file's ``override /hydra/sweeper: optuna``. Hydra's plugin
-    scan re-registers its own ``basic`` node, so the scan runs first (``Plugins.instance()``, once per
-    process) and this node replaces it afterwards. The node is stored as plain values: job results
-    carry it to other processes (pool workers), and the scan re-creates the dataclass.
+    scan re-registers its own ``basic`` nodes, so the scan runs first (``Plugins.instance()``, once per
+    process) and these nodes replace them afterwards. The nodes are stored as plain values: job results
+    carry them to other processes (pool workers), and the scan re-creates the dataclasses.
     """
     from hydra.core.plugins import Plugins
 
     from hydra_plugins.sweeplab_grid_sweeper.config import GridSweeperConf
+    from hydra_plugins.sweeplab_sequential_launcher.config import SequentialLauncherConf
 
     Plugins.instance()
-    node = OmegaConf.to_container(OmegaConf.structured(GridSweeperConf))
-    ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=node, provider="sweeplab")
+    for group, conf in (("hydra/sweeper", GridSweeperConf), ("hydra/launcher", SequentialLauncherConf)):
+        node = OmegaConf.to_container(OmegaConf.structured(conf))
+        ConfigStore.instance().store(group=group, name="basic", node=node, provider="sweeplab")
 
 
 # ---------------------------------------------------------------- range checks

@@ -31,11 +31,11 @@ from hydra.core.utils import (
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeplab.checkpoint import fingerprint, resumable_after
+from sweeplab.compose import compose_jobs
 from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.task import Job, resolve_device, run_jobs
 
-from ._compose import compose_jobs
 from ._groups import (
     MB,
     Budget,

@@ -9,7 +9,7 @@ by Hydra, and each job gets a copy with its own value overrides applied as Hydra
 fields Hydra derives from the overrides (``hydra.overrides.task``, ``hydra.job.override_dirname``) set
 as Hydra sets them. A job with anything else (``+key=``/``++key=``/``~key`` on a value, a dict value,
 ``hydra.searchpath``), or whose value overrides fail to apply, is composed by Hydra whole, so its
-error is Hydra's own. ``tests/test_fused_compose.py`` checks the result against Hydra's composition.
+error is Hydra's own. ``tests/test_compose_once.py`` checks the result against Hydra's composition.
 
 Hydra's helpers used here are private (``get_overrides_dirname``); this module is the one place that
 names them.
