@@ -80,9 +80,9 @@ def launch(
 
     scopes = list(job_scopes) if job_scopes is not None else [contextlib.nullcontext] * len(configs)
 
-    def run_alone(position: int) -> JobReturn:
-        with scopes[position]():
-            ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=configs[position],
+    def run_alone(sweep_config: DictConfig, scope: Callable[[], ContextManager[Any]]) -> JobReturn:
+        with scope():
+            ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=sweep_config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return ret
@@ -90,19 +90,25 @@ def launch(
     if not ours:
         log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
                  "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
-        return [run_alone(position) for position in range(len(configs))]
+        return [run_alone(sweep_config, scope) for sweep_config, scope in zip(configs, scopes, strict=True)]
 
     task_configs = [task_config(sweep_config) for sweep_config in configs]
+    groups = plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members)
+    # each group's configs are let go once it has run (a job's JobReturn keeps what run_job's keeps), so
+    # what the launcher holds beside the group that trains does not grow with the sweep's size
+    pending = {position: (configs[position], task_configs[position]) for position in range(len(configs))}
+    del configs, task_configs
     returns: dict[int, JobReturn] = {}
-    for group in plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members):
+    for group in groups:
+        members = [pending.pop(position) for position in group]
         if len(group) == 1:
-            returns[group[0]] = run_alone(group[0])
+            returns[group[0]] = run_alone(members[0][0], scopes[group[0]])
         else:
-            values = run_fused([configs[i] for i in group], [task_configs[i] for i in group],
-                               [scopes[i] for i in group], launcher)
+            values = run_fused([m[0] for m in members], [m[1] for m in members], [scopes[i] for i in group], launcher)
             returns.update(zip(group, values, strict=True))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    return [returns[i] for i in range(len(configs))]
+        del members
+    return [returns[i] for i in range(len(returns))]
 
 
 def prefetch_data(cfg: DictConfig) -> threading.Thread:
@@ -266,6 +272,8 @@ def run_fused(
             if has_callbacks:
                 HydraConfig.instance().set_config(sweep_config)
                 callbacks.on_job_end(config=sweep_config, job_return=job)
+        for job in jobs:  # as run_job's copy of it: its hydra node no longer sees (and keeps) the whole config
+            job.hydra_cfg.hydra._set_parent(job.hydra_cfg)
         return jobs
     finally:
         HydraConfig.instance().cfg = saved_hydra_config

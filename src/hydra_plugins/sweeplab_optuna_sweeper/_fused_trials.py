@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
+from hydra_plugins.sweeplab_sequential_launcher.sequential_launcher import SequentialLauncher
 
 from ._study import StudyError
 
@@ -27,11 +28,11 @@ if TYPE_CHECKING:
 
 def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
     """The configured launcher if it is the fused one; the fused launcher with its defaults in place
-    of Hydra's basic launcher (the default); any other launcher cannot fuse."""
+    of the basic launcher (the default: sweeplab's sequential launcher, or Hydra's); any other cannot fuse."""
     launcher = sweeper.launcher
     if isinstance(launcher, FusedLauncher):
         return launcher
-    if type(launcher).__name__ != "BasicLauncher":
+    if not isinstance(launcher, SequentialLauncher) and type(launcher).__name__ != "BasicLauncher":
         raise StudyError(f"hydra.sweeper.fuse={sweeper.fuse}: fused trials run on hydra/launcher=fused (or in "
                          f"place of the default basic launcher), not on {type(launcher).__name__}")
     fused = FusedLauncher()
