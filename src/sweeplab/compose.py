@@ -17,7 +17,7 @@ names them.
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
@@ -37,6 +37,7 @@ class Composer:
         self.hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
         self.parser = OverridesParser.create()
         self.bases: dict[tuple[str, ...], DictConfig] = {}
+        self.seen: set[tuple[str, ...]] = set()
         self.groups: dict[str, set[str]] = {}
 
     def compose(self, overrides: Sequence[str], num: int) -> DictConfig:
@@ -59,6 +60,9 @@ class Composer:
         values = [o for o, value in zip(parsed, is_value, strict=True) if value]
         structure = tuple(o.input_line for o, value in zip(parsed, is_value, strict=True) if not value)
         if structure not in self.bases:
+            if structure not in self.seen:  # kept only when it is shared: each Optuna trial has its own env_set
+                self.seen.add(structure)
+                return None
             self.bases[structure] = self.loader.load_sweep_config(self.master, list(structure))
         cfg = copy.deepcopy(self.bases[structure])
         try:
@@ -95,11 +99,3 @@ class Composer:
                 found = []
             self.groups[parent] = set(found)
         return name in self.groups[parent]
-
-
-def compose_jobs(config_loader: ConfigLoader, master: DictConfig, job_overrides: Sequence[Sequence[str]],
-                 first_num: int) -> Iterator[DictConfig]:
-    """Each job's config, in order, numbered from ``first_num``."""
-    composer = Composer(config_loader, master)
-    for num, overrides in enumerate(job_overrides, start=first_num):
-        yield composer.compose(overrides, num)

@@ -31,7 +31,6 @@ from hydra.core.utils import (
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeplab.checkpoint import fingerprint, resumable_after
-from sweeplab.compose import compose_jobs
 from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError
 from sweeplab.task import Job, resolve_device, run_jobs
@@ -71,7 +70,8 @@ def launch(
     ours = getattr(launcher.task_function, "sweeplab_task", False)
     configs: list[DictConfig] = []
     prefetch: Optional[threading.Thread] = None
-    for sweep_config in compose_jobs(hydra_context.config_loader, config, job_overrides, initial_job_idx):
+    for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+        sweep_config = launcher.composer.compose(overrides, idx)
         configs.append(sweep_config)
         if ours and prefetch is None:
             prefetch = prefetch_data(sweep_config)

@@ -35,9 +35,11 @@ def fused_launcher(sweeper: OptunaSweeperImpl) -> FusedLauncher:
     if not isinstance(launcher, SequentialLauncher) and type(launcher).__name__ != "BasicLauncher":
         raise StudyError(f"hydra.sweeper.fuse={sweeper.fuse}: fused trials run on hydra/launcher=fused (or in "
                          f"place of the default basic launcher), not on {type(launcher).__name__}")
-    fused = FusedLauncher()
-    fused.setup(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=launcher.config)
-    return fused
+    if getattr(sweeper, "fused_launcher", None) is None:  # one for the study: its batches reuse its compositions
+        sweeper.fused_launcher = FusedLauncher()
+        sweeper.fused_launcher.setup(hydra_context=launcher.hydra_context, task_function=launcher.task_function,
+                                     config=launcher.config)
+    return sweeper.fused_launcher
 
 
 def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn: AskingTurn) -> None:
@@ -55,7 +57,7 @@ def run_trials(sweeper: OptunaSweeperImpl, study: optuna.Study, count: int, turn
             scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
             jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
     for trial, job in zip(trials, jobs, strict=True):
-        tell(sweeper, study, trial, job)
+        tell(sweeper, study, trial, job, write=trial is trials[-1])
 
 
 def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
@@ -68,12 +70,13 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
-    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
+def tell(sweeper: OptunaSweeperImpl, study: optuna.Study, trial: optuna.Trial, job: Any, write: bool) -> None:
+    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value); ``write``:
+    rewrite the results files (once per batch: each rewrite reads every trial of the study)."""
     try:
         value = sweeper._outcome(trial, job)
     except optuna.TrialPruned:
         frozen = study.tell(trial, state=TrialState.PRUNED)
     else:
         frozen = study.tell(trial, value)
-    sweeper._after_trial(study, frozen)
+    sweeper._after_trial(study, frozen, write)

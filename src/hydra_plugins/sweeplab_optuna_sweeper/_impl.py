@@ -376,8 +376,10 @@ class OptunaSweeperImpl(Sweeper):
         environment = sweeplab.trial.environment(self._storage_for_jobs(), self.study_name, trial.number, pruner)
         return [f"++hydra.job.env_set.{name}={quoted(value)}" for name, value in environment.items()]
 
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        write_results(study, self.sweep_dir, self.url, self.n_trials)
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None:
+        """``write``: rewrite the results files (reading every trial); a fused batch writes them after its last."""
+        if write:
+            write_results(study, self.sweep_dir, self.url, self.n_trials)
         if SKIPPED not in trial.user_attrs:
             log.info(trial_line(trial, study, self.n_trials))
 

@@ -27,24 +27,26 @@ class SequentialLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
+        self.composer: Optional[Composer] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.composer = Composer(hydra_context.config_loader, config)  # one for the sweep's batches
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        assert self.composer is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs locally")
-        composer = Composer(self.hydra_context.config_loader, self.config)
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            composer.compose(overrides, idx)
+            self.composer.compose(overrides, idx)
         runs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                                config=composer.compose(overrides, idx), job_dir_key="hydra.sweep.dir",
+                                config=self.composer.compose(overrides, idx), job_dir_key="hydra.sweep.dir",
                                 job_subdir_key="hydra.sweep.subdir"))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return runs
