@@ -29,15 +29,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 class Composer:
-    """Composes the jobs of one sweep (``master``: the sweep's config) with ``config_loader``."""
+    """Composes the jobs of one sweep (``master``: the sweep's config) with ``config_loader``.
+
+    It keeps the compositions of the :attr:`KEEP` structures (overrides other than values) used last;
+    a structure's first job is composed whole, and only a second one composes it for sharing: each
+    Optuna trial has a structure of its own (its ``hydra.job.env_set``)."""
+
+    KEEP = 64
 
     def __init__(self, config_loader: ConfigLoader, master: DictConfig) -> None:
         self.loader, self.master = config_loader, master
         self.config_name = master.hydra.job.config_name
         self.hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
         self.parser = OverridesParser.create()
-        self.bases: dict[tuple[str, ...], DictConfig] = {}
-        self.seen: set[tuple[str, ...]] = set()
+        self.bases: dict[tuple[str, ...], Optional[DictConfig]] = {}  # None: seen once; least recent first
         self.groups: dict[str, set[str]] = {}
 
     def compose(self, overrides: Sequence[str], num: int) -> DictConfig:
@@ -59,12 +64,16 @@ class Composer:
             return None
         values = [o for o, value in zip(parsed, is_value, strict=True) if value]
         structure = tuple(o.input_line for o, value in zip(parsed, is_value, strict=True) if not value)
-        if structure not in self.bases:
-            if structure not in self.seen:  # kept only when it is shared: each Optuna trial has its own env_set
-                self.seen.add(structure)
-                return None
-            self.bases[structure] = self.loader.load_sweep_config(self.master, list(structure))
-        cfg = copy.deepcopy(self.bases[structure])
+        seen = structure in self.bases
+        base = self.bases.pop(structure, None)
+        if seen and base is None:
+            base = self.loader.load_sweep_config(self.master, list(structure))
+        self.bases[structure] = base
+        while len(self.bases) > self.KEEP:
+            del self.bases[next(iter(self.bases))]
+        if base is None:
+            return None
+        cfg = copy.deepcopy(base)
         try:
             for override in values:  # as Hydra's ConfigLoaderImpl._apply_overrides_to_config applies a plain one
                 OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
