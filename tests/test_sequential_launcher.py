@@ -6,11 +6,13 @@ before any job runs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from hydra.test_utils.launcher_common_tests import LauncherTestSuite
+from hydra.version import VersionBase
 from omegaconf import OmegaConf
+from packaging.version import Version
 
 from conftest import multirun
 
@@ -20,7 +22,14 @@ OURS = "hydra_plugins.sweeplab_sequential_launcher.sequential_launcher.Sequentia
 
 @pytest.mark.parametrize("launcher_name, overrides", [("sequential", [])])
 class TestSequentialLauncher(LauncherTestSuite):
-    pass
+    @pytest.fixture(autouse=True)
+    def unspecified_version_base(self) -> Iterator[None]:
+        """The suite's apps give no ``version_base``: Hydra's 1.1 defaults (a job runs in its dir), not the
+        1.3 that an earlier test's ``initialize_config_dir(version_base="1.3")`` left in Hydra's singleton."""
+        before = VersionBase.instance().getbase()
+        VersionBase.instance().setbase(Version("1.1"))
+        yield
+        VersionBase.instance().version_base = before  # the instance hydra_restore_singletons put back
 
 
 def job_files(sweep_dir: Path) -> dict[str, Any]:
