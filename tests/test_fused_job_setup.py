@@ -42,7 +42,8 @@ def hydra_files(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         if path.name == "hydra.yaml":
             node.hydra.pop("launcher")
             node.hydra.runtime.choices.pop("hydra/launcher")
-            node.hydra.overrides.hydra = [o for o in node.hydra.overrides.hydra if not o.startswith("hydra/launcher=")]
+            node.hydra.overrides.hydra = [o for o in node.hydra.overrides.hydra
+                                       if not o.startswith(("hydra/launcher=", "hydra.launcher."))]
         files[path.name] = OmegaConf.to_container(node)
     return files
 
@@ -51,11 +52,12 @@ def test_a_fused_member_is_set_up_as_hydras_run_job_sets_up_a_job(tmp_path):
     grid = [*TINY, "epochs=1", "model.width=16", "seed=0,1", "+hydra.job.env_set.PROBE_ENV=set-by-hydra",
             f"+hydra.callbacks.probe._target_={__name__}.EnvProbe"]
     returns = {}
-    for launcher in ("basic", "fused"):
-        batches = conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, f"hydra/launcher={launcher}")
-        returns[launcher] = [job for batch in batches for job in batch]
     basic_target, fused_target = "hydra._internal.core_plugins.basic_launcher.BasicLauncher", \
         "hydra_plugins.sweeplab_fused_launcher.fused_launcher.FusedLauncher"
+    # Hydra's own basic launcher (train.py's hydra/launcher=basic is sweeplab's sequential launcher)
+    for launcher, chosen in (("basic", f"hydra.launcher._target_={basic_target}"), ("fused", "hydra/launcher=fused")):
+        batches = conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, chosen)
+        returns[launcher] = [job for batch in batches for job in batch]
     assert "(fused, 2 members)" in (tmp_path / "fused" / "1" / "train.log").read_text()  # it really was fused
 
     for num in (0, 1):

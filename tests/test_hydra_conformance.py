@@ -1,4 +1,4 @@
-"""Hydra's own conformance suites, as Hydra's plugins run them: the pool and fused launchers pass
+"""Hydra's own conformance suites, as Hydra's plugins run them: the sequential, pool and fused launchers pass
 ``LauncherTestSuite`` and ``IntegrationTestSuite``; the grid sweeper passes ``BatchedSweeperTestSuite``
 on the basic, pool and fused launchers. The suites compose Hydra's tiny test apps (no torch task)."""
 import pytest
@@ -11,8 +11,9 @@ from hydra.version import VersionBase, __compat_version__
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 from hydra_plugins.sweeplab_grid_sweeper.grid_sweeper import GridSweeper
 from hydra_plugins.sweeplab_pool_launcher.pool_launcher import PoolLauncher
+from hydra_plugins.sweeplab_sequential_launcher.sequential_launcher import SequentialLauncher
 
-LAUNCHERS = [("pool", ["hydra.launcher.n_workers=2"]), ("fused", [])]
+LAUNCHERS = [("sequential", []), ("pool", ["hydra.launcher.n_workers=2"]), ("fused", [])]
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +27,7 @@ def hydras_version_base(hydra_restore_singletons) -> None:
 
 def test_discovery() -> None:
     launchers = {plugin.__name__ for plugin in Plugins.instance().discover(Launcher)}
-    assert {PoolLauncher.__name__, FusedLauncher.__name__} <= launchers
+    assert {SequentialLauncher.__name__, PoolLauncher.__name__, FusedLauncher.__name__} <= launchers
     assert GridSweeper.__name__ in [plugin.__name__ for plugin in Plugins.instance().discover(Sweeper)]
 
 

@@ -1,5 +1,5 @@
 """train.py's registration with Hydra, in one place: the config schema's nodes, this app's settings for
-the Optuna sweeper, and the grid sweeper as Hydra's default sweeper. train.py calls
+the Optuna sweeper, and the grid sweeper and sequential launcher as Hydra's ``basic`` ones. train.py calls
 :func:`register_configs` before Hydra composes; nothing else in ``sweeplab`` imports a plugin.
 
 ``hydra/sweeper=optuna`` here: the plugin's own defaults follow hydra-optuna-sweeper (``direction:
@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.sweeplab_grid_sweeper.config import GridSweeperConf
 from hydra_plugins.sweeplab_optuna_sweeper.config import OptunaSweeperConf
+from hydra_plugins.sweeplab_sequential_launcher.config import SequentialLauncherConf
 from sweeplab.config import (
     IDX_DATASETS,
     OPTIMIZER_SCHEMAS,
@@ -65,18 +66,20 @@ def register_configs() -> None:
     for node in OPTIMIZER_SCHEMAS:
         cs.store(name=f"schema_optimizer_{node.name}", node=node)
     cs.store(group="hydra/sweeper", name="optuna", node=TrainOptunaSweeperConf, provider="sweeplab")
-    register_grid_sweeper_as_default()
+    register_basic_plugins()
 
 
-def register_grid_sweeper_as_default() -> None:
-    """In this app ``hydra/sweeper=basic``, Hydra's default, is the grid sweeper that resumes a sweep dir.
+def register_basic_plugins() -> None:
+    """In this app ``hydra/sweeper=basic``, Hydra's default, is the grid sweeper that resumes a sweep dir,
+    and ``hydra/launcher=basic`` the sequential launcher (Hydra's, composing once per group of jobs).
 
     Not an ``override hydra/sweeper: grid`` in conf/train.yaml: Hydra keeps the first override of a
     group, so that line would win over a sweep file's ``override /hydra/sweeper: optuna``. Hydra's plugin
-    scan re-registers its own ``basic`` node, so the scan runs first (``Plugins.instance()``, once per
-    process) and this node replaces it afterwards. The node is stored as plain values: job results
-    carry it to other processes (pool workers), and the scan re-creates the dataclass.
+    scan re-registers its own ``basic`` nodes, so the scan runs first (``Plugins.instance()``, once per
+    process) and these nodes replace them afterwards. The nodes are stored as plain values: job results
+    carry them to other processes (pool workers), and the scan re-creates the dataclasses.
     """
     Plugins.instance()
-    node = OmegaConf.to_container(OmegaConf.structured(GridSweeperConf))
-    ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=node, provider="sweeplab")
+    for group, conf in (("hydra/sweeper", GridSweeperConf), ("hydra/launcher", SequentialLauncherConf)):
+        node = OmegaConf.to_container(OmegaConf.structured(conf))
+        ConfigStore.instance().store(group=group, name="basic", node=node, provider="sweeplab")

@@ -42,7 +42,8 @@ def runs_jobs_concurrently(config: DictConfig) -> bool:
     return str(OmegaConf.select(config, "hydra.launcher._target_")).startswith(CONCURRENT_LAUNCHERS)
 
 
-def is_hydras_basic_launcher(launcher: Launcher) -> bool:
-    """Hydra's default launcher, by name: its class lives in ``hydra._internal``, which has no
-    compatibility promise to import from."""
-    return type(launcher).__name__ == "BasicLauncher"
+def is_basic_launcher(launcher: Launcher) -> bool:
+    """The launcher ``hydra/launcher=basic`` gives: sweeplab's sequential launcher (train.py's basic) or
+    Hydra's own. By name: Hydra's class lives in ``hydra._internal``, which has no compatibility promise
+    to import from, and a core module imports no plugin."""
+    return type(launcher).__name__ in ("SequentialLauncher", "BasicLauncher")

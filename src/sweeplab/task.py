@@ -174,7 +174,7 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
                 f"{str(job.cfg.optimizer._target_).rsplit('.', 1)[-1]} (fused, {len(jobs)} members)"
             log_setup(model, device, name, splits)
             # resume: with checkpoint=true, an unfinished run of this config in job_dir continues where it stopped
-            configs.append(fingerprint(job.cfg))
+            configs.append(fingerprint(job.cfg) if job.cfg.checkpoint else "")
             result = (restore(job.job_dir, configs[-1], model, optimizer, schedule) if job.cfg.checkpoint
                       else None) or FitResult()
             for record in result.history:  # a resumed run's earlier epochs, so its tracked run is whole

@@ -71,10 +71,7 @@ def launch(
     configs: list[DictConfig] = []
     prefetch: Optional[threading.Thread] = None
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = idx
-            sweep_config.hydra.job.num = idx
+        sweep_config = launcher.composer.compose(overrides, idx)
         configs.append(sweep_config)
         if ours and prefetch is None:
             prefetch = prefetch_data(sweep_config)
@@ -83,9 +80,9 @@ def launch(
 
     scopes = list(job_scopes) if job_scopes is not None else [contextlib.nullcontext] * len(configs)
 
-    def run_alone(position: int) -> JobReturn:
-        with scopes[position]():
-            ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=configs[position],
+    def run_alone(sweep_config: DictConfig, scope: Callable[[], ContextManager[Any]]) -> JobReturn:
+        with scope():
+            ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=sweep_config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return ret
@@ -93,19 +90,25 @@ def launch(
     if not ours:
         log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
                  "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
-        return [run_alone(position) for position in range(len(configs))]
+        return [run_alone(sweep_config, scope) for sweep_config, scope in zip(configs, scopes, strict=True)]
 
     task_configs = [task_config(sweep_config) for sweep_config in configs]
+    groups = plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members)
+    # each group's configs are let go once it has run (a job's JobReturn keeps what run_job's keeps), so
+    # what the launcher holds beside the group that trains does not grow with the sweep's size
+    pending = {position: (configs[position], task_configs[position]) for position in range(len(configs))}
+    del configs, task_configs
     returns: dict[int, JobReturn] = {}
-    for group in plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members):
+    for group in groups:
+        members = [pending.pop(position) for position in group]
         if len(group) == 1:
-            returns[group[0]] = run_alone(group[0])
+            returns[group[0]] = run_alone(members[0][0], scopes[group[0]])
         else:
-            values = run_fused([configs[i] for i in group], [task_configs[i] for i in group],
-                               [scopes[i] for i in group], launcher)
+            values = run_fused([m[0] for m in members], [m[1] for m in members], [scopes[i] for i in group], launcher)
             returns.update(zip(group, values, strict=True))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    return [returns[i] for i in range(len(configs))]
+        del members
+    return [returns[i] for i in range(len(returns))]
 
 
 def prefetch_data(cfg: DictConfig) -> threading.Thread:
@@ -226,7 +229,9 @@ def job_output_dir(sweep_config: DictConfig) -> str:
 
 
 def task_config(sweep_config: DictConfig) -> DictConfig:
-    cfg = copy.deepcopy(sweep_config)
+    """The job's config without its ``hydra`` node, as ``run_job`` makes it (a copy, then ``del cfg.hydra``),
+    without copying the ``hydra`` node first: it is most of the config."""
+    cfg = copy.deepcopy(sweep_config, memo={id(sweep_config._get_node("hydra")): OmegaConf.create()})
     with read_write(cfg), open_dict(cfg):
         del cfg["hydra"]
     return cfg
@@ -238,6 +243,7 @@ def run_fused(
 ) -> list[JobReturn]:
     """Set up each member as ``run_job`` would, train them together, end each as its own job."""
     callbacks = launcher.hydra_context.callbacks
+    has_callbacks = bool(launcher.config.hydra.callbacks)  # Hydra makes them from it; none: nothing to call
     saved_hydra_config = HydraConfig.instance().cfg
     try:
         jobs = [open_job(sweep_config, cfg) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
@@ -250,9 +256,10 @@ def run_fused(
             members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
-                for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
-                    HydraConfig.instance().set_config(sweep_config)
-                    callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
+                if has_callbacks:
+                    for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
+                        HydraConfig.instance().set_config(sweep_config)
+                        callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
                 HydraConfig.instance().set_config(configs[0])
                 try:
                     values: list[Any] = run_jobs(members)
@@ -262,8 +269,11 @@ def run_fused(
             _flush_loggers()
         for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
-            HydraConfig.instance().set_config(sweep_config)
-            callbacks.on_job_end(config=sweep_config, job_return=job)
+            if has_callbacks:
+                HydraConfig.instance().set_config(sweep_config)
+                callbacks.on_job_end(config=sweep_config, job_return=job)
+        for job in jobs:  # as run_job's copy of it: its hydra node no longer sees (and keeps) the whole config
+            job.hydra_cfg.hydra._set_parent(job.hydra_cfg)
         return jobs
     finally:
         HydraConfig.instance().cfg = saved_hydra_config
@@ -282,14 +292,17 @@ def both(
 
 def open_job(sweep_config: DictConfig, cfg: DictConfig) -> JobReturn:
     """What ``hydra.core.utils.run_job`` does before it calls the task (whose config is ``cfg``): output
-    dir, ``.hydra/`` files."""
-    output_dir = job_output_dir(sweep_config)
-    with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
-        sweep_config.hydra.runtime.output_dir = output_dir
+    dir, ``.hydra/`` files. The job's Hydra config is made current once (``hydra:`` interpolations in
+    its dir see it) and is the ``JobReturn``'s: a later job's replaces it, nothing changes it."""
     HydraConfig.instance().set_config(sweep_config)
+    hydra_cfg = HydraConfig.instance().cfg
+    output_dir = os.path.abspath(os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir)))
+    for node in (sweep_config, hydra_cfg):
+        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
+            node.hydra.runtime.output_dir = output_dir
     ret = JobReturn()
     ret.cfg = cfg
-    ret.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    ret.hydra_cfg = hydra_cfg
     ret.overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
     ret.working_dir = os.getcwd()
     ret.task_name = JobRuntime.instance().get("name")

@@ -9,6 +9,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from sweeplab.compose import Composer
+
 
 class FusedLauncher(Launcher):
     # It composes every job of a batch before it runs any (to group them), so a bad override stops the
@@ -21,6 +23,8 @@ class FusedLauncher(Launcher):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        # one for the sweep: its later batches (an Optuna study's fused trials) reuse its compositions
+        self.composer = Composer(hydra_context.config_loader, config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from ._impl import launch

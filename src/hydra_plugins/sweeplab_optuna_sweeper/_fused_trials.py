@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 import optuna
 from hydra.core.utils import JobReturn
@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import sweeplab.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
-from sweeplab.launchers import ScopedLauncher, is_hydras_basic_launcher
+from sweeplab.launchers import ScopedLauncher, is_basic_launcher
 
 from ._optuna_private import heartbeat
 from ._study import StudyError
@@ -31,26 +31,29 @@ class TrialJobs(Protocol):
 
     launcher: Launcher
     fuse: int
+    fused_launcher: Optional[ScopedLauncher]  # one per study, so its batches reuse its compositions
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]: ...
 
     def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any: ...
 
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None: ...
 
 
 def fused_launcher(sweeper: TrialJobs) -> ScopedLauncher:
     """The configured launcher if it enters each job's scope (the fused launcher); the fused launcher
-    with its defaults in place of Hydra's basic launcher (the default); any other launcher cannot fuse."""
+    with its defaults in place of the basic launcher (the default); any other launcher cannot fuse."""
     launcher = sweeper.launcher
     if isinstance(launcher, ScopedLauncher):
         return launcher
-    if not is_hydras_basic_launcher(launcher):
+    if not is_basic_launcher(launcher):
         raise StudyError(f"hydra.sweeper.fuse={sweeper.fuse}: fused trials run on hydra/launcher=fused (or in "
                          f"place of the default basic launcher), not on {type(launcher).__name__}")
-    fused = FusedLauncher()
-    fused.setup(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=launcher.config)
-    return fused
+    if sweeper.fused_launcher is None:
+        sweeper.fused_launcher = FusedLauncher()
+        sweeper.fused_launcher.setup(hydra_context=launcher.hydra_context, task_function=launcher.task_function,
+                                     config=launcher.config)
+    return sweeper.fused_launcher
 
 
 def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: AskingTurn) -> None:
@@ -69,7 +72,7 @@ def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: Asking
             scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
             jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
     for trial, job in zip(trials, jobs, strict=True):
-        tell(sweeper, study, trial, job)
+        tell(sweeper, study, trial, job, write=trial is trials[-1])
 
 
 def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
@@ -82,15 +85,16 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any) -> None:
-    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
+def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any, write: bool) -> None:
+    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value); ``write``:
+    rewrite the results files (once per batch: each rewrite reads every trial of the study)."""
     try:
         value = sweeper._outcome(trial, job)
     except optuna.TrialPruned:
         frozen = tell_outside_optimize(study, trial, state=TrialState.PRUNED)
     else:
         frozen = tell_outside_optimize(study, trial, values=value)
-    sweeper._after_trial(study, frozen)
+    sweeper._after_trial(study, frozen, write)
 
 
 def tell_outside_optimize(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> FrozenTrial:

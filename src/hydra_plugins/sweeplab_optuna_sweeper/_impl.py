@@ -135,6 +135,7 @@ class OptunaSweeperImpl(Sweeper):
         self.custom_search_space_path = custom_search_space
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.fuse = fuse
+        self.fused_launcher = None  # with fuse and the basic launcher: made at the first batch
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -407,8 +408,10 @@ class OptunaSweeperImpl(Sweeper):
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
         return self.space.job_overrides(trial.params)
 
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        write_results(study, self.sweep_dir, self.url, self.n_trials)
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None:
+        """``write``: rewrite the results files (reading every trial); a fused batch writes them after its last."""
+        if write:
+            write_results(study, self.sweep_dir, self.url, self.n_trials)
         if SKIPPED not in trial.user_attrs:
             log.info(trial_line(trial, study, self.n_trials))
 
