@@ -32,6 +32,10 @@ from sweeplab.stacked import OPTIMIZERS, bytes_per_member
 
 BUILT_IN_MODEL = "sweeplab.model.mlp"
 MB = 2**20
+# hydra.launcher.max_members when null, on a CPU: a CPU runs a stacked step at its full rate with some
+# tens of members, so a larger group gains no speed and only holds more memory (benchmarks/sweep_scale.py
+# runs the same sweep both ways); a GPU's groups are bounded by the memory budget alone
+CPU_MAX_MEMBERS = 64
 
 
 @dataclass(frozen=True)
@@ -266,8 +270,11 @@ def _left(limit_file: Path, usage_file: Path) -> Optional[int]:
         return None
 
 
-def chunk_size(member_bytes: int, budget: Budget, max_members: Optional[int]) -> int:
-    """How many members of ``member_bytes`` each one stacked model may hold under the budget (0: not one)."""
+def chunk_size(member_bytes: int, budget: Budget, max_members: Optional[int], device: torch.device) -> int:
+    """How many members of ``member_bytes`` each one stacked model may hold under the budget (0: not one),
+    at most ``max_members``, or when that is null on a CPU, :data:`CPU_MAX_MEMBERS`."""
+    if max_members is None and device.type == "cpu":
+        max_members = CPU_MAX_MEMBERS
     return min(budget.bytes // member_bytes, max_members or math.inf)
 
 

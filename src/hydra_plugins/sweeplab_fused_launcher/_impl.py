@@ -185,7 +185,7 @@ def fit(
         budget = Budget(max_memory_mb * MB, "hydra.launcher.max_memory_mb")
     else:
         budget = default_budget(device)
-    size = chunk_size(needed, budget, max_members)
+    size = chunk_size(needed, budget, max_members, device)
     each = f"one member of shape {shape} needs {needed / MB:.3g} MB"
     if size == 0:
         if max_memory_mb is not None:
@@ -203,7 +203,9 @@ def fit(
             log.info("  fused %s: %d members, %s on %s, %.3g MB each of budget %s, differing in %s",
                      job_numbers(configs, chunk), len(chunk), shape, device, needed / MB, budget,
                      ", ".join(differing_keys(members)) or "nothing")
-    return [(chunk, None if len(chunk) > 1 else f"the rest of its group after splitting it to fit {budget}")
+    limit = f"the budget {budget}" if size == budget.bytes // needed else \
+        f"at most {size} members a group (hydra.launcher.max_members)"
+    return [(chunk, None if len(chunk) > 1 else f"the rest of its group after splitting it to fit {limit}")
             for chunk in chunks]
 
 
