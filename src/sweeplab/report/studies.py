@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from sweeplab.jobfiles import METRICS
+from sweeplab.jobfiles import METRICS, read_invocations
 from sweeplab.report import MARGIN
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
@@ -228,11 +228,16 @@ def claim_seeds(claim: Claim, judged: pd.Series, margin: float) -> int:
     return seeds_needed(difference, judged["variance"], margin, judged["level"], n_now, judged["df_per_seed"])
 
 
-def elapsed_minutes(sweep_dir: Path) -> float:
-    """From the last invocation's start (Hydra writes multirun.yaml first, and again on each resume) to
-    the sweep's last metrics.json."""
+def run_time(sweep_dir: Path) -> str:
+    """The sweep's time: every finished invocation's, summed from sweep.yaml; in a dir without one (a
+    sweep of an older version), from the last invocation's start (Hydra writes multirun.yaml first, and
+    again on each resume) to the sweep's last metrics.json."""
+    finished = [run for run in read_invocations(sweep_dir) if run.ended is not None]
+    if finished:
+        minutes = sum(run.ended - run.started for run in finished) / 60
+        return f"{len(finished)} invocation(s) in {minutes:.1f} min"
     ends = [path.stat().st_mtime for path in sweep_dir.glob(f"*/{METRICS}")]
-    return (max(ends) - (sweep_dir / "multirun.yaml").stat().st_mtime) / 60
+    return f"the last invocation in {(max(ends) - (sweep_dir / 'multirun.yaml').stat().st_mtime) / 60:.1f} min"
 
 
 def study_blocks(study: Study, jobs: pd.DataFrame, claims: pd.DataFrame, sweeps_root: Path, out: Path,
@@ -241,7 +246,7 @@ def study_blocks(study: Study, jobs: pd.DataFrame, claims: pd.DataFrame, sweeps_
     dirs = [sweeps_root / name for name in study.dirs]
     report_dir = out / "studies" / study.name
     took = "; ".join(f"{name}: {len(jobs[jobs['sweep'] == name])} jobs"
-                     + ("" if from_jobs else f", the last invocation in {elapsed_minutes(d):.1f} min")
+                     + ("" if from_jobs else f", {run_time(d)}")
                      for name, d in zip(study.dirs, dirs, strict=True))
     link = report_dir.relative_to(out) / "report.md"
     blocks: list[Block] = [
