@@ -23,7 +23,7 @@ from omegaconf import open_dict
 from conftest import CONF, REPO, missing_environment
 from sweeplab.cli import main as sweeplab
 from sweeplab.config import problems
-from sweeplab.jobfiles import read_metrics
+from sweeplab.jobfiles import FINISHED, read_metrics
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs" / "guide").glob("*.md"))]
 # Added unless the command sets the key itself.
@@ -177,7 +177,8 @@ def test_a_documented_command_runs_tiny(command, monkeypatch, tmp_path, hydra_re
     args = shlex.split(command)[2:]
     run_train_cli(shrunk(args, tmp_path / "sweep"), monkeypatch)  # a failure exits non-zero: SystemExit
     statuses = [read_metrics(path.parent)["status"] for path in tmp_path.rglob("metrics.json")]
-    assert statuses and set(statuses) <= {"ok", "pruned"}, statuses
+    # a search may diverge or prune some trials; every job finishes, and one at least trains to the end
+    assert set(statuses) <= set(FINISHED) and "ok" in statuses, statuses
 
 
 # ------------------------------------------------------------------ sweeplab, make, servers

@@ -12,15 +12,16 @@ pytestmark = pytest.mark.slow
 def test_a_storage_password_appears_in_no_output_and_no_file(tmp_path, postgres, workers, as_node):
     sweep_dir = tmp_path / "sweep"
     storage = f"{{_target_:optuna.storages.RDBStorage,url:'{postgres}'}}" if as_node else postgres
+    name = f"s{workers}" + ("-node" if as_node else "")  # one database for the module: a study each
     result = run_train(
-        "-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name=s{workers}",
+        "-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={name}",
         "hydra.sweeper.n_trials=3", f"hydra.sweeper.n_workers={workers}", "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=1", "lr=tag(log, interval(0.01, 0.5))", *TINY,
         f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=300)
     console = result.stdout + result.stderr
     assert result.returncode == 0, console[-3000:]
 
-    study = optuna.load_study(study_name=f"s{workers}", storage=postgres)
+    study = optuna.load_study(study_name=name, storage=postgres)
     assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     # the jobs reached their trials through the storage: each reported its epochs and its dir
     assert all(t.intermediate_values and "job_dir" in t.user_attrs for t in study.trials)
