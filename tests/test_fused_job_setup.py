@@ -52,8 +52,8 @@ def test_a_fused_member_is_set_up_as_hydras_run_job_sets_up_a_job(tmp_path):
             f"+hydra.callbacks.probe._target_={__name__}.EnvProbe"]
     returns = {}
     for launcher in ("basic", "fused"):
-        batches = conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, f"hydra/launcher={launcher}")
-        returns[launcher] = [job for batch in batches for job in batch]
+        returns[launcher] = conftest.job_returns(
+            conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, f"hydra/launcher={launcher}"))
     basic_target, fused_target = "hydra._internal.core_plugins.basic_launcher.BasicLauncher", \
         "hydra_plugins.sweeplab_fused_launcher.fused_launcher.FusedLauncher"
     assert "(fused, 2 members)" in (tmp_path / "fused" / "1" / "train.log").read_text()  # it really was fused
