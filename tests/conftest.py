@@ -244,6 +244,7 @@ def write_grid(sweep_dir: Path, val_by_lr: dict[float, list[float]], extra: tupl
 def compose_train(*overrides: str, hydra_config: bool = False) -> DictConfig:
     """conf/train.yaml composed in-process with ``overrides``; ``hydra_config``: with its ``hydra`` node
     (sweeper, launcher, job dirs), as train.py's jobs see it."""
+    register_configs()  # as multirun does: the ConfigStore Hydra's fixtures put back may lack the grid sweeper
     with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides), return_hydra_config=hydra_config)
 

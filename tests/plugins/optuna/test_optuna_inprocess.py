@@ -12,7 +12,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -21,9 +20,9 @@ import yaml
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from conftest import file_states
+from conftest import REPO, file_states
 
-CONF = str(Path(__file__).parent / "sweeper_conf")
+CONF = str(REPO / "tests" / "sweeper_conf")
 FAILING_X = 10.0  # the trivial task raises for x >= this
 
 

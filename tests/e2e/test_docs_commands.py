@@ -36,7 +36,8 @@ COMPOSE_ONLY = {
 }
 # Commands that are not this project's CLI: each must be runnable in another sense (see the tests).
 SERVERS = ("optuna-dashboard", "mlflow", "tensorboard")
-NOT_RUN = {"python my_app.py": "an example of a user's own Hydra app (tests/test_optuna_compat.py runs such apps)"}
+NOT_RUN = {"python my_app.py":
+           "an example of a user's own Hydra app (tests/plugins/optuna/test_optuna_compat.py runs such apps)"}
 
 
 def fenced_commands() -> list[tuple[str, list[str]]]:
