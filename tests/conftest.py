@@ -23,6 +23,7 @@ from omegaconf import DictConfig, open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from sweeplab.cli import main as sweeplab_cli
 from sweeplab.config import register_configs
 from sweeplab.data import FILES
 from sweeplab.idx import write_idx
@@ -399,3 +400,24 @@ def write_optuna_sweep(sweep: Path, directions: list[str], values_of: list[list[
 def job_returns(batches: list) -> list:
     """The JobReturns of ``multirun``'s batches, in launch order."""
     return [job for batch in batches for job in batch]
+
+
+# ------------------------------------------------------------------ reading results back
+# (test_cli.py, test_multirun.py; the Optuna sweeper's tests; the report's exit codes)
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    """The overrides Hydra saved in the job dir's .hydra/overrides.yaml."""
+    return yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+
+
+def trial_states(study: optuna.Study) -> list[str]:
+    """The state of each of the study's trials, in trial order: ``["COMPLETE", "PRUNED", ...]``."""
+    return [t.state.name for t in study.trials]
+
+
+def report_exit_code(*args: str) -> int:
+    """``sweeplab report ARGS`` in-process, for a report that must end with a non-zero exit code."""
+    with pytest.raises(SystemExit) as info:
+        sweeplab_cli(["report", *args])
+    return info.value.code

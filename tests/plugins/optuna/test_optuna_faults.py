@@ -19,7 +19,9 @@ GRID += ["hydra/sweeper/sampler=grid", "lr=choice(0.05, 0.1)", "model.width=choi
 TINY = ["data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=4", "batch_size=64"]
 
 
-def study_of(sweep_dir: Path, name: str = "optuna") -> optuna.Study:
+def study_of(sweep_dir: Path, name: str | None = None) -> optuna.Study:
+    """The study ``name`` of the sweep dir's storage; None: its only study (an unnamed one is named by its
+    start time)."""
     return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
 
