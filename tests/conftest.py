@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,16 +11,23 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import numpy as np
+import optuna
+import pandas as pd
 import pytest
-from hold import HOLD
+import yaml
+from hold import HOLD, held_at
 from hydra import compose, initialize_config_dir
 from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from sweeplab.app import register_configs
+from sweeplab.cli import main as sweeplab_cli
 from sweeplab.data import FILES
 from sweeplab.idx import write_idx
+from sweeplab.jobfiles import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -43,8 +51,7 @@ def app_configs() -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Freeze every object alive once the test modules are imported (torch, Hydra, Optuna, MLflow, matplotlib),
-    so a full garbage collection scans only what the tests create. statsmodels' Holm correction (every report)
-    runs gc.collect() on each call: over this process's whole heap that took ~0.2 s a call."""
+    so a full garbage collection scans only what the tests create, not the libraries' whole heap."""
     gc.freeze()
 
 
@@ -52,11 +59,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def make_cfg() -> Callable[..., DictConfig]:
     """Compose conf/train.yaml in-process with the given overrides, as train.py would."""
 
-    def make(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="train", overrides=list(overrides))
-
-    return make
+    return compose_train
 
 
 def missing_environment(what: str) -> NoReturn:
@@ -209,9 +212,6 @@ def write_job(
     (one row per value of ``val_curve``; by default a rising curve ending at the best val_acc)."""
     import json
 
-    import pandas as pd
-    import yaml
-
     job_dir = sweep_dir / str(job)
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -240,3 +240,187 @@ def write_grid(sweep_dir: Path, val_by_lr: dict[float, list[float]], extra: tupl
             write_job(sweep_dir, job, [f"lr={lr}", f"seed={seed}", "+sweep=lr", "data=synthetic", *extra],
                       ok_metrics(val, val - 0.1, wall=10.0 + seed))
             job += 1
+
+
+# ------------------------------------------------------------------ composing train.yaml as train.py does
+# (make_cfg; the sweepers', launchers' and studies' config tests; the fused launcher's plan tests)
+
+
+def compose_train(*overrides: str, hydra_config: bool = False) -> DictConfig:
+    """conf/train.yaml composed in-process with ``overrides``; ``hydra_config``: with its ``hydra`` node
+    (sweeper, launcher, job dirs), as train.py's jobs see it."""
+    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def sweep_configs(*overrides_per_job: list[str]) -> list[DictConfig]:
+    """Composed configs with their hydra node, numbered as a launcher numbers its jobs."""
+    configs = []
+    for num, overrides in enumerate(overrides_per_job):
+        cfg = compose_train(*overrides, hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+        configs.append(cfg)
+    return configs
+
+
+# ------------------------------------------------------------------ same run, compared (checkpoint, resume, fused)
+
+NOT_COMPARED = ["wall_seconds", "process"]  # differ between any two runs
+
+
+def outcome(job_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A job dir's history.csv (without its timings) and metrics.json (without NOT_COMPARED)."""
+    history = pd.read_csv(job_dir / "history.csv").drop(columns="seconds")
+    metrics = {k: v for k, v in read_metrics(job_dir).items() if k not in NOT_COMPARED}
+    return history, metrics
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """The job dirs ``a`` and ``b`` hold exactly the same run."""
+    pd.testing.assert_frame_equal(outcome(a)[0], outcome(b)[0])
+    assert outcome(a)[1] == outcome(b)[1]
+
+
+# A fused member against its run alone: a stacked layer is a batched matmul whose float summation order
+# differs from a plain one, so the last bits differ and grow a little per step (test_fused.py's docstring).
+LOSS_RTOL, ACC_ATOL = 1e-3, 0.01
+
+
+def assert_same_run_within_tolerance(basic: Path, fused: Path, epochs: int) -> None:
+    """The job dirs ``basic`` and ``fused`` hold the same run's history.csv and metrics.json, up to
+    the fused tolerance (LOSS_RTOL, ACC_ATOL)."""
+    a, b = read_metrics(basic), read_metrics(fused)
+    history_a, history_b = pd.read_csv(basic / "history.csv"), pd.read_csv(fused / "history.csv")
+    assert len(history_a) == len(history_b) == epochs
+    for column in ("train_loss", "val_loss"):
+        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), rel=LOSS_RTOL), column
+    for column in ("train_acc", "val_acc"):
+        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), abs=ACC_ATOL), column
+    assert history_b["lr"].tolist() == history_a["lr"].tolist()
+    for key in ("val_loss", "test_loss", "train_loss"):
+        assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
+    for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
+        assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
+    keys = ("status", "best_epoch", "epochs_completed", "params")
+    assert [b[key] for key in keys] == [a[key] for key in keys]
+
+
+# ------------------------------------------------------------------ an Optuna study signalled mid-trial
+# (test_optuna_resume.py, test_optuna_faults.py)
+
+RESUME_TRIALS = 4
+# tiny trials; trial 1 stands still at the end of its epoch 2 (hold.py) until the test's signal, so the
+# signal lands mid-trial; short heartbeats so a killed trial is found quickly
+RESUME_COMMAND = [
+    "-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hydra.sweeper.n_trials={RESUME_TRIALS}",
+    "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
+    "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.05, 0.5)",
+    "data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=3", "batch_size=64", *held_at(1, 2)]
+
+
+def start_then_signal(tmp_path: Path, signum: int, *extra: str, command: list[str] = RESUME_COMMAND) -> tuple[int, str]:
+    """Start the sweep, wait until trial 1 stands still after its epoch 2, then send ``signum`` to the main
+    process (as from a terminal, even when this test itself runs in a background job that ignores SIGINT);
+    returns its exit code and output."""
+    with open(tmp_path / "first.log", "w") as log:
+        proc = start_held_train(*command, *extra, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        signal_when_held(proc, tmp_path, signum, log=tmp_path / "first.log")
+    return proc.returncode, (tmp_path / "first.log").read_text()
+
+
+# ------------------------------------------------------------------ report inputs: mixed statuses, an Optuna sweep
+# (test_report.py, test_report_optuna.py, test_report_browser.py)
+
+
+def write_mixed_statuses(sweep: Path) -> None:
+    """lr=0.1: two ok seeds, then failed, diverged, pruned; lr=0.01: ok, running, no metrics.json."""
+    lr1, lr2 = ["lr=0.1", "+sweep=lr"], ["lr=0.01", "+sweep=lr"]
+    write_job(sweep, 0, [*lr1, "seed=0"], ok_metrics(0.80, 0.78))
+    write_job(sweep, 1, [*lr1, "seed=1"], ok_metrics(0.84, 0.80))
+    write_job(sweep, 2, [*lr1, "seed=2"], {"status": "failed", "reason": "RuntimeError: CUDA out of memory " * 5,
+                                             "wall_seconds": 1.5})
+    diverged = ok_metrics(0.30, 0.25) | {"status": "diverged", "reason": "val_loss is nan", "val_loss": None,
+                                         "train_loss": None, "test_loss": None}
+    write_job(sweep, 3, [*lr1, "seed=3"], diverged, val_curve=[0.3, 0.1])
+    pruned = ok_metrics(0.20, 0.20, epochs=1) | {"status": "pruned", "reason": "pruned at epoch 1"}
+    write_job(sweep, 4, [*lr1, "seed=4"], pruned, val_curve=[0.2])
+    write_job(sweep, 5, [*lr2, "seed=0"], ok_metrics(0.70, 0.69))
+    write_job(sweep, 6, [*lr2, "seed=1"], {"status": "running"}, val_curve=[0.5])
+    write_job(sweep, 7, [*lr2, "seed=2"], None)  # killed before it wrote metrics.json
+
+
+OPTUNA_SPACE = {
+    "lr": FloatDistribution(1e-4, 1.0, log=True),
+    "model.width": IntDistribution(16, 256),
+    "optimizer": CategoricalDistribution(["sgd", "adam"]),
+}
+# (state, objective values) per trial, in trial order; the accuracy rises with width.
+TRIALS = [
+    (TrialState.COMPLETE, [0.60]),
+    (TrialState.COMPLETE, [0.75]),
+    (TrialState.PRUNED, None),
+    (TrialState.COMPLETE, [0.70]),
+    (TrialState.FAIL, None),
+    (TrialState.COMPLETE, [0.85]),
+    (TrialState.COMPLETE, [0.80]),
+    (TrialState.RUNNING, None),
+]
+JOB_STATUS = {TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running"}
+
+
+def write_optuna_sweep(sweep: Path, directions: list[str], values_of: list[list[float] | None]) -> optuna.Study:
+    """Run a study of TRIALS by ask/tell in ``sweep/optuna.db`` and leave the files the sweeper leaves."""
+    sweep.mkdir(parents=True)
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    study = optuna.create_study(study_name="test-study", storage=storage, directions=directions,
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for number, ((state, _), values) in enumerate(zip(TRIALS, values_of, strict=True)):
+        trial = study.ask(OPTUNA_SPACE)
+        overrides = [f"{key}={value}" for key, value in trial.params.items()] + ["+sweep=optuna_test"]
+        if state == TrialState.COMPLETE:
+            study.tell(trial, values)
+            write_job(sweep, number, overrides, ok_metrics(values[0], values[0] - 0.05))
+        elif state == TrialState.RUNNING:
+            write_job(sweep, number, overrides, {"status": "running"})
+        else:
+            study.tell(trial, state=state)
+            metrics = {"status": JOB_STATUS[state], "reason": state.name, "wall_seconds": 1.0}
+            write_job(sweep, number, overrides, metrics)
+    best_trials = [{"number": t.number, "values": list(t.values), "params": t.params} for t in study.best_trials]
+    results = {"study_name": study.study_name, "storage": storage, "directions": directions, "n_trials": len(TRIALS),
+               **({"best": best_trials[0]} if len(directions) == 1 else {"pareto": best_trials})}
+    (sweep / "optimization_results.yaml").write_text(yaml.safe_dump(results))
+    study.trials_dataframe().to_csv(sweep / "trials.csv", index=False)
+    return study
+
+
+# ------------------------------------------------------------------ multirun's JobReturns, flat
+# (test_fused.py, test_fused_job_setup.py)
+
+
+def job_returns(batches: list) -> list:
+    """The JobReturns of ``multirun``'s batches, in launch order."""
+    return [job for batch in batches for job in batch]
+
+
+# ------------------------------------------------------------------ reading results back
+# (test_cli.py, test_multirun.py; the Optuna sweeper's tests; the report's exit codes)
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    """The overrides Hydra saved in the job dir's .hydra/overrides.yaml."""
+    return yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+
+
+def trial_states(study: optuna.Study) -> list[str]:
+    """The state of each of the study's trials, in trial order: ``["COMPLETE", "PRUNED", ...]``."""
+    return [t.state.name for t in study.trials]
+
+
+def report_exit_code(*args: str) -> int:
+    """``sweeplab report ARGS`` in-process, for a report that must end with a non-zero exit code."""
+    with pytest.raises(SystemExit) as info:
+        sweeplab_cli(["report", *args])
+    return info.value.code

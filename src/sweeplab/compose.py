@@ -9,7 +9,7 @@ by Hydra, and each job gets a copy with its own value overrides applied as Hydra
 fields Hydra derives from the overrides (``hydra.overrides.task``, ``hydra.job.override_dirname``) set
 as Hydra sets them. A job with anything else (``+key=``/``++key=``/``~key`` on a value, a dict value,
 ``hydra.searchpath``), or whose value overrides fail to apply, is composed by Hydra whole, so its
-error is Hydra's own. ``tests/test_compose_once.py`` checks the result against Hydra's composition.
+error is Hydra's own. ``tests/plugins/test_compose_once.py`` checks the result against Hydra's composition.
 
 ``hydra.job.override_dirname`` is formed here as Hydra's config loader forms it (its helper is private):
 the task overrides' text outside ``exclude_keys``, sorted, joined by ``item_sep``, ``=`` as ``kv_sep``.

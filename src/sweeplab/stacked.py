@@ -5,7 +5,7 @@ bias, so one ``torch.baddbmm`` runs a layer for all members. The backward pass i
 than left to autograd: at batch 32 autograd's bookkeeping (graph, gradient buffers, the loss's extra
 ops) costs more than the small matmuls it wraps, and the ops here are the ones autograd would call
 (``bmm`` for a Linear, aten's ``*_backward`` kernels for an activation), so the gradients agree with
-autograd's (tests/test_fused.py). A member's optimizer hyperparameters are (K, 1, 1) tensors that
+autograd's (tests/fused/test_fused.py). A member's optimizer hyperparameters are (K, 1, 1) tensors that
 broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam, AdamW, RMSprop), op for
 op, so a member trains as its own run would up to float rounding.
 """

@@ -1,7 +1,7 @@
 """Which jobs of a multirun can train as one stacked model, and how many fit in one.
 
 :data:`FUSION` classifies every key of a job's config (the train schema and every shipped group
-option; ``tests/test_fusion_table.py`` fails on a key it lacks):
+option; ``tests/fused/test_fusion_table.py`` fails on a key it lacks):
 
 - **member**: may differ inside a group; the stacked engine keeps one value per member.
 - **shared**: must be equal inside a group (it is part of :func:`fusion_key`); the stacked engine

@@ -1,4 +1,4 @@
-"""Every private Optuna name sweeplab uses, in one place; tests/test_optuna_private.py fails when
+"""Every private Optuna name sweeplab uses, in one place; tests/plugins/optuna/test_optuna_private.py fails when
 Optuna changes one of them (optuna is bounded to its tested major versions for the same reason).
 
 Why they are needed: a trial's heartbeat (how a killed worker's trial is found and failed) is

@@ -5,7 +5,7 @@ The keys are those of hydra-optuna-sweeper's ``OptunaSweeperConf`` with its mean
 ours (``n_workers``, ``default_params``, heartbeats); README's "Coming from hydra-optuna-sweeper" has
 the few differences. Samplers and pruners are their own groups (``hydra/sweeper/sampler=random``,
 ``hydra/sweeper/pruner=median``): each node lists every argument of its Optuna class with Optuna's
-default (tests/test_optuna_compat.py checks them against the installed Optuna), and any other class
+default (tests/plugins/optuna/test_optuna_compat.py checks them against the installed Optuna), and any other class
 can be given as a ``_target_`` node.
 """
 # No `from __future__ import annotations` here: Hydra's plugin scan executes this module before it is in

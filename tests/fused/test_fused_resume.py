@@ -10,13 +10,20 @@ import subprocess
 import pytest
 import torch
 from hold import held_at
-from test_fused import assert_same_run_within_tolerance, multirun
 
-from conftest import TINY, file_states, run_train, signal_when_held, start_held_train
+from conftest import (
+    TINY,
+    assert_same_run_within_tolerance,
+    file_states,
+    multirun,
+    run_train,
+    signal_when_held,
+    start_held_train,
+)
 from sweeplab.checkpoint import Checkpoint
 from sweeplab.errors import SweepInterrupted
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
+from sweeplab.task import main, run
 
 # two groups of two: 784-16-10 (jobs 0, 1) finishes, then 784-32-10 (jobs 2, 3) is stopped after epoch 1
 GRID = [*TINY, "epochs=3", "checkpoint=true"]
@@ -47,7 +54,7 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
     sweep = tmp_path / "fused"
     overrides = [*GRID, "model.width=16,32", "seed=0,1", *optimizer.split(), "hydra/launcher=fused"]
     with pytest.raises(SweepInterrupted):
-        multirun(sweep, *overrides)
+        multirun(main, sweep, *overrides)
     assert [read_metrics(sweep / str(num))["status"] for num in range(4)] == ["ok", "ok", "interrupted", "interrupted"]
     for num in (2, 3):
         state = torch.load(sweep / str(num) / "checkpoint.pt", weights_only=True)
@@ -63,7 +70,7 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
     finished = file_states(sweep / "0", sweep / "1")
     capfd.readouterr()
 
-    multirun(sweep, *overrides)
+    multirun(main, sweep, *overrides)
     out = capfd.readouterr().out
     assert "2 finished jobs skipped, 2 to run (0 failed, 2 interrupted, 0 new)" in out
     for num in (2, 3):
@@ -71,7 +78,7 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
         assert "resumed from checkpoint.pt after epoch 1" in (sweep / str(num) / "train.log").read_text()
     assert file_states(sweep / "0", sweep / "1") == finished
 
-    multirun(tmp_path / "never_stopped", *GRID, "model.width=32", "seed=0,1", *optimizer.split())
+    multirun(main, tmp_path / "never_stopped", *GRID, "model.width=32", "seed=0,1", *optimizer.split())
     for num in (2, 3):
         assert_same_run_within_tolerance(tmp_path / "never_stopped" / str(num - 2), sweep / str(num), epochs=3)
 

@@ -1,35 +1,14 @@
 """Interrupt a study (kill -9, Ctrl-C) mid-trial, rerun the same command, and it finishes exactly."""
 import signal
-import subprocess
 
 import optuna
 import pytest
 import yaml
-from hold import held_at
 
-from conftest import processes_left, run_train, signal_when_held, start_held_train
+from conftest import RESUME_COMMAND, RESUME_TRIALS, processes_left, run_train, start_then_signal
 from sweeplab.jobfiles import METRICS, read_metrics
 
 pytestmark = pytest.mark.slow
-
-N_TRIALS = 4
-# tiny trials; trial 1 stands still at the end of its epoch 2 (hold.py) until the test's signal, so the
-# signal lands mid-trial; short heartbeats so a killed trial is found quickly
-COMMAND = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.study_name=resume", f"hydra.sweeper.n_trials={N_TRIALS}",
-           "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
-           "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.05, 0.5)",
-           "data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=3", "batch_size=64", *held_at(1, 2)]
-
-
-def start_then_signal(tmp_path, signum, *extra, command=COMMAND):
-    """Start the sweep, wait until trial 1 stands still after its epoch 2, then send ``signum`` to the main
-    process (as from a terminal, even when this test itself runs in a background job that ignores SIGINT)."""
-    with open(tmp_path / "first.log", "w") as log:
-        proc = start_held_train(*command, *extra, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        signal_when_held(proc, tmp_path, signum, log=tmp_path / "first.log")
-    return proc.returncode, (tmp_path / "first.log").read_text()
-
 
 def study_of(tmp_path):
     sweep_dir = tmp_path / "outputs" / "sweeps" / "resume"
@@ -37,7 +16,7 @@ def study_of(tmp_path):
 
 
 def assert_resumed_exactly(tmp_path):
-    result = run_train(*COMMAND, cwd=tmp_path)
+    result = run_train(*RESUME_COMMAND, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming: 1 finished" in result.stdout + result.stderr
     sweep_dir, study = study_of(tmp_path)
@@ -47,7 +26,7 @@ def assert_resumed_exactly(tmp_path):
     assert read_metrics(sweep_dir / "1")["status"] == "interrupted"
     assert [read_metrics(sweep_dir / str(n))["status"] for n in (0, 2, 3, 4)] == ["ok"] * 4
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert results["finished"] == N_TRIALS and results["states"]["interrupted"] == 1
+    assert results["finished"] == RESUME_TRIALS and results["states"]["interrupted"] == 1
 
 
 def test_kill_9_mid_trial_then_rerun_resumes(tmp_path):
@@ -88,8 +67,8 @@ def test_sigterm_to_the_main_process_stops_its_workers_then_rerun_resumes(tmp_pa
     begun = [t for t in stopped if (sweep_dir / str(t.number) / METRICS).is_file()]
     assert all(read_metrics(sweep_dir / str(t.number))["status"] == "interrupted" for t in begun)
 
-    result = run_train(*COMMAND, "hydra.sweeper.n_workers=2", marker, cwd=tmp_path)
+    result = run_train(*RESUME_COMMAND, "hydra.sweeper.n_workers=2", marker, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     _, study = study_of(tmp_path)
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == N_TRIALS
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == RESUME_TRIALS
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)

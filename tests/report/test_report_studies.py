@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import stats
-from test_report import ok_metrics, write_job
 
-from conftest import REPO
+from conftest import REPO, ok_metrics, write_job
 from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.compare import UNTESTED_FEW
 from sweeplab.report.studies import BadClaimsFile, Claim, Config, load_studies, outcome, sample_of, write_studies

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from omegaconf import OmegaConf
 
 import sweeplab.task
-from conftest import REPO, TINY
+from conftest import REPO, TINY, job_overrides
 from sweeplab.jobfiles import read_metrics
 
 
@@ -30,10 +29,6 @@ def grid(hydra_sweep_runner, hydra_restore_singletons, tmp_path):
     return run
 
 
-def overrides(job_dir: Path) -> list[str]:
-    return yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
-
-
 def test_a_grid_over_lr_gives_three_jobs_in_one_sweep_dir(grid):
     jobs = grid("lr=0.1,0.01,0.001", *TINY)
     assert [job.name for job in jobs] == ["0", "1", "2"]
@@ -49,11 +44,11 @@ def test_a_grid_over_lr_gives_three_jobs_in_one_sweep_dir(grid):
 def test_a_grid_over_a_model_key_with_a_group_choice(grid):
     jobs = grid("model.width=64,128,256", "activation=sigmoid", *TINY)
     assert [read_metrics(job)["params"] for job in jobs] == [784 * w + w + w * 10 + 10 for w in (64, 128, 256)]
-    assert all("activation=sigmoid" in overrides(job) for job in jobs)
+    assert all("activation=sigmoid" in job_overrides(job) for job in jobs)
 
 
 def test_a_grid_over_a_group_and_a_key_is_the_product(grid):
     jobs = grid("optimizer=sgd,adam", "batch_size=32,128", *TINY[:-1])
-    combos = [tuple(o for o in overrides(job) if o.startswith(("optimizer=", "batch_size="))) for job in jobs]
+    combos = [tuple(o for o in job_overrides(job) if o.startswith(("optimizer=", "batch_size="))) for job in jobs]
     assert sorted(combos) == sorted((f"optimizer={o}", f"batch_size={b}") for o in ("sgd", "adam") for b in (32, 128))
     assert all(read_metrics(job)["status"] == "ok" for job in jobs)

@@ -15,6 +15,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from conftest import REPO
 from hydra_plugins.sweeplab_optuna_sweeper._build import build_sampler
 from hydra_plugins.sweeplab_optuna_sweeper._search_space import (
     SearchSpaceError,
@@ -31,7 +32,7 @@ from hydra_plugins.sweeplab_optuna_sweeper.config import (
 )
 from hydra_plugins.sweeplab_optuna_sweeper.target_check import OUR_CLASS
 
-APPS = Path(__file__).parent / "apps"
+APPS = REPO / "tests" / "apps"
 EXAMPLES = APPS / "optuna_examples"
 
 

@@ -12,7 +12,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -21,9 +20,9 @@ import yaml
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from conftest import file_states
+from conftest import REPO, file_states, trial_states
 
-CONF = str(Path(__file__).parent / "sweeper_conf")
+CONF = str(REPO / "tests" / "sweeper_conf")
 FAILING_X = 10.0  # the trivial task raises for x >= this
 
 
@@ -62,16 +61,9 @@ def sweep(hydra_sweep_runner, hydra_restore_singletons, tmp_path) -> Callable[..
     return run
 
 
-def states(study: optuna.Study) -> list[str]:
-    return [t.state.name for t in study.trials]
-
-
-# ---------------------------------------------------------------- budget, results, resume
-
-
 def test_the_study_runs_exactly_n_trials_and_each_value_is_the_jobs(sweep):
     study = sweep("hydra.sweeper.n_trials=5", "x=interval(-1, 1)", "name=choice(a, b)")
-    assert states(study) == ["COMPLETE"] * 5
+    assert trial_states(study) == ["COMPLETE"] * 5
     for trial in study.trials:
         cfg = sweep.configs[trial.number]
         assert (cfg.x, cfg.name) == (trial.params["x"], trial.params["name"])
@@ -93,7 +85,7 @@ def test_results_are_written_into_the_sweep_dir(sweep):
 def test_a_rerun_resumes_and_runs_only_the_rest_of_the_budget(sweep):
     sweep("hydra.sweeper.n_trials=2", "x=interval(-1, 1)")
     study = sweep("hydra.sweeper.n_trials=5", "x=interval(-1, 1)")
-    assert states(study) == ["COMPLETE"] * 5
+    assert trial_states(study) == ["COMPLETE"] * 5
     assert sorted(sweep.configs) == [0, 1, 2, 3, 4]  # job numbers continue from the trial numbers
     again = sweep("hydra.sweeper.n_trials=5", "x=interval(-1, 1)")
     assert len(again.trials) == 5  # the budget is spent: nothing more runs
@@ -106,7 +98,7 @@ def test_a_resumed_seeded_study_never_redraws_its_params_and_touches_no_finished
     first_dirs = [sweep.dir / str(t.number) for t in sweep("hydra.sweeper.n_trials=3", *space).trials]
     finished = file_states(*first_dirs)
     study = sweep("hydra.sweeper.n_trials=6", *space)
-    assert states(study) == ["COMPLETE"] * 6
+    assert trial_states(study) == ["COMPLETE"] * 6
     trials = study.trials
     assert all(later.params != earlier.params for later in trials[3:] for earlier in trials[:3])
     assert file_states(*first_dirs) == finished
@@ -136,7 +128,7 @@ def test_an_interrupt_after_the_last_trial_says_the_study_is_done(sweep, capfd):
     finally:
         for file in lock:
             file.close()
-    assert states(study) == ["COMPLETE", "COMPLETE"]
+    assert trial_states(study) == ["COMPLETE", "COMPLETE"]
     out = capfd.readouterr().out
     assert "the study is done: all n_trials=2 trials finished" in out
     assert "to resume the study" not in out
@@ -185,7 +177,7 @@ def test_too_many_failures_stop_the_study_with_one_clear_message(sweep):
     assert "study stopped: 2 trials failed, more than max_failure_rate=0.3 of n_trials=6 allows (1)" in str(
         raised.value)
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep.dir / 'optuna.db'}")
-    assert states(study) == ["FAIL", "FAIL"]
+    assert trial_states(study) == ["FAIL", "FAIL"]
 
 
 def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_error(sweep, capfd):
@@ -196,7 +188,7 @@ def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_err
 
     study = sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0.25", "x=interval(-1, 1)",
                   task_function=last_fails)  # no exception: the budget is spent, one failure is an outcome
-    assert states(study) == ["COMPLETE", "FAIL"]
+    assert trial_states(study) == ["COMPLETE", "FAIL"]
     out = capfd.readouterr().out
     assert "2 finished (1 complete, 0 pruned, 1 failed)" in out and "to resume the study" not in out
 
@@ -204,7 +196,7 @@ def test_a_study_whose_last_trial_fails_finished_its_budget_and_ends_without_err
 def test_a_nan_result_is_a_failed_trial(sweep):
     study = sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1", "x=interval(-1, 1)",
                   task_function=lambda cfg: math.nan)
-    assert states(study) == ["FAIL", "FAIL"]
+    assert trial_states(study) == ["FAIL", "FAIL"]
     assert all(t.user_attrs["fail_reason"] == "the job returned nan" for t in study.trials)
 
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException
@@ -17,7 +16,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 import sweeplab.task
-from conftest import CONF, TINY, file_states, missing_environment, multirun
+from conftest import TINY, compose_train, file_states, missing_environment, multirun
 from sweeplab.jobfiles import METRICS, Metrics, job_key, read_metrics, write_metrics
 
 
@@ -54,8 +53,7 @@ def test_the_sweeper_is_discovered_and_the_default():
     (["+sweep=optuna_mlp"], "OptunaSweeper"),
 ])
 def test_the_default_sweeper_is_the_grid_sweeper_and_sweep_files_can_replace_it(overrides, sweeper):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_train(*overrides, hydra_config=True)
     assert cfg.hydra.sweeper._target_.endswith(sweeper)
 
 

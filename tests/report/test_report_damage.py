@@ -10,15 +10,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import file_states, ok_metrics, write_grid, write_job
+from conftest import file_states, ok_metrics, report_exit_code, write_grid, write_job
 from sweeplab.cli import main as sweeplab
 from sweeplab.report.build import write_report
-
-
-def report_exit_status(sweep) -> int:
-    with pytest.raises(SystemExit) as info:
-        sweeplab(["report", str(sweep)])
-    return info.value.code
 
 
 def damaged_grid(tmp_path):
@@ -47,7 +41,7 @@ def test_a_damaged_job_is_listed_unreadable_and_the_rest_is_reported(tmp_path, c
     damage(damaged / name)
     intact = file_states(*(sweep / str(job) for job in range(5)))
 
-    assert report_exit_status(sweep) == 3
+    assert report_exit_code(str(sweep)) == 3
     assert "1 job dir(s) unreadable" in capsys.readouterr().err
 
     jobs = pd.read_csv(sweep / "jobs.csv")
@@ -108,5 +102,5 @@ def test_two_dirs_of_the_same_job_count_once_the_newest_finished_one(tmp_path):
 def test_metrics_json_of_valid_json_but_not_an_object_is_unreadable(tmp_path):
     sweep, damaged = damaged_grid(tmp_path)
     (damaged / "metrics.json").write_text(json.dumps([1, 2]))
-    assert report_exit_status(sweep) == 3
+    assert report_exit_code(str(sweep)) == 3
     assert pd.read_csv(sweep / "jobs.csv")["status"].tolist().count("unreadable") == 1

@@ -8,9 +8,8 @@ import logging
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from conftest import CONF, TINY
+from conftest import TINY, assert_same_run, compose_train, outcome
 from sweeplab.checkpoint import Checkpoint
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -18,25 +17,12 @@ from sweeplab.task import run
 # Adam's moments, a cosine schedule, dropout's RNG and early stopping all carry state across epochs.
 STATEFUL = [*TINY, "epochs=4", "model.width=32", "checkpoint=true", "optimizer=adam", "lr=0.003",
             "scheduler=cosine", "model.dropout=0.3", "patience=10"]
-NOT_COMPARED = ["wall_seconds", "process"]
-
-
-def outcome(job_dir):
-    history = pd.read_csv(job_dir / "history.csv").drop(columns="seconds")
-    metrics = {k: v for k, v in read_metrics(job_dir).items() if k not in NOT_COMPARED}
-    return history, metrics
-
-
-def assert_same_run(a, b):
-    pd.testing.assert_frame_equal(outcome(a)[0], outcome(b)[0])
-    assert outcome(a)[1] == outcome(b)[1]
 
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
     """The reference: STATEFUL run from start to end without a stop."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=STATEFUL)
+    cfg = compose_train(*STATEFUL)
     job_dir = tmp_path_factory.mktemp("whole")
     run(cfg, job_dir)
     return job_dir

@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
 
-from conftest import CONF, REPO, missing_environment
+from conftest import REPO, compose_train, missing_environment
 from sweeplab.cli import main as sweeplab
 from sweeplab.config import problems
 from sweeplab.jobfiles import FINISHED, read_metrics
@@ -37,7 +36,8 @@ COMPOSE_ONLY = {
 }
 # Commands that are not this project's CLI: each must be runnable in another sense (see the tests).
 SERVERS = ("optuna-dashboard", "mlflow", "tensorboard")
-NOT_RUN = {"python my_app.py": "an example of a user's own Hydra app (tests/test_optuna_compat.py runs such apps)"}
+NOT_RUN = {"python my_app.py":
+           "an example of a user's own Hydra app (tests/plugins/optuna/test_optuna_compat.py runs such apps)"}
 
 
 def fenced_commands() -> list[tuple[str, list[str]]]:
@@ -141,8 +141,7 @@ def compose_only(command: str) -> bool:
 @pytest.mark.parametrize("command", [c for c, out in COMMANDS if kind(c) == "train" and compose_only(c)])
 def test_a_command_that_needs_what_is_absent_composes_and_validates(command):
     args = first_job(shlex.split(command)[2:])
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=args, return_hydra_config=True)
+    cfg = compose_train(*args, hydra_config=True)
     assert cfg.hydra.launcher is not None
     with open_dict(cfg):
         del cfg["hydra"]

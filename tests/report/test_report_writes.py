@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import file_states, missing_environment, write_grid
+from conftest import file_states, missing_environment, report_exit_code, write_grid
 from sweeplab.cli import main as sweeplab
 
 
@@ -30,12 +30,6 @@ def small_disk():
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
         mount_point.rmdir()
-
-
-def report(*args: str) -> int:
-    with pytest.raises(SystemExit) as info:
-        sweeplab(["report", *args])
-    return info.value.code
 
 
 def fill(disk: Path) -> None:
@@ -60,7 +54,7 @@ def test_a_report_on_a_full_disk_names_the_file_and_leaves_the_previous_report_w
     capsys.readouterr()
     fill(small_disk)
 
-    assert report(str(tmp_path / "lr2"), "--out", str(out)) == 2
+    assert report_exit_code(str(tmp_path / "lr2"), "--out", str(out)) == 2
 
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1, error
@@ -84,7 +78,7 @@ def test_a_damaged_study_file_gives_one_line_naming_it(tmp_path, capsys, case):
     name, text, reason = DAMAGED_STUDY_FILES[case]
     (sweep / name).write_text(text)
 
-    assert report(str(sweep)) == 2
+    assert report_exit_code(str(sweep)) == 2
 
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1, error

@@ -5,9 +5,8 @@ import subprocess
 
 import pytest
 from hold import held_at
-from test_checkpoint import assert_same_run
 
-from conftest import file_states, run_train, signal_when_held, start_held_train
+from conftest import assert_same_run, file_states, run_train, signal_when_held, start_held_train
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
 from sweeplab.task import run

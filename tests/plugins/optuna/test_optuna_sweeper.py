@@ -9,7 +9,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
-from conftest import run_train
+from conftest import run_train, trial_states
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -23,10 +23,6 @@ def load(cwd, name=None):
     """The study named ``name`` in its sweep dir; without a name, the one study run in ``cwd``."""
     (sweep_dir,) = [cwd / "outputs" / "sweeps" / name] if name else (cwd / "outputs" / "sweeps").iterdir()
     return sweep_dir, optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-
-
-def states(study):
-    return [t.state.name for t in study.trials]
 
 
 def test_the_sweeper_is_discovered_and_its_config_registered():
@@ -47,7 +43,7 @@ def test_a_study_prunes_records_failures_and_writes_results(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     sweep_dir, study = load(tmp_path)
     assert len(study.trials) == 10
-    assert {"COMPLETE", "PRUNED", "FAIL"} <= set(states(study))
+    assert {"COMPLETE", "PRUNED", "FAIL"} <= set(trial_states(study))
     for trial in study.trials:
         metrics = read_metrics(sweep_dir / str(trial.number))
         expected = {"COMPLETE": "ok", "PRUNED": "pruned", "FAIL": "diverged"}[trial.state.name]
@@ -67,7 +63,7 @@ def test_a_study_prunes_records_failures_and_writes_results(tmp_path):
     best = study.best_trial
     assert results["best"] == {"number": best.number, "values": [best.value], "params": best.params,
                                "job_dir": str(sweep_dir / str(best.number))}
-    assert results["finished"] == 10 and results["states"]["pruned"] == states(study).count("PRUNED")
+    assert results["finished"] == 10 and results["states"]["pruned"] == trial_states(study).count("PRUNED")
     trials_csv = (sweep_dir / "trials.csv").read_text().splitlines()
     assert len(trials_csv) == 11 and "params_lr" in trials_csv[0]
 
@@ -77,7 +73,7 @@ def test_two_local_workers_share_the_budget_exactly(tmp_path):
                        "lr=tag(log, interval(0.01, 0.5))", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     sweep_dir, study = load(tmp_path)
-    assert states(study) == ["COMPLETE"] * 5
+    assert trial_states(study) == ["COMPLETE"] * 5
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3", "4"]
     # both workers ran trials: some two trials ran at the same time
     assert any(a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete

@@ -14,10 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import write_mixed_statuses
-from test_report_optuna import TRIALS, write_optuna_sweep
 
-from conftest import missing_environment
+from conftest import TRIALS, missing_environment, write_mixed_statuses, write_optuna_sweep
 from sweeplab.report.build import write_report
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import TINY, multirun, ok_metrics, write_grid, write_job
+from conftest import TINY, multirun, ok_metrics, write_grid, write_job, write_mixed_statuses
 from sweeplab.cli import main as sweeplab_main
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
@@ -169,23 +169,6 @@ def test_no_spread_on_either_side_is_not_a_p_value(tmp_path):
 
 
 # ------------------------------------------------------------------ statuses and partial sweeps
-
-
-def write_mixed_statuses(sweep: Path) -> None:
-    """lr=0.1: two ok seeds, then failed, diverged, pruned; lr=0.01: ok, running, no metrics.json."""
-    lr1, lr2 = ["lr=0.1", "+sweep=lr"], ["lr=0.01", "+sweep=lr"]
-    write_job(sweep, 0, [*lr1, "seed=0"], ok_metrics(0.80, 0.78))
-    write_job(sweep, 1, [*lr1, "seed=1"], ok_metrics(0.84, 0.80))
-    write_job(sweep, 2, [*lr1, "seed=2"], {"status": "failed", "reason": "RuntimeError: CUDA out of memory " * 5,
-                                             "wall_seconds": 1.5})
-    diverged = ok_metrics(0.30, 0.25) | {"status": "diverged", "reason": "val_loss is nan", "val_loss": None,
-                                         "train_loss": None, "test_loss": None}
-    write_job(sweep, 3, [*lr1, "seed=3"], diverged, val_curve=[0.3, 0.1])
-    pruned = ok_metrics(0.20, 0.20, epochs=1) | {"status": "pruned", "reason": "pruned at epoch 1"}
-    write_job(sweep, 4, [*lr1, "seed=4"], pruned, val_curve=[0.2])
-    write_job(sweep, 5, [*lr2, "seed=0"], ok_metrics(0.70, 0.69))
-    write_job(sweep, 6, [*lr2, "seed=1"], {"status": "running"}, val_curve=[0.5])
-    write_job(sweep, 7, [*lr2, "seed=2"], None)  # killed before it wrote metrics.json
 
 
 def test_every_status_is_counted_and_listed_and_only_ok_jobs_enter_the_statistics(tmp_path):

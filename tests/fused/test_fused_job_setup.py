@@ -57,7 +57,7 @@ def test_a_fused_member_is_set_up_as_hydras_run_job_sets_up_a_job(tmp_path):
     # Hydra's own basic launcher (train.py's hydra/launcher=basic is sweeplab's sequential launcher)
     for launcher, chosen in (("basic", f"hydra.launcher._target_={basic_target}"), ("fused", "hydra/launcher=fused")):
         batches = conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, chosen)
-        returns[launcher] = [job for batch in batches for job in batch]
+        returns[launcher] = conftest.job_returns(batches)
     assert "(fused, 2 members)" in (tmp_path / "fused" / "1" / "train.log").read_text()  # it really was fused
 
     for num in (0, 1):

@@ -10,7 +10,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF, REPO, TINY, file_states, missing_environment, run_train
+from conftest import REPO, TINY, compose_train, file_states, missing_environment, run_train
 from sweeplab.jobfiles import read_metrics
 
 
@@ -38,11 +38,7 @@ def test_submitit_local_runs_a_grid_and_resumes_it(tmp_path):
 
 
 def test_the_slurm_example_is_submitit_slurm_with_its_resources():
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
-                      return_hydra_config=True)
+    cfg = compose_train("hydra/launcher=slurm", "hydra.launcher.partition=gpu", hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min) == ("gpu", 2, 4, 60)

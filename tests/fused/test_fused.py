@@ -14,15 +14,19 @@ import math
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
-import conftest
-import sweeplab.task
-from conftest import CONF, TINY
+from conftest import (
+    ACC_ATOL,
+    LOSS_RTOL,
+    TINY,
+    assert_same_run_within_tolerance,
+    job_returns,
+    multirun,
+    sweep_configs,
+)
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.errors import ConfigError
@@ -30,45 +34,9 @@ from sweeplab.jobfiles import read_metrics
 from sweeplab.model import ACTIVATION_LAYERS, loss_function, mlp
 from sweeplab.optim import build_optimizer
 from sweeplab.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
+from sweeplab.task import main
 
-LOSS_RTOL, ACC_ATOL = 1e-3, 0.01
 GRID = [*TINY, "model.width=32", "seed=0,1"]
-
-
-def multirun(sweep_dir: Path, *overrides: str, task=sweeplab.task.main) -> list:
-    """``python train.py -m OVERRIDES`` in-process; returns the jobs' JobReturns."""
-    return [job for batch in conftest.multirun(task, sweep_dir, *overrides) for job in batch]
-
-
-def sweep_configs(*overrides_per_job: list[str]) -> list:
-    """Composed configs with their hydra node, numbered as a launcher numbers its jobs."""
-    configs = []
-    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
-        for num, overrides in enumerate(overrides_per_job):
-            cfg = compose("train", overrides, return_hydra_config=True)
-            with open_dict(cfg):
-                cfg.hydra.job.num = num
-            configs.append(cfg)
-    return configs
-
-
-def assert_same_run_within_tolerance(basic: Path, fused: Path, epochs: int) -> None:
-    """The job dirs ``basic`` and ``fused`` hold the same run's history.csv and metrics.json, up to
-    the fused tolerance (module docstring)."""
-    a, b = read_metrics(basic), read_metrics(fused)
-    history_a, history_b = pd.read_csv(basic / "history.csv"), pd.read_csv(fused / "history.csv")
-    assert len(history_a) == len(history_b) == epochs
-    for column in ("train_loss", "val_loss"):
-        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), rel=LOSS_RTOL), column
-    for column in ("train_acc", "val_acc"):
-        assert history_b[column].tolist() == pytest.approx(history_a[column].tolist(), abs=ACC_ATOL), column
-    assert history_b["lr"].tolist() == history_a["lr"].tolist()
-    for key in ("val_loss", "test_loss", "train_loss"):
-        assert b[key] == pytest.approx(a[key], rel=LOSS_RTOL), key
-    for key in ("best_val_acc", "test_acc_at_best_val", "val_acc", "test_acc", "train_acc"):
-        assert b[key] == pytest.approx(a[key], abs=ACC_ATOL), key
-    keys = ("status", "best_epoch", "epochs_completed", "params")
-    assert [b[key] for key in keys] == [a[key] for key in keys]
 
 
 ADAM_MEMBERS = {"lr": [1e-3, 1e-2, 3e-4], "betas": [[0.9, 0.999], [0.8, 0.99], [0.95, 0.9]], "eps": [1e-8, 1e-6, 1e-8]}
@@ -207,8 +175,8 @@ def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
 ], ids=["sgd", "sgd-momentum", "adam", "adamw", "rmsprop-momentum", "sgd-cosine", "adam-step"])
 def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, schedule):
     overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true", *schedule.split()]
-    basic = multirun(tmp_path / "basic", *overrides)
-    fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    basic = job_returns(multirun(main, tmp_path / "basic", *overrides))
+    fused = job_returns(multirun(main, tmp_path / "fused", *overrides, "hydra/launcher=fused"))
     assert len(basic) == len(fused) == 6
     for job_basic, job_fused in zip(basic, fused, strict=True):
         assert job_basic.overrides == job_fused.overrides
@@ -267,7 +235,7 @@ def test_a_group_is_split_to_fit_the_memory_budget():
     ("device=cuda:7" if not torch.cuda.is_available() else "device=nonsense", "device="),
 ])
 def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, bad, message):
-    multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused")
+    multirun(main, tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused")
     def job_files() -> dict:  # multirun.yaml is Hydra's sweeper's, rewritten before any launcher runs
         return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.glob("*/**/*") if p.is_file()}
 
@@ -275,7 +243,7 @@ def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, ba
     assert len(before) == 2 * 6
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         # resume=false: the grid sweeper would otherwise skip both finished jobs and launch nothing
-        multirun(tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused", "hydra.sweeper.resume=false",
+        multirun(main, tmp_path, *TINY, "epochs=1", "seed=0,1", "hydra/launcher=fused", "hydra.sweeper.resume=false",
                  "hydra.sweeper.extend=true", bad)  # extend: a bad job override makes another grid
     assert job_files() == before
 
@@ -283,12 +251,12 @@ def test_bad_input_stops_before_any_job_and_touches_no_finished_job(tmp_path, ba
 def test_a_job_that_does_not_compose_stops_the_batch_before_any_job_runs(tmp_path):
     # the grid sweeper leaves this check to the fused launcher, which composes the whole batch first
     with pytest.raises(Exception, match="nope"):
-        multirun(tmp_path, *TINY, "epochs=1", "optimizer=sgd,nope", "hydra/launcher=fused")
+        multirun(main, tmp_path, *TINY, "epochs=1", "optimizer=sgd,nope", "hydra/launcher=fused")
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
 
 
 def test_a_task_that_is_not_sweeplabs_runs_as_the_basic_launcher_runs_it(tmp_path):
-    jobs = multirun(tmp_path, "lr=0.1,0.01", "hydra/launcher=fused", task=lambda cfg: cfg.lr * 2)
+    jobs = job_returns(multirun(lambda cfg: cfg.lr * 2, tmp_path, "lr=0.1,0.01", "hydra/launcher=fused"))
     assert [job.return_value for job in jobs] == [0.2, 0.02]
     assert not (tmp_path / "0" / "metrics.json").exists()
 
@@ -296,8 +264,8 @@ def test_a_task_that_is_not_sweeplabs_runs_as_the_basic_launcher_runs_it(tmp_pat
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fused_on_cuda_matches_unfused(tmp_path):
     overrides = [*GRID, "device=cuda", "lr=0.1,0.01"]
-    basic = multirun(tmp_path / "basic", *overrides)
-    fused = multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    basic = job_returns(multirun(main, tmp_path / "basic", *overrides))
+    fused = job_returns(multirun(main, tmp_path / "fused", *overrides, "hydra/launcher=fused"))
     assert len(basic) == len(fused) == 2
     for job_basic, job_fused in zip(basic, fused, strict=True):
         assert read_metrics(Path(job_fused.hydra_cfg.hydra.runtime.output_dir))["device"].startswith("cuda")
@@ -306,8 +274,8 @@ def test_fused_on_cuda_matches_unfused(tmp_path):
 
 def test_early_stopping_stops_each_member_where_its_own_run_stops(tmp_path):
     overrides = [*TINY, "model.width=32", "epochs=5", "patience=1", "lr=0.5,0.1,0.003"]
-    multirun(tmp_path / "basic", *overrides)
-    multirun(tmp_path / "fused", *overrides, "hydra/launcher=fused")
+    multirun(main, tmp_path / "basic", *overrides)
+    multirun(main, tmp_path / "fused", *overrides, "hydra/launcher=fused")
     epochs = []
     for num in range(3):
         a, b = (read_metrics(tmp_path / kind / str(num)) for kind in ("basic", "fused"))

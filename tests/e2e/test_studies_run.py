@@ -7,12 +7,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 import sweeplab.task
-from conftest import CONF, REPO, TINY
+from conftest import CONF, REPO, TINY, compose_train
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
 
@@ -20,12 +19,6 @@ SHRUNK = [*TINY, "epochs=1"]
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
 STUDIES = sorted(path.stem for path in (REPO / "sweeps").glob("*.yaml"))
 OPTUNA_SWEEPER = "hydra_plugins.sweeplab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-
-
-def study_config(name: str) -> DictConfig:
-    """The study's composed config with its Hydra part (the sweeper and the keys it sweeps)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=[f"+sweep={name}"], return_hydra_config=True)
 
 
 def first_values(params: DictConfig) -> list[str]:
@@ -52,7 +45,7 @@ def test_every_experiment_runs_one_tiny_job(make_cfg, tmp_path, name):
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_study_runs_its_first_job_or_trial(make_cfg, hydra_sweep_runner, tmp_path, name):
-    hydra_cfg = study_config(name).hydra
+    hydra_cfg = compose_train(f"+sweep={name}", hydra_config=True).hydra
     if hydra_cfg.sweeper._target_ != OPTUNA_SWEEPER:
         firsts = first_values(hydra_cfg.sweeper.params)
         assert firsts, f"sweeps/{name}.yaml sweeps nothing"

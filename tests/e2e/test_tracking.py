@@ -12,10 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
-from test_fused import multirun  # python train.py -m in-process
 
 import sweeplab.trial
-from conftest import TINY, run_train
+from conftest import TINY, multirun, run_train
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
@@ -160,7 +159,8 @@ def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path)
 
 
 def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
-    multirun(tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard", "hydra/launcher=fused")
+    multirun(sweeplab.task.main, tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard",
+             "hydra/launcher=fused")
     for job in "01":
         events = EventAccumulator(str(tmp_path / job / "tensorboard"))
         events.Reload()
@@ -242,7 +242,7 @@ def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path):
 
 
 def test_a_grid_is_a_parent_run_with_each_job_nested_under_it(tmp_path):
-    multirun(tmp_path / "grid", *TINY, "epochs=1", "logger=mlflow", "lr=0.1,0.01",
+    multirun(sweeplab.task.main, tmp_path / "grid", *TINY, "epochs=1", "logger=mlflow", "lr=0.1,0.01",
              "hydra.mode=MULTIRUN")  # as -m sets it
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'grid' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("grid").experiment_id])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import CONF, REPO, TINY
+from conftest import CONF, REPO, TINY, compose_train
 from sweeplab.config import problems
 from sweeplab.data import load_splits
 from sweeplab.jobfiles import read_metrics
@@ -65,8 +65,5 @@ def test_profile_writes_the_operator_table_of_one_epoch(make_cfg, tmp_path):
 
 
 def test_debug_runs_go_to_their_own_dir(make_cfg):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["debug=fdr"], return_hydra_config=True)
+    cfg = compose_train("debug=fdr", hydra_config=True)
     assert cfg.hydra.run.dir.startswith("outputs/debug/")

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_optuna_resume import COMMAND, start_then_signal
 
-from conftest import run_train
+from conftest import RESUME_COMMAND, run_train, start_then_signal
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
 
 # the resume tests' study (a kill lands mid-trial) on a 2 x 2 grid
-GRID = [arg for arg in COMMAND if not arg.startswith(("hydra/sweeper/sampler=", "hydra.sweeper.sampler.", "lr="))]
+GRID = [arg for arg in RESUME_COMMAND
+        if not arg.startswith(("hydra/sweeper/sampler=", "hydra.sweeper.sampler.", "lr="))]
 GRID += ["hydra/sweeper/sampler=grid", "lr=choice(0.05, 0.1)", "model.width=choice(16, 32)"]
 TINY = ["data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=4", "batch_size=64"]
 

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf, open_dict
 
-from conftest import CONF, REPO, TINY
+from conftest import CONF, REPO, TINY, sweep_configs
 from hydra_plugins.sweeplab_fused_launcher._groups import FUSION, fusion_key, rule, unfusable_reason
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 
@@ -67,17 +67,6 @@ def test_every_key_of_the_schema_and_of_every_shipped_option_is_in_the_fusion_ta
 
 def test_the_table_names_only_the_three_kinds():
     assert {fusion.kind for fusion in FUSION.values()} == {"member", "shared", "alone"}
-
-
-def sweep_configs(*overrides_per_job: list[str]) -> list:
-    configs = []
-    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
-        for num, overrides in enumerate(overrides_per_job):
-            cfg = compose("train", overrides, return_hydra_config=True)
-            with open_dict(cfg):
-                cfg.hydra.job.num = num
-            configs.append(cfg)
-    return configs
 
 
 def test_a_key_outside_the_table_runs_its_job_alone_and_the_log_names_it(caplog):

@@ -4,63 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
-import yaml
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import ok_metrics, write_job
+from conftest import TRIALS, write_optuna_sweep
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.optuna_files import load_study, read_optuna_files
 from sweeplab.report.plots import accuracy_vs_param, optimisation_history
 from sweeplab.report.stats import summarize
-
-SPACE = {
-    "lr": FloatDistribution(1e-4, 1.0, log=True),
-    "model.width": IntDistribution(16, 256),
-    "optimizer": CategoricalDistribution(["sgd", "adam"]),
-}
-# (state, objective values) per trial, in trial order; the accuracy rises with width.
-TRIALS = [
-    (TrialState.COMPLETE, [0.60]),
-    (TrialState.COMPLETE, [0.75]),
-    (TrialState.PRUNED, None),
-    (TrialState.COMPLETE, [0.70]),
-    (TrialState.FAIL, None),
-    (TrialState.COMPLETE, [0.85]),
-    (TrialState.COMPLETE, [0.80]),
-    (TrialState.RUNNING, None),
-]
-JOB_STATUS = {TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running"}
-
-
-def write_optuna_sweep(sweep: Path, directions: list[str], values_of: list[list[float] | None]) -> optuna.Study:
-    """Run a study by ask/tell in ``sweep/optuna.db`` and leave the files the sweeper leaves."""
-    sweep.mkdir(parents=True)
-    storage = f"sqlite:///{sweep / 'optuna.db'}"
-    study = optuna.create_study(study_name="test-study", storage=storage, directions=directions,
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-    for number, ((state, _), values) in enumerate(zip(TRIALS, values_of, strict=True)):
-        trial = study.ask(SPACE)
-        overrides = [f"{key}={value}" for key, value in trial.params.items()] + ["+sweep=optuna_test"]
-        if state == TrialState.COMPLETE:
-            study.tell(trial, values)
-            write_job(sweep, number, overrides, ok_metrics(values[0], values[0] - 0.05))
-        elif state == TrialState.RUNNING:
-            write_job(sweep, number, overrides, {"status": "running"})
-        else:
-            study.tell(trial, state=state)
-            metrics = {"status": JOB_STATUS[state], "reason": state.name, "wall_seconds": 1.0}
-            write_job(sweep, number, overrides, metrics)
-    best_trials = [{"number": t.number, "values": list(t.values), "params": t.params} for t in study.best_trials]
-    results = {"study_name": study.study_name, "storage": storage, "directions": directions, "n_trials": len(TRIALS),
-               **({"best": best_trials[0]} if len(directions) == 1 else {"pareto": best_trials})}
-    (sweep / "optimization_results.yaml").write_text(yaml.safe_dump(results))
-    study.trials_dataframe().to_csv(sweep / "trials.csv", index=False)
-    return study
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import termios
 
 import numpy as np
 import pytest
-import yaml
 
 from conftest import REPO, TINY, run_train, train_env, write_idx_dataset
 from sweeplab.idx import write_idx
@@ -23,10 +22,6 @@ def sweep_jobs(cwd):
     """The job dirs of the only sweep dir under cwd/outputs/sweeps, by job number."""
     (sweep,) = (cwd / "outputs" / "sweeps").iterdir()
     return sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: int(p.name))
-
-
-def overrides(job_dir):
-    return yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
 
 
 def test_single_run_prints_plain_epoch_lines_and_final_accuracy_and_writes_job_files(tmp_path):

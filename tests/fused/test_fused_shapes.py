@@ -10,13 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 import conftest
 import sweeplab.fused
 import sweeplab.task
-from conftest import CONF, REPO, TINY
+from conftest import REPO, TINY, sweep_configs
 from hydra_plugins.sweeplab_fused_launcher import _groups
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, free_memory
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
@@ -31,17 +29,6 @@ EXAMPLES = f"hydra.searchpath=[file://{REPO / 'examples' / 'conf'}]"
 def square_images(n_train: int, n_test: int, noise: float, data_seed: int):
     """A data ``_target_`` whose samples are 1x28x28 images, not flat rows."""
     return tuple((x.reshape(-1, 1, 28, 28), y) for x, y in synthetic_images(n_train, n_test, noise, data_seed))
-
-
-def sweep_configs(*overrides_per_job: list[str]) -> list:
-    configs = []
-    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
-        for num, overrides in enumerate(overrides_per_job):
-            cfg = compose("train", overrides, return_hydra_config=True)
-            with open_dict(cfg):
-                cfg.hydra.job.num = num
-            configs.append(cfg)
-    return configs
 
 
 def test_the_spirals_example_fuses_with_its_own_shapes_and_budget(tmp_path, capsys):
