@@ -4,11 +4,7 @@ password in anything it prints or writes."""
 from __future__ import annotations
 
 import html
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import optuna
@@ -16,10 +12,8 @@ import pytest
 import sqlalchemy
 import yaml
 
-from conftest import missing_environment, ok_metrics, write_job
+from conftest import PG_PASSWORD, ok_metrics, write_job
 from sweeplab.cli import main as sweeplab
-
-PASSWORD = "S3cretPW_xyz"
 
 
 def write_study(sweep: Path, storage_url: str, named: str) -> None:
@@ -62,49 +56,13 @@ def test_a_journal_file_inside_the_sweep_dir_is_opened_as_the_sweeper_describes_
     assert "loaded from its storage (JournalStorage(j.log))" in report_text(sweep)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_with_password():
-    """A throwaway PostgreSQL cluster on 127.0.0.1 whose TCP connections need a password (scram-sha-256);
-    yields the URL of an empty database, password included."""
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not versions:
-        missing_environment("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
-    bindir = versions[-1].parent
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
-    datadir = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
-    if as_postgres:
-        shutil.chown(datadir, "postgres")
-    port = free_port()
-
-    def pg(*args):
-        subprocess.run([*as_postgres, *map(str, args)], check=True, capture_output=True, timeout=120)
-
-    pg(bindir / "initdb", "-D", datadir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256")
-    pg(bindir / "pg_ctl", "-D", datadir, "-l", datadir / "server.log", "-w", "start",
-       "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {datadir}")
-    try:  # over the local socket (trust): set the password that TCP connections need
-        pg(bindir / "psql", "-h", datadir, "-p", port, "-U", "postgres",
-           "-c", f"ALTER USER postgres PASSWORD '{PASSWORD}'")
-        pg(bindir / "createdb", "-h", datadir, "-p", port, "-U", "postgres", "sweeplab")
-        yield f"postgresql+psycopg2://postgres:{PASSWORD}@127.0.0.1:{port}/sweeplab"
-    finally:
-        pg(bindir / "pg_ctl", "-D", datadir, "-m", "fast", "-w", "stop")
-        shutil.rmtree(datadir, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_a_password_protected_study_opens_with_the_users_url_and_the_password_is_never_shown(
-        tmp_path, postgres_with_password, capsys, monkeypatch):
-    url = postgres_with_password
+        tmp_path, postgres, capsys, monkeypatch):
+    url = postgres
     with pytest.raises(sqlalchemy.exc.OperationalError, match="password authentication failed"):
-        optuna.storages.RDBStorage(url.replace(PASSWORD, "wrong"))
-    named = url.replace(PASSWORD, "***")  # as the sweeper writes it
+        optuna.storages.RDBStorage(url.replace(PG_PASSWORD, "wrong"))
+    named = url.replace(PG_PASSWORD, "***")  # as the sweeper writes it
     sweep = tmp_path / "study"
     write_study(sweep, url, named)
 
@@ -119,5 +77,5 @@ def test_a_password_protected_study_opens_with_the_users_url_and_the_password_is
     printed = capsys.readouterr()
     for path in sweep.rglob("*"):
         if path.is_file():
-            assert PASSWORD.encode() not in path.read_bytes(), path
-    assert PASSWORD not in printed.out + printed.err
+            assert PG_PASSWORD.encode() not in path.read_bytes(), path
+    assert PG_PASSWORD not in printed.out + printed.err
