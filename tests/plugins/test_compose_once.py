@@ -43,6 +43,9 @@ def sweep_config(hydra: Hydra, arguments: list[str]) -> DictConfig:
     """The sweep's config (what a launcher gets), as ``train.py -m ARGUMENTS`` composes it."""
     cfg = hydra.compose_config("train", arguments, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
     HydraConfig.instance().set_config(cfg)
+    # a launcher resolves the sweep dir before its first job; every job's config gets a copy of this resolver
+    # cache, so a ${now:} in it is one time for all (left unresolved, each config would read its own clock)
+    str(cfg.hydra.sweep.dir)
     return cfg
 
 
