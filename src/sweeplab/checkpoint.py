@@ -57,7 +57,7 @@ class Checkpoint(Callback):
             "optimizer": self.engine.optimizer_state(self.k),  # its own torch.optim's state_dict, also when fused
             "scheduler": scheduler,
             "data_order": self.result.data_order,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": self.engine.rng_state(self.k),  # torch's global RNG (dropout), a fused member's own
         })
 
 

@@ -2,9 +2,9 @@
 
 :class:`StackedEngine` is what ``sweeplab.trainer.fit_members`` drives for a fused group: every
 member keeps its own initial weights, data order, optimizer hyperparameters (read from its own
-run's ``torch.optim`` optimizer, whose param group its lr schedule steps), best state and
-checkpoints, all in the driver; here is only the stacked forward, backward and update
-(``sweeplab.stacked``) and each member's slice of them.
+run's ``torch.optim`` optimizer, whose param group its lr schedule steps), dropout random stream
+(:func:`dropout_generator`), best state and checkpoints, all in the driver; here is only the stacked
+forward, backward and update (``sweeplab.stacked``) and each member's slice of them.
 """
 from __future__ import annotations
 
@@ -39,20 +39,32 @@ def member_optimizer(
     return Hyperparameters(cfg.optimizer)
 
 
+def dropout_generator(seed: int, device: torch.device) -> torch.Generator:
+    """Where a fused member draws its dropout masks, made right after its model is built. On the CPU, a
+    copy of torch's global RNG as it stands then: what its run alone draws its dropout from (nothing
+    else draws from it after the model is built: the data order has its own generator), so the member
+    draws its run's masks. On another device, a generator of its seed there: torch's fused dropout
+    kernel (CUDA's ``native_dropout``) draws its own way, so the masks are the member's own but not its run's."""
+    if device.type == "cpu":
+        return torch.Generator().set_state(torch.get_rng_state())
+    return torch.Generator(device).manual_seed(seed)
+
+
 class StackedEngine:
     """``models`` (``sweeplab.model.mlp`` networks of one shape, their initial weights) as one
     :class:`StackedMLP`, trained by a :class:`StackedOptimizer` with each member's hyperparameters.
     ``optimizers``: each member's own ``torch.optim`` optimizer (:func:`member_optimizer`), never
     stepped: its param group holds the member's hyperparameters, and its ``state_dict`` is the form
-    the member's checkpoint takes."""
+    the member's checkpoint takes. ``generators``: each member's :func:`dropout_generator`."""
 
     def __init__(self, models: Sequence[nn.Sequential], optimizers: Sequence[torch.optim.Optimizer | Hyperparameters],
-                 cfgs: Sequence[DictConfig], loss_fn: LossFn):
+                 cfgs: Sequence[DictConfig], loss_fn: LossFn, generators: Sequence[torch.Generator]):
         if any(optimizer.state for optimizer in optimizers):
             raise ValueError("the stacked optimizer starts without state: a job that resumes from its "
                              "checkpoint runs alone")
         self.models, self.optimizers, self.loss_fn = list(models), list(optimizers), loss_fn
-        self.stacked = StackedMLP(self.models, [cfg.model.dropout for cfg in cfgs])
+        self.generators = list(generators)
+        self.stacked = StackedMLP(self.models, [cfg.model.dropout for cfg in cfgs], self.generators)
         self.optimizer = StackedOptimizer(self.stacked.parameters(), [cfg.optimizer for cfg in cfgs])
         self.active = list(range(len(self.models)))
         self.hyperparameters_changed()
@@ -73,6 +85,12 @@ class StackedEngine:
         names = [name for name, _ in self.models[k].named_parameters()]
         state = {index: by_name[name] for index, name in enumerate(names) if name in by_name}
         return {"state": state, "param_groups": self.optimizers[k].state_dict()["param_groups"]}
+
+    def rng_state(self, k: int) -> torch.Tensor:
+        # on the CPU the member's dropout stream is its run's global RNG, which its run alone resumes
+        # from; elsewhere that run draws from the device's RNG, and its checkpoint holds the CPU's
+        generator = self.generators[k]
+        return generator.get_state() if generator.device.type == "cpu" else torch.get_rng_state()
 
     def hyperparameters_changed(self) -> None:
         self.optimizer.set_hyperparameters([self.optimizers[k].param_groups[0] for k in self.active])

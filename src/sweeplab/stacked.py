@@ -7,7 +7,8 @@ ops) costs more than the small matmuls it wraps, and the ops here are the ones a
 (``bmm`` for a Linear, aten's ``*_backward`` kernels for an activation), so the gradients agree with
 autograd's (tests/fused/test_fused.py). A member's optimizer hyperparameters are (K, 1, 1) tensors that
 broadcast over its slices; the update arithmetic is torch.optim's (SGD, Adam, AdamW, RMSprop), op for
-op, so a member trains as its own run would up to float rounding.
+op, so a member trains as its own run would up to float rounding. Each member draws its dropout masks
+from its own generator with the ops ``nn.Dropout`` runs on the CPU, so there they are its own run's masks.
 """
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ ACTIVATION_BACKWARD: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
 
 class StackedMLP:
     """K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights: forward, and in
-    training the backward pass that fills each weight's and bias's ``.grad`` (or takes plain SGD's step)."""
+    training the backward pass that fills each weight's and bias's ``.grad`` (or takes plain SGD's step).
+    ``dropout``: each member's rate; ``generators``: where each member draws its masks (needed only when
+    the networks have dropout layers)."""
 
-    def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float]):
+    def __init__(self, models: Sequence[nn.Sequential], dropout: Sequence[float],
+                 generators: Sequence[torch.Generator] = ()):
         # ("linear", index) | ("act", module) | ("dropout", None) | ("log_softmax", None)
         self.layers: list[tuple[str, object]] = []
         self.names: list[tuple[str, str | None]] = []  # state_dict keys of each Linear's weight and bias
@@ -63,8 +67,9 @@ class StackedMLP:
                 if type(layer) not in ACTIVATION_BACKWARD:
                     raise ValueError(f"the stacked model has no backward pass for {type(layer).__name__}")
                 self.layers.append(("act", layer))
-        device = self.weights[0].device
-        self.dropout = torch.tensor(dropout, device=device).view(-1, 1, 1)
+        if ("dropout", None) in self.layers and len(generators) != len(models):
+            raise ValueError(f"{len(models)} members with dropout need as many generators, got {len(generators)}")
+        self.dropout, self.generators = list(dropout), list(generators)
         self.training = True
         self.saved: list[object] = []  # per layer, what its backward needs (training forward only)
 
@@ -87,13 +92,23 @@ class StackedMLP:
                 x = what(x)
                 saved = (x_in, x)
             elif kind == "dropout" and self.training:
-                saved = (torch.rand_like(x) >= self.dropout) / (1 - self.dropout)
+                saved = self.dropout_masks(x)
                 x = x * saved
             elif kind == "log_softmax":
                 x = saved = log_softmax(x)
             if self.training:
                 self.saved.append(saved)
         return x
+
+    def dropout_masks(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's dropout mask for ``x`` (K, B, H), scaled by 1 / (1 - p): drawn, member by
+        member from its own generator, as ``nn.Dropout`` draws its noise on the CPU (ATen's
+        ``_dropout``: ``empty_like(x).bernoulli_(1 - p)``, then ``div_(1 - p)``), so a member whose
+        generator holds its run's RNG state draws its run's masks."""
+        masks = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # contiguous: each mask as dense as its run's
+        for mask, p, generator in zip(masks, self.dropout, self.generators, strict=True):
+            mask.bernoulli_(1 - p, generator=generator).div_(1 - p)
+        return masks
 
     def backward(self, grad: torch.Tensor, sgd_step: bool = False) -> None:
         """Backpropagate ``grad``, the gradient w.r.t. the last training forward's output (K, B,
@@ -166,7 +181,9 @@ class StackedMLP:
         """Keep only the members at ``index`` (the others stopped)."""
         self.weights = [w[index] for w in self.weights]
         self.biases = [None if b is None else b[index] for b in self.biases]
-        self.dropout = self.dropout[index]
+        kept = index.tolist()
+        self.dropout = [self.dropout[i] for i in kept]
+        self.generators = [self.generators[i] for i in kept] if self.generators else []
 
 
 def log_softmax(x: torch.Tensor) -> torch.Tensor:

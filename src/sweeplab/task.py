@@ -31,7 +31,7 @@ from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
 from sweeplab.data import Splits, load_splits
 from sweeplab.errors import ConfigError, FileError, out_of_memory_named
-from sweeplab.fused import StackedEngine, member_optimizer
+from sweeplab.fused import StackedEngine, dropout_generator, member_optimizer
 from sweeplab.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
 from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
@@ -161,9 +161,10 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
     device, splits = set_up(shared)
     loss_fn = loss_function(shared.model.get("output", "logits"))
     n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
-    models, members, configs, trackers_of = [], [], [], []
+    models, members, configs, trackers_of, generators = [], [], [], [], []
     for job in jobs:
         model = build_model(job.cfg, device, splits)
+        generators.append(dropout_generator(job.cfg.seed, device))  # a fused member's, before anything draws
         optimizer = (build_optimizer(job.cfg.optimizer, model.parameters(), device) if len(jobs) == 1
                      else member_optimizer(job.cfg, model, device))
         schedule = build_schedule(job.cfg.scheduler, optimizer, n_batches)
@@ -187,7 +188,7 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
     if len(jobs) == 1:
         engine: Engine = ModelEngine(models[0], members[0].optimizer, loss_fn, shared.grad_clip, members[0].schedule)
     else:
-        engine = StackedEngine(models, [m.optimizer for m in members], [job.cfg for job in jobs], loss_fn)
+        engine = StackedEngine(models, [m.optimizer for m in members], [job.cfg for job in jobs], loss_fn, generators)
     for k, (job, member) in enumerate(zip(jobs, members, strict=True)):
         if job.cfg.checkpoint:  # last: an epoch a callback ends is saved only as finished, below
             member.callbacks.append(Checkpoint(job.job_dir, configs[k], engine, k, member.schedule, member.result))

@@ -90,6 +90,10 @@ class Engine(Protocol):
     def optimizer_state(self, k: int) -> dict[str, Any]:
         """Member k's optimizer state as the ``state_dict`` of its own ``torch.optim`` optimizer."""
 
+    def rng_state(self, k: int) -> torch.Tensor:
+        """The random state member k's checkpoint saves, as ``torch.get_rng_state()`` of its run alone
+        (where its dropout draws)."""
+
     def hyperparameters_changed(self) -> None:
         """The members' lr schedules stepped their optimizers' param groups."""
 
@@ -208,6 +212,9 @@ class ModelEngine:
 
     def optimizer_state(self, k: int) -> dict[str, Any]:
         return self.optimizer.state_dict()
+
+    def rng_state(self, k: int) -> torch.Tensor:
+        return torch.get_rng_state()
 
     def hyperparameters_changed(self) -> None:
         pass  # torch.optim reads its param groups at every step

@@ -3,9 +3,8 @@
 Tolerance, fused against unfused: every loss within 1e-3 relative (observed: <= 2e-4 after 2 epochs),
 every accuracy within 0.01 (observed: equal). A stacked layer is a batched matmul, whose float
 summation order differs from a plain one, so the last bits differ and grow a little per step. Dropout
-is not in the parity grid: the stack draws its members' masks from one random stream, a run alone from
-its own, so the numbers differ (observed: a val_loss 40 % apart after 2 epochs); its backward is
-checked with the same masks instead (test_the_stacked_backward_through_dropout_gives_autograds_gradients).
+is in the parity grid on the CPU: each member draws its run's masks, bit for bit, from its own copy of
+its run's random stream (on CUDA torch's fused dropout kernel draws another way: same rates, other masks).
 """
 from __future__ import annotations
 
@@ -117,20 +116,53 @@ def test_the_stacked_backward_gives_torch_funcs_gradients(activation, variant):
         assert -log_probs[k].mean().item() == pytest.approx(expected, rel=1e-5)
 
 
+DROPOUT = [0.3, 0.5, 0.3]
+
+
+def members_with_dropout() -> tuple[list, list[torch.Tensor]]:
+    """Three MLPs with dropout (two rates), each built after ``torch.manual_seed(k)`` as a run builds
+    it, and torch's RNG state right after each one: where its run alone draws its masks from."""
+    members, states = [], []
+    for k, p in enumerate(DROPOUT):
+        torch.manual_seed(k)
+        members.append(mlp((20,), 5, hidden=[12, 7], dropout=p))
+        states.append(torch.get_rng_state())
+    return members, states
+
+
+def test_each_stacked_member_draws_its_own_runs_dropout_masks():
+    members, states = members_with_dropout()
+    stacked = StackedMLP(members, DROPOUT, [torch.Generator().set_state(state) for state in states])
+    x = torch.randn(3, 8, 20)
+    with torch.no_grad():
+        first = stacked(x)
+        stacked.keep(torch.tensor([0, 2]))  # member 1 stopped: the others' streams go on
+        second = dict(zip([0, 2], stacked(x[[0, 2]]), strict=True))
+        for k, member in enumerate(members):  # its run alone: its RNG state, then its forwards in order
+            torch.set_rng_state(states[k])
+            member.train()
+            torch.testing.assert_close(first[k], member(x[k]), rtol=1e-5, atol=1e-6)
+            if k in second:
+                torch.testing.assert_close(second[k], member(x[k]), rtol=1e-5, atol=1e-6)
+    # evaluation draws nothing
+    stacked.training = False
+    before = [generator.get_state() for generator in stacked.generators]
+    stacked(x[[0, 2]])
+    assert all(torch.equal(g.get_state(), s) for g, s in zip(stacked.generators, before, strict=True))
+
+
 def test_the_stacked_backward_through_dropout_gives_autograds_gradients():
     # torch.func draws its own dropout masks; autograd through the stacked forward sees the same ones
-    members = []
-    for k in range(3):
-        torch.manual_seed(k)
-        members.append(mlp((20,), 5, width=9, dropout=0.3, hidden=[12, 7]))
-    stacked = StackedMLP(members, [0.3] * 3)
+    members, states = members_with_dropout()
+    generators = [torch.Generator().set_state(state) for state in states]
+    stacked = StackedMLP(members, DROPOUT, generators)
     x, y = torch.randn(3, 8, 20), torch.randint(0, 5, (3, 8))
-    torch.manual_seed(123)
     for p in stacked.parameters():
         p.requires_grad_(True)
     log_probs, _ = stacked.log_probs_and_grad(stacked(x), y, 1 / y.shape[1])
     reference = torch.autograd.grad(-log_probs.squeeze(2).mean(dim=1).sum(), stacked.parameters())
-    torch.manual_seed(123)
+    for generator, state in zip(generators, states, strict=True):  # the same masks again
+        generator.set_state(state)
     with torch.no_grad():
         _, grad = stacked.log_probs_and_grad(stacked(x), y, 1 / y.shape[1])
         stacked.backward(grad)
@@ -163,21 +195,23 @@ def test_plain_sgd_steps_inside_the_backward_pass_as_torch_optim_sgd_does():
             torch.testing.assert_close(tensor, member.state_dict()[name], rtol=1e-5, atol=1e-6)
 
 
-# The parity matrix: each optimizer the stacked engine does, each per-epoch scheduler; every grid also
-# holds a diverging member. Dropout: see the module docstring; early stopping below, resume in
+# The parity matrix: each optimizer the stacked engine does, each per-epoch scheduler, dropout (two
+# rates in one group); every grid also holds a diverging member. Early stopping below, resume in
 # test_fused_resume.py; per-batch schedules and clipping run alone (test below).
-@pytest.mark.parametrize("optimizer, lrs, schedule", [
+@pytest.mark.parametrize("optimizer, lrs, more", [
     ("sgd", "0.1,0.05,1e30", ""),  # plain SGD: its step is in the backward pass
     ("sgd_momentum", "0.1,0.01,1e30", ""), ("adam", "0.01,0.001,1e30", ""), ("adamw", "0.01,0.001,1e30", ""),
     ("rmsprop", "0.001,0.0003,1e30", "optimizer.momentum=0.5"),
     ("sgd", "0.1,0.05,1e30", "scheduler=cosine"),
     ("adam", "0.01,0.001,1e30", "scheduler=step scheduler.step_size=1 scheduler.gamma=0.5"),
-], ids=["sgd", "sgd-momentum", "adam", "adamw", "rmsprop-momentum", "sgd-cosine", "adam-step"])
-def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, schedule):
-    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true", *schedule.split()]
+    ("sgd_momentum", "0.1,1e30", "model.dropout=0.3,0.5"),
+], ids=["sgd", "sgd-momentum", "adam", "adamw", "rmsprop-momentum", "sgd-cosine", "adam-step", "sgd-momentum-dropout"])
+def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, more):
+    overrides = [*GRID, f"optimizer={optimizer}", f"lr={lrs}", "checkpoint=true", *more.split()]
     basic = job_returns(multirun(main, tmp_path / "basic", *overrides))
     fused = job_returns(multirun(main, tmp_path / "fused", *overrides, "hydra/launcher=fused"))
-    assert len(basic) == len(fused) == 6
+    n_jobs = 2 * math.prod(len(values.split(",")) for values in [lrs, *more.split()])  # seed=0,1 times each list
+    assert len(basic) == len(fused) == n_jobs
     for job_basic, job_fused in zip(basic, fused, strict=True):
         assert job_basic.overrides == job_fused.overrides
         num = job_fused.hydra_cfg.hydra.job.num
@@ -187,7 +221,7 @@ def test_a_grid_fused_or_not_writes_the_same_files(tmp_path, optimizer, lrs, sch
         assert (tmp_path / "fused" / str(num) / ".hydra" / "overrides.yaml").is_file()
         log_text = (tmp_path / "fused" / str(num) / "train.log").read_text()
         optimizer_class = job_fused.cfg.optimizer._target_.rsplit(".", 1)[-1]
-        assert f"; {optimizer_class} (fused, 6 members)" in log_text  # it really was fused
+        assert f"; {optimizer_class} (fused, {n_jobs} members)" in log_text  # it really was fused, in one group
         assert optimizer_class in (tmp_path / "basic" / str(num) / "train.log").read_text()
         assert log_text.count("epoch ") >= 1
         if diverging:

@@ -47,6 +47,8 @@ def stop_second_group_after_epoch_1(monkeypatch):
     ("optimizer=sgd_momentum", {"momentum_buffer"}), ("optimizer=adam lr=0.003", {"exp_avg", "exp_avg_sq", "step"}),
     ("optimizer=sgd_momentum scheduler=cosine", {"momentum_buffer"}),
     ("optimizer=rmsprop lr=0.001 optimizer.momentum=0.5", {"square_avg", "momentum_buffer", "step"}),
+    # each member's checkpoint holds its own dropout stream: resumed alone, its run draws on from it
+    ("optimizer=sgd_momentum model.dropout=0.3", {"momentum_buffer"}),
 ])
 def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
     tmp_path, capfd, stop_second_group_after_epoch_1, optimizer, state_keys,
