@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 import sweeplab.task
 from conftest import TINY, fill_disk, multirun, run_train, trial_states
 from hydra_plugins.sweeplab_optuna_sweeper._study import StudyError
+from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
 
 STUDY = ["hydra/sweeper=optuna", "hydra.sweeper.study_name=disk", "hydra/sweeper/sampler=random",
@@ -114,3 +115,12 @@ def test_a_new_storage_on_a_full_disk_cannot_open_and_says_disk_full(small_disk,
     with pytest.raises(StudyError) as info:
         multirun(lambda cfg: 0.5, tmp_path / "sweep", *STUDY, f"hydra.sweeper.storage={storage}")
     assert str(info.value) == f"storage {storage}: cannot open it: disk full (database or disk is full)"
+
+
+def test_a_study_into_a_sweep_dir_on_a_full_disk_is_refused_in_one_line(small_disk, tmp_path):
+    fill_disk(small_disk)
+    sweep_dir = small_disk / "sweep"
+    with pytest.raises(ConfigError) as info:  # its lock file, before the storage in it
+        multirun(lambda cfg: 0.5, sweep_dir, *STUDY)
+    assert str(info.value) == (f"hydra.sweep.dir={sweep_dir}: cannot write {sweep_dir / '.sweeplab.lock'}: {FULL}; "
+                               "make room, or give another hydra.sweep.dir")
