@@ -424,3 +424,31 @@ def report_exit_code(*args: str) -> int:
     with pytest.raises(SystemExit) as info:
         sweeplab_cli(["report", *args])
     return info.value.code
+
+
+# ------------------------------------------------------------------ a small filesystem
+# (test_full_disk.py, test_optuna_disk_full.py)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 1 MB tmpfs mounted on a fresh dir (as root), unmounted after the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True, timeout=30)
+    if made.returncode != 0:
+        missing_environment(f"cannot mount a tmpfs here: {made.stderr.strip() or made.returncode}")
+    yield mount
+    # lazily: a log file an in-process sweep left open (Hydra's job logging keeps its last) must not keep it
+    subprocess.run(["umount", "--lazy", str(mount)], timeout=30, check=True)
+
+
+def fill_disk(disk: Path) -> Path:
+    """Fill the filesystem of ``disk`` with one file (returned: deleting it makes the room again)."""
+    filler = disk / "filler"
+    try:
+        filler.write_bytes(b"\0" * (2 << 20))
+    except OSError:
+        pass  # what fitted stays: the disk is full
+    return filler

@@ -131,8 +131,11 @@ def write_holder(file: IO[str], join: Optional[str]) -> None:
     file.truncate()
     holder = {"process": f"{socket.gethostname()}:{os.getpid()}", "command": masked(shlex.join(sys.argv)),
               "join": join}
-    file.write(json.dumps(holder) + "\n")
-    file.flush()
+    try:  # unbuffered: a full disk fails here, leaving nothing for close() to flush again
+        os.write(file.fileno(), (json.dumps(holder) + "\n").encode())
+    except OSError as exc:
+        raise ConfigError(f"hydra.sweep.dir={Path(file.name).parent}: cannot write {file.name}: {exc.strerror}; "
+                          "make room, or give another hydra.sweep.dir") from None
 
 
 def read_holder(sweep_dir: Path) -> dict[str, Any]:

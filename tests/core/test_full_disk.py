@@ -1,36 +1,16 @@
 """A full disk is a recorded failure: the job's metrics.json ends ``failed`` naming the file that could
 not be written and why; when metrics.json itself cannot be written, one log line says so. Either way
-the error is one line (a ``FileError``), never a traceback. On a 1 MB tmpfs the test mounts."""
+the error is one line (a ``FileError``), never a traceback. On a 1 MB tmpfs the test mounts (conftest's
+``small_disk``)."""
 import logging
-import subprocess
 
 import pytest
 
 import sweeplab.task
-from conftest import TINY, missing_environment
+from conftest import TINY, fill_disk
 from sweeplab.errors import FileError
 from sweeplab.jobfiles import read_metrics
 from sweeplab.task import run
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs mounted on a fresh dir (as root), unmounted after the test."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
-                          text=True, timeout=30)
-    if made.returncode != 0:
-        missing_environment(f"cannot mount a tmpfs here: {made.stderr.strip() or made.returncode}")
-    yield mount
-    subprocess.run(["umount", str(mount)], timeout=30, check=True)
-
-
-def fill(disk) -> None:
-    try:
-        (disk / "filler").write_bytes(b"\0" * (2 << 20))
-    except OSError:
-        pass  # what fitted stays: the disk is full
 
 
 def test_a_checkpoint_that_does_not_fit_fails_the_job_and_metrics_json_says_why(make_cfg, small_disk):
@@ -51,7 +31,7 @@ def test_when_even_metrics_json_cannot_be_written_one_line_says_which_file_and_w
     set_up = sweeplab.task.set_up
 
     def disk_fills_up(cfg):  # after the job wrote `running`, before its first epoch
-        fill(small_disk)
+        fill_disk(small_disk)
         return set_up(cfg)
 
     monkeypatch.setattr(sweeplab.task, "set_up", disk_fills_up)
@@ -65,6 +45,6 @@ def test_when_even_metrics_json_cannot_be_written_one_line_says_which_file_and_w
 
 
 def test_a_job_that_cannot_even_start_on_a_full_disk_says_so_in_one_line(make_cfg, small_disk):
-    fill(small_disk)
+    fill_disk(small_disk)
     with pytest.raises(FileError, match=r"cannot write .*metrics\.json: No space left on device"):
         run(make_cfg(*TINY), small_disk / "job")

@@ -22,7 +22,7 @@ from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
 from sweeplab.launchers import ScopedLauncher, is_basic_launcher
 
 from ._optuna_private import heartbeat
-from ._study import StudyError
+from ._study import NO_ROOM, StudyError
 from ._turn import AskingTurn
 
 
@@ -36,6 +36,8 @@ class TrialJobs(Protocol):
     def _job_overrides(self, trial: optuna.Trial) -> list[str]: ...
 
     def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any: ...
+
+    def _launch_failed(self, trial: optuna.Trial, exc: OSError) -> Any: ...
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None: ...
 
@@ -59,7 +61,7 @@ def fused_launcher(sweeper: TrialJobs) -> ScopedLauncher:
 def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: AskingTurn) -> None:
     """Ask for ``count`` trials, run their jobs together, tell each trial how its job ended."""
     launcher = fused_launcher(sweeper)
-    jobs = []
+    jobs: list[JobReturn | OSError] = []
     trials: list[optuna.Trial] = []
     with contextlib.ExitStack() as heartbeats:
         for _ in range(count):  # each trial beats from its ask on, as in study.optimize
@@ -70,7 +72,12 @@ def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: Asking
         for run in consecutive_runs(trials):
             overrides = [sweeper._job_overrides(trial) for trial in run]
             scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
-            jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
+            try:
+                jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
+            except OSError as exc:  # no room for a job's files (a full disk): the run's trials failed
+                if exc.errno not in NO_ROOM:
+                    raise
+                jobs += [exc] * len(run)
     for trial, job in zip(trials, jobs, strict=True):
         tell(sweeper, study, trial, job, write=trial is trials[-1])
 
@@ -85,11 +92,12 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: Any, write: bool) -> None:
+def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: JobReturn | OSError,
+         write: bool) -> None:
     """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value); ``write``:
     rewrite the results files (once per batch: each rewrite reads every trial of the study)."""
     try:
-        value = sweeper._outcome(trial, job)
+        value = sweeper._launch_failed(trial, job) if isinstance(job, OSError) else sweeper._outcome(trial, job)
     except optuna.TrialPruned:
         frozen = tell_outside_optimize(study, trial, state=TrialState.PRUNED)
     else:

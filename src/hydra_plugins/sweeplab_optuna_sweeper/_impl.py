@@ -54,6 +54,7 @@ from ._search_space import (
     suggest,
 )
 from ._study import (
+    NO_ROOM,
     SKIPPED,
     StudyError,
     Tally,
@@ -68,6 +69,7 @@ from ._study import (
     open_storage,
     retry_next_interrupted,
     spec_of,
+    storage_errors,
     trial_line,
     write_results,
 )
@@ -83,7 +85,7 @@ LOCK_FILE = ".optuna.lock"  # in the sweep dir: local workers take turns to coun
 STORAGE_KEY = "hydra.sweeper.storage"
 POLL_SECONDS = 1.0  # how often a worker with nothing to do checks whether a running trial ended
 # worker process exit codes
-DONE, TOO_MANY_FAILURES, INTERRUPTED = 0, 3, 130
+DONE, TOO_MANY_FAILURES, STUDY_ERROR, INTERRUPTED = 0, 3, 4, 130
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -144,11 +146,17 @@ class OptunaSweeperImpl(Sweeper):
             config=config, hydra_context=hydra_context, task_function=task_function
         )
         self.sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
+        self.url = describe_storage(self.storage)
 
     # ------------------------------------------------------------ the main process
 
     def sweep(self, arguments: List[str]) -> None:
-        self.dir_lock = hold_study_dir(self.sweep_dir, self.storage_spec, self.study_name)  # one sweep per dir
+        # one sweep per dir; a full disk or a lost database ends it in one line, whichever call met it
+        with hold_study_dir(self.sweep_dir, self.storage_spec, self.study_name), storage_errors(self.storage):
+            self._sweep(arguments)
+
+    def _sweep(self, arguments: List[str]) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # we log the study and each trial ourselves
         self.space = parse_search_space(as_overrides(self.params) + list(arguments), base=self.search_space)
         self.custom_search_space = (load_custom_search_space(self.custom_search_space_path)
@@ -176,8 +184,6 @@ class OptunaSweeperImpl(Sweeper):
         if self.study_name is None:
             self.study_name = self.config.hydra.job.name
             log.info("study_name null: named '%s' after the app (hydra.job.name)", self.study_name)
-        self.storage = self.storage_spec or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
-        self.url = describe_storage(self.storage)
         if has_password(self.storage):
             storage_by_reference(self.config)
         storage = self._open_storage()
@@ -205,13 +211,15 @@ class OptunaSweeperImpl(Sweeper):
 
         storage = self._open_storage()
         study = optuna.load_study(study_name=self.study_name, storage=storage)
-        write_results(study, self.sweep_dir, self.url, self.n_trials)
+        unwritten = self._write_results(study)
         self._log_end(study)
         done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
         close_storage(storage)
         if done:  # whatever stopped the workers, the budget is spent: the summary above says how it went
             if outcome != DONE:
                 log.info("the study is done: all n_trials=%d trials finished", self.n_trials)
+            if unwritten:
+                raise StudyError(f"the study is done, but {unwritten}")
             return
         if outcome == TOO_MANY_FAILURES:
             raise StudyError(self._too_many_failures(study))
@@ -287,8 +295,10 @@ class OptunaSweeperImpl(Sweeper):
         return next((code for code in (TOO_MANY_FAILURES, INTERRUPTED) if code in codes), DONE)
 
     def _run_workers(self) -> int:
-        """Fork the local workers (before any of them has loaded torch or opened the storage)."""
+        """Fork the local workers (before any of them has loaded torch or opened the storage). A worker's
+        StudyError (its storage failed) comes back here, to end the sweep with its one line."""
         context = multiprocessing.get_context("fork")
+        self.worker_errors = context.SimpleQueue()
         workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")
                    for index in range(self.n_workers)]
         for worker in workers:
@@ -305,6 +315,10 @@ class OptunaSweeperImpl(Sweeper):
             for worker in workers:
                 worker.join()
             return INTERRUPTED
+        error = None if self.worker_errors.empty() else self.worker_errors.get()
+        self.worker_errors.close()
+        if error is not None:
+            raise StudyError(error)
         codes = [worker.exitcode for worker in workers]
         for code in (INTERRUPTED, TOO_MANY_FAILURES):
             if code in codes:
@@ -317,9 +331,13 @@ class OptunaSweeperImpl(Sweeper):
         with the outcome."""
         become_worker(self.n_workers, index)
         try:
-            code = self._work()
+            with storage_errors(self.storage):
+                code = self._work()
         except KeyboardInterrupt:
             code = INTERRUPTED
+        except StudyError as exc:
+            self.worker_errors.put(str(exc))
+            code = STUDY_ERROR
         sys.exit(code)
 
     # ------------------------------------------------------------ a worker
@@ -393,6 +411,10 @@ class OptunaSweeperImpl(Sweeper):
             (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
         except ConfigCompositionException as exc:  # its params make no config: a failed trial, not a retry
             return self._fail(trial, f"cannot compose its config: {exc}")
+        except OSError as exc:
+            if exc.errno not in NO_ROOM:
+                raise
+            return self._launch_failed(trial, exc)
         return self._outcome(trial, job)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
@@ -411,9 +433,20 @@ class OptunaSweeperImpl(Sweeper):
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None:
         """``write``: rewrite the results files (reading every trial); a fused batch writes them after its last."""
         if write:
-            write_results(study, self.sweep_dir, self.url, self.n_trials)
+            self._write_results(study)
         if SKIPPED not in trial.user_attrs:
             log.info(trial_line(trial, study, self.n_trials))
+
+    def _write_results(self, study: optuna.Study) -> Optional[str]:
+        """Rewrite the results files; on a full disk, say which file could not be written, in one line (also
+        returned): every trial is kept in the storage, and the files are rewritten after the next trial."""
+        try:
+            write_results(study, self.sweep_dir, self.url, self.n_trials)
+        except OSError as exc:
+            unwritten = f"cannot write {exc.filename}: {exc.strerror} (every trial is kept in {self.url})"
+            log.error(unwritten)
+            return unwritten
+        return None
 
     def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any:
         """What the job says: its return value, TrialPruned, or the error it raised."""
@@ -451,6 +484,12 @@ class OptunaSweeperImpl(Sweeper):
         if FAIL_REASON not in stored.user_attrs:
             trial.set_user_attr(FAIL_REASON, " ".join(reason.split())[:500])
         return self._nan()
+
+    def _launch_failed(self, trial: optuna.Trial, exc: OSError) -> Any:
+        """Record a job that could not start for want of room for its files (a full disk): Hydra writes
+        its ``.hydra/`` files before the task, and names no file when the write itself fails."""
+        where = exc.filename or f"its job's files under {self.sweep_dir}"
+        return self._fail(trial, f"cannot write {where}: {exc.strerror or exc}")
 
     def _nan(self) -> Any:
         return [math.nan] * len(self.directions) if len(self.directions) > 1 else math.nan

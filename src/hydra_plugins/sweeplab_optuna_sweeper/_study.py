@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import logging
 import math
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,6 +46,8 @@ SKIPPED = "skipped"  # asked after the budget was taken (or a duplicate retry); 
 # study user attr: what the study searches; a rerun must match it
 SPEC = "sweeplab_spec"
 RDB_STORAGE = "optuna.storages.RDBStorage"
+# a job that finds no room for its files (a full disk, a quota) is a failed trial; other OS errors end the sweep
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class StudyError(CompactHydraException):
@@ -97,12 +101,69 @@ def open_storage(storage: str | DictConfig, heartbeat_interval: int, grace_perio
             with experimental_allowed():
                 return instantiate(storage, **options)
         except InstantiationException as exc:
-            cause = exc.__cause__ or exc
-            if attempt == 4 or not isinstance(cause, sqlalchemy.exc.DBAPIError):  # a database's answer
-                reason = " ".join(str(getattr(cause, "orig", None) or cause).split())
-                raise StudyError(f"storage {described}: cannot open it ({reason})") from exc
+            error = database_error(exc)
+            full = error is not None and disk_full(error, storage)
+            if attempt == 4 or error is None or full:  # a race between processes is a database's answer
+                reason = one_line((exc.__cause__ or exc) if error is None else error.orig)
+                raise StudyError(f"storage {described}: cannot open it{': disk full' if full else ''} ({reason})") \
+                    from exc
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def storage_errors(storage: str | DictConfig) -> Iterator[None]:
+    """Raise a storage's failure inside as one :class:`StudyError` line (a full disk, a lost connection),
+    whichever Optuna call met it: Optuna raises ``StorageInternalError`` from the database's error, and
+    ``study.optimize`` an ``AssertionError`` while that propagates. What a study finished is committed
+    in the storage before such a failure, so a rerun resumes it."""
+    try:
+        yield
+    except StudyError:
+        raise
+    except Exception as exc:
+        error = database_error(exc)
+        if not isinstance(error, sqlalchemy.exc.OperationalError):
+            raise
+        what = "cannot write to it: disk full" if disk_full(error, storage) else "the database failed"
+        raise StudyError(f"storage {describe_storage(storage)}: {what} ({one_line(error.orig)})") from exc
+
+
+def database_error(exc: BaseException) -> sqlalchemy.exc.DBAPIError | None:
+    """The database's own error in ``exc``'s chain of causes, or None."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, sqlalchemy.exc.DBAPIError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def disk_full(error: sqlalchemy.exc.DBAPIError, storage: str | DictConfig) -> bool:
+    """Whether the database failed for want of disk space: SQLite says "database or disk is full", and
+    "disk I/O error" for some writes that find no room (as for a failing disk: so only where its file's
+    filesystem is full); PostgreSQL gives SQLSTATE 53100."""
+    words = str(error.orig)
+    if "database or disk is full" in words or getattr(error.orig, "pgcode", None) == "53100":
+        return True
+    return "disk I/O error" in words and sqlite_disk_full(storage)
+
+
+def sqlite_disk_full(storage: str | DictConfig) -> bool:
+    """Whether a SQLite storage's file is on a filesystem with less than a MiB left."""
+    url = storage if isinstance(storage, str) else OmegaConf.select(storage, "url")
+    try:
+        parsed = make_url(str(url))
+    except sqlalchemy.exc.ArgumentError:
+        return False
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return False
+    try:
+        return shutil.disk_usage(Path(parsed.database).absolute().parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
