@@ -315,7 +315,7 @@ def problems(cfg: DictConfig) -> list[str]:
         parent_node = _select(cfg, parent) if parent else cfg
         if not isinstance(parent_node, DictConfig) or leaf not in parent_node.keys():
             continue
-        if OmegaConf.is_interpolation(parent_node, leaf):
+        if parent and OmegaConf.is_interpolation(parent_node, leaf):
             continue  # e.g. optimizer.lr: ${lr}, already checked as lr
         value = parent_node.get(leaf)
         if value is None or key in bad_numbers:
