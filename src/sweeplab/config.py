@@ -261,11 +261,13 @@ RULES: dict[str, tuple[Any, str]] = {
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key``; None where a part is missing or not a node. ``get``, not ``in`` then ``[]``:
+    each resolves an interpolation anew, which is most of what checking a config costs."""
     node: Any = cfg
     for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
+        if not isinstance(node, DictConfig):
             return None
-        node = node[part]
+        node = node.get(part)
     return node
 
 
@@ -303,18 +305,21 @@ def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
 def problems(cfg: DictConfig) -> list[str]:
     """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
     found = list(unknown_keys(cfg))
-    if "lr" in cfg.optimizer and cfg.optimizer.lr is None:  # `lr: ${lr}`, and no lr= nor default_lr
+    if _select(cfg, "optimizer.lr") is None and "lr" in cfg.optimizer:  # `lr: ${lr}`, and no lr= nor default_lr
         found.append(f"lr: not given, and optimizer {cfg.optimizer.get('_target_')} has no default_lr: "
                      "give lr=... or add `default_lr: <number>` to its config")
     bad_numbers = dict(non_finite(cfg))
     found += [f"{key}={value}: must be a finite number" for key, value in bad_numbers.items()]
     for key, (check, allowed) in RULES.items():
-        value = _select(cfg, key)
+        parent, _, leaf = key.rpartition(".")
+        parent_node = _select(cfg, parent) if parent else cfg
+        if not isinstance(parent_node, DictConfig) or leaf not in parent_node.keys():
+            continue
+        if parent and OmegaConf.is_interpolation(parent_node, leaf):
+            continue  # e.g. optimizer.lr: ${lr}, already checked as lr
+        value = parent_node.get(leaf)
         if value is None or key in bad_numbers:
             continue
-        parent, _, leaf = key.rpartition(".")
-        if parent and OmegaConf.is_interpolation(_select(cfg, parent), leaf):
-            continue  # e.g. optimizer.lr: ${lr}, already checked as lr
         if not check(value):
             found.append(f"{key}={value!r}: must be {allowed}")
 

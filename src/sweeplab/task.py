@@ -75,6 +75,9 @@ class Job:
     job_dir: Path
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     progress_bars: bool = False
+    # its config has passed config.problems() already (the fused launcher's plan checks every member):
+    # not checked again, since checking a config costs as much as a member's training on small data
+    validated: bool = False
 
 
 def run(
@@ -98,7 +101,8 @@ def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tupl
                 f"training {len(jobs)} members as one stacked model",
                 "hydra.launcher.max_memory_mb or hydra.launcher.max_members (fewer members per group)"))
         for job in jobs:
-            validate(job.cfg)
+            if not job.validated:
+                validate(job.cfg)
         metrics = train(jobs, stack, started)
     return [end_job(job, job_metrics) for job, job_metrics in zip(jobs, metrics, strict=True)]
 

@@ -110,10 +110,16 @@ def rule(key: str) -> Optional[Fusion]:
 
 def unfusable_reason(cfg: DictConfig) -> Optional[str]:
     """Why the job ``cfg`` (its task config) cannot join a stacked model; None when it can."""
+    return invalid_reason(cfg) or unsupported_reason(cfg, flat(cfg))
+
+
+def invalid_reason(cfg: DictConfig) -> Optional[str]:
     found = problems(cfg)
-    if found:
-        return "invalid config: " + "; ".join(found)
-    values = flat(cfg)
+    return "invalid config: " + "; ".join(found) if found else None
+
+
+def unsupported_reason(cfg: DictConfig, values: dict[str, Any]) -> Optional[str]:
+    """Why the job ``cfg``, a valid config whose :func:`flat` is ``values``, cannot join a stacked model."""
     unsupported, unknown = [], []
     for key, value in values.items():
         fusion = rule(key)
@@ -128,10 +134,11 @@ def unfusable_reason(cfg: DictConfig) -> Optional[str]:
     return None
 
 
-def fusion_key(cfg: DictConfig) -> str:
-    """What the members of one group share: every shared key's value, and the shared part of member keys."""
+def fusion_key(cfg: DictConfig, values: Optional[dict[str, Any]] = None) -> str:
+    """What the members of one group share: every shared key's value, and the shared part of member keys.
+    ``values``: the config's :func:`flat`, when the caller has it."""
     shared = {}
-    for key, value in flat(cfg).items():
+    for key, value in (flat(cfg) if values is None else values).items():
         fusion = rule(key)
         if fusion.kind != "member":
             shared[key] = value
@@ -155,10 +162,9 @@ def flat(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def differing_keys(cfgs: Sequence[DictConfig]) -> list[str]:
-    """The keys whose values differ between ``cfgs``; a group key that follows a top-level short
-    name (``optimizer.lr: ${lr}``) is named by the short name only."""
-    flats = [flat(cfg) for cfg in cfgs]
+def differing_keys(flats: Sequence[dict[str, Any]]) -> list[str]:
+    """The keys whose values differ between configs (``flats``: their :func:`flat`); a group key that
+    follows a top-level short name (``optimizer.lr: ${lr}``) is named by the short name only."""
     differing = [key for key in flats[0] if len({json.dumps(f.get(key), default=str) for f in flats}) > 1]
 
     def follows_short_name(key: str) -> bool:

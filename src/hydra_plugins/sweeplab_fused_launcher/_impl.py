@@ -42,11 +42,13 @@ from ._groups import (
     default_budget,
     describe_shape,
     differing_keys,
+    flat,
     fusion_key,
+    invalid_reason,
     layer_sizes,
     member_bytes,
     split,
-    unfusable_reason,
+    unsupported_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -138,13 +140,19 @@ def plan(
     log.info("fused launcher: %d jobs", len(configs))
     by_key: dict[str, list[int]] = {}
     alone: dict[int, str] = {}
+    # each valid config resolved once (resolving interpolations is most of what reading a config costs)
+    flats: dict[int, dict[str, Any]] = {}
     for position, (sweep_config, cfg) in enumerate(zip(configs, task_configs, strict=True)):
-        reason = resumes_alone(sweep_config, cfg) or unfusable_reason(cfg)
+        reason = resumes_alone(sweep_config, cfg) or invalid_reason(cfg)
+        if reason is None:
+            flats[position] = flat(cfg)
+            reason = unsupported_reason(cfg, flats[position])
         if reason is None and sweep_config.hydra.job.chdir:
             reason = "hydra.job.chdir=true (members of a group share one working dir)"
         if reason is None:
             shared_hydra = OmegaConf.to_container(sweep_config.hydra.job.env_set, resolve=True)
-            by_key.setdefault(fusion_key(cfg) + repr(sorted(shared_hydra.items())), []).append(position)
+            key = fusion_key(cfg, flats[position]) + repr(sorted(shared_hydra.items()))
+            by_key.setdefault(key, []).append(position)
         else:
             alone[position] = reason
 
@@ -153,7 +161,7 @@ def plan(
         if len(positions) == 1:
             alone[positions[0]] = "no other job of its shape"
             continue
-        for chunk, reason in fit(configs, task_configs, positions, max_memory_mb, max_members):
+        for chunk, reason in fit(configs, task_configs, flats, positions, max_memory_mb, max_members):
             if reason is not None:
                 alone.update(dict.fromkeys(chunk, reason))
             else:
@@ -165,12 +173,12 @@ def plan(
 
 
 def fit(
-    configs: Sequence[DictConfig], task_configs: Sequence[DictConfig], positions: Sequence[int],
-    max_memory_mb: Optional[int], max_members: Optional[int],
+    configs: Sequence[DictConfig], task_configs: Sequence[DictConfig], flats: dict[int, dict[str, Any]],
+    positions: Sequence[int], max_memory_mb: Optional[int], max_members: Optional[int],
 ) -> list[tuple[list[int], Optional[str]]]:
     """``positions`` (jobs of one shape) in chunks that fit the memory budget, each logged: a chunk
     with a reason runs its jobs alone. The shapes are the data's (loaded once per process, as the
-    jobs load it), not the config's alone."""
+    jobs load it), not the config's alone. ``flats``: each task config's :func:`flat`."""
     first = task_configs[positions[0]]
     device = resolve_device(first.device)
     try:
@@ -199,10 +207,9 @@ def fit(
     chunks = split(positions, size)
     for chunk in chunks:
         if len(chunk) > 1:
-            members = [task_configs[p] for p in chunk]
             log.info("  fused %s: %d members, %s on %s, %.3g MB each of budget %s, differing in %s",
                      job_numbers(configs, chunk), len(chunk), shape, device, needed / MB, budget,
-                     ", ".join(differing_keys(members)) or "nothing")
+                     ", ".join(differing_keys([flats[p] for p in chunk])) or "nothing")
     limit = f"the budget {budget}" if size == budget.bytes // needed else \
         f"at most {size} members a group (hydra.launcher.max_members)"
     return [(chunk, None if len(chunk) > 1 else f"the rest of its group after splitting it to fit {limit}")
@@ -255,7 +262,9 @@ def run_fused(
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
                          [c.hydra.job.num for c in configs]) as logging_of:
-            members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope))
+            # the plan fuses only members whose configs have no problem (unfusable_reason)
+            members = [Job(j.cfg, Path(j.hydra_cfg.hydra.runtime.output_dir), both(logging_of(k), scope),
+                           validated=True)
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
                 if has_callbacks:
