@@ -13,9 +13,9 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @sweeplab_task
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
-    import sweeplab.task  # imported here so a mistyped override is reported before torch loads
+    import sweeplab.job.task  # imported here so a mistyped override is reported before torch loads
 
-    return sweeplab.task.main(cfg)
+    return sweeplab.job.task.main(cfg)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Callable
 
 from trainer_speed import seed_loop, uncompressed_copy
 
-from sweeplab.data import find_idx_folder
+from sweeplab.training.data import find_idx_folder
 
 REPO = Path(__file__).resolve().parents[1]
 LRS, SEEDS, WIDTH, BATCH_SIZE = ("0.1", "0.01", "0.001"), ("0", "1", "2"), 64, 32
@@ -69,7 +69,7 @@ def sweep_seconds(overrides: list[str], sweep_dir: Path) -> float:
 def start_up_seconds() -> float:
     """Wall time of a Python process that imports what every sweep command imports, then exits."""
     tic = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, hydra, sweeplab.task"], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-c", "import torch, hydra, sweeplab.job.task"], cwd=REPO, check=True)
     return time.perf_counter() - tic
 
 

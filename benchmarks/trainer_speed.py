@@ -4,7 +4,7 @@ Three timings of one epoch (train on the 60 000 training images, then evaluate t
 images, as seed note 001 does every epoch), all with the same model, batch size and SGD:
 
 - seed loop: torchvision dataset + ToTensor + DataLoader(shuffle=True), the seed notes' loop;
-- sweeplab: ``sweeplab.trainer.fit`` on in-memory tensors;
+- sweeplab: ``sweeplab.training.trainer.fit`` on in-memory tensors;
 - compute floor: the matrix products one epoch needs (forward; weight gradients; input gradients
   of every layer but the first, which autograd skips), each timed alone at the model's own shapes,
   i.e. the epoch's FLOPs over the matmul rate measured here. Also printed: the floor under the
@@ -34,9 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from sweeplab.allocator import reuse_freed_memory
-from sweeplab.data import FILES, Splits, find_idx_folder, read_pair
-from sweeplab.trainer import fit
+from sweeplab.training.allocator import reuse_freed_memory
+from sweeplab.training.data import FILES, Splits, find_idx_folder, read_pair
+from sweeplab.training.trainer import fit
 
 EVAL_BATCH_SIZE = 4096
 
@@ -83,7 +83,7 @@ def seed_loop(root: Path, width: int, batch_size: int) -> Callable[[], None]:
 
 
 def sweeplab_loop(splits: Splits, width: int, batch_size: int) -> Callable[[], None]:
-    """One epoch of ``sweeplab.trainer.fit``, continuing the same model each call."""
+    """One epoch of ``sweeplab.training.trainer.fit``, continuing the same model each call."""
     torch.manual_seed(0)
     net = make_model(width)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of (seed epoch, sweeplab epoch, floor)")
     args = parser.parse_args()
-    # sweeplab.task does this before training; doing it here too speeds up all three loops alike
+    # sweeplab.job.task does this before training; doing it here too speeds up all three loops alike
     reuse_freed_memory()
 
     folder = find_idx_folder("fashion_mnist", "data", "/usr/share/datasets/fashion-mnist", download_ok=False)

@@ -25,9 +25,9 @@ from optuna.trial import TrialState
 
 from sweeplab.app import register_configs
 from sweeplab.cli import main as sweeplab_cli
-from sweeplab.data import FILES
-from sweeplab.idx import write_idx
 from sweeplab.jobfiles import read_metrics
+from sweeplab.training.data import FILES
+from sweeplab.training.idx import write_idx
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from sweeplab.tracking import Job, Tracker
+from sweeplab.job.tracking import Job, Tracker
 
 HOLD = "SWEEPLAB_TEST_HOLD"
 

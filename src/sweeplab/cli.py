@@ -9,8 +9,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from sweeplab.job.trial import STORAGE
 from sweeplab.report import MARGIN
-from sweeplab.trial import STORAGE
 
 REPORT_HELP = """\
 Write the comparison report of one or several sweep dirs (outputs/sweeps/<name>/, one dir per job):

@@ -76,7 +76,8 @@ MODEL_GIVEN = ("input_shape", "n_classes")  # what the run passes to a model's _
 
 @dataclass
 class MLPConfig:
-    """The built-in model (``sweeplab.model.mlp``); the data's input shape and class count come from the run."""
+    """The built-in model (``sweeplab.training.model.mlp``); the data's input shape and class count come from
+    the run."""
 
     _target_: str = MISSING
     width: int = 256  # hidden units per layer
@@ -173,7 +174,7 @@ class TrainConfig:
     profile: bool = False  # torch.profiler over training; its table into profile.txt (debug=profile)
     objective: Any = "best_val_acc"  # a metrics.json key, or a list of them, that the job returns
     allow_test_objective: bool = False  # a test metric as the objective selects on test data: only when asked
-    logger: Any = None  # the logger group: name -> a `_target_` tracker node (sweeplab.tracking)
+    logger: Any = None  # the logger group: name -> a `_target_` tracker node (sweeplab.job.tracking)
 
 
 OPTIMIZER_SCHEMAS = (SGDConfig, AdamConfig, AdamWConfig, RMSpropConfig)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import TINY, assert_same_run, compose_train, outcome
-from sweeplab.checkpoint import Checkpoint
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
+from sweeplab.training.checkpoint import Checkpoint
 
 # Adam's moments, a cosine schedule, dropout's RNG and early stopping all carry state across epochs.
 STATEFUL = [*TINY, "epochs=4", "model.width=32", "checkpoint=true", "optimizer=adam", "lr=0.003",

@@ -9,16 +9,16 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import ToTensor
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import REPO, TINY, write_idx_dataset
-from sweeplab.data import find_idx_folder, load_splits, read_pair
 from sweeplab.errors import DataError
-from sweeplab.idx import read_idx, write_idx
+from sweeplab.training.data import find_idx_folder, load_splits, read_pair
+from sweeplab.training.idx import read_idx, write_idx
 
 
 def idx_cfg(root, name="fashion_mnist", system_root=None, download=False, **extra):
     return OmegaConf.create({
-        "_target_": "sweeplab.data.idx_images", "name": name, "root": str(root),
+        "_target_": "sweeplab.training.data.idx_images", "name": name, "root": str(root),
         "system_root": None if system_root is None else str(system_root),
         "download": download, "val_fraction": 0.1, "split_seed": 0, "mean": None, "std": None, **extra,
     })
@@ -184,7 +184,7 @@ def counted_reads(monkeypatch):
         reads.append(path)
         return read_idx(path)
 
-    monkeypatch.setattr("sweeplab.data.read_idx", counting)
+    monkeypatch.setattr("sweeplab.training.data.read_idx", counting)
     return reads
 
 
@@ -227,9 +227,10 @@ def test_synthetic_parameters_are_part_of_the_key(make_cfg):
 def test_a_multirun_in_one_process_loads_the_data_once(hydra_sweep_runner, tmp_path):
     """Hydra's basic launcher runs every job in this process: only the first job reads the data."""
     overrides = ["seed=0,1,2", *TINY, "data.n_train=613"]  # a data config no other test loads
-    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
-                            config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path):
+    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None,
+                            task_function=sweeplab.job.task.main, config_path="conf", config_name="train",
+                            overrides=overrides, temp_dir=tmp_path):
         logs = [(tmp_path / job / "train.log").read_text() for job in "012"]
-    assert [log.count("data: sweeplab.data.synthetic_images loaded in") for log in logs] == [1, 0, 0]
-    reused = "data: sweeplab.data.synthetic_images, already in memory in this process"
+    assert [log.count("data: sweeplab.training.data.synthetic_images loaded in") for log in logs] == [1, 0, 0]
+    reused = "data: sweeplab.training.data.synthetic_images, already in memory in this process"
     assert [log.count(reused) for log in logs] == [0, 1, 1]

@@ -5,9 +5,9 @@ import torch
 
 from conftest import CONF, REPO, TINY, compose_train
 from sweeplab.config import problems
-from sweeplab.data import load_splits
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
+from sweeplab.training.data import load_splits
 
 DATA = TINY[:3]  # the tiny synthetic data; epochs and batch size come from the debug option
 

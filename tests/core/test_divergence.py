@@ -8,13 +8,13 @@ from torch import nn
 from torch.nn import functional as F
 
 import conftest
-import sweeplab.task
+import sweeplab.job.task
 from conftest import TINY
-from sweeplab.data import Splits
 from sweeplab.errors import ConfigError
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
-from sweeplab.trainer import Callback, fit
+from sweeplab.training.data import Splits
+from sweeplab.training.trainer import Callback, fit
 
 FROM_NAN_WEIGHTS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc")
 
@@ -50,7 +50,7 @@ def test_the_best_state_is_the_best_epoch_before_the_divergence():
 @pytest.mark.parametrize("launcher", ["basic", "fused"])
 def test_an_exploding_loss_ends_the_run_diverged_and_nothing_holds_its_weights(tmp_path, launcher):
     overrides = [*TINY, "epochs=3", "model.width=16", "lr=0.05,1000", "checkpoint=true", f"hydra/launcher={launcher}"]
-    conftest.multirun(sweeplab.task.main, tmp_path, *overrides)
+    conftest.multirun(sweeplab.job.task.main, tmp_path, *overrides)
     ok, diverged = read_metrics(tmp_path / "0"), read_metrics(tmp_path / "1")
     assert ok["status"] == "ok"
     assert diverged["status"] == "diverged" and diverged["epochs_completed"] == 1

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import FASHION_MNIST, missing_environment
-from sweeplab.data import read_pair
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
+from sweeplab.training.data import read_pair
 
 pytestmark = pytest.mark.slow
 

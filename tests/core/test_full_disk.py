@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import TINY, fill_disk
 from sweeplab.errors import FileError
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
 
 
 def test_a_checkpoint_that_does_not_fit_fails_the_job_and_metrics_json_says_why(make_cfg, small_disk):
@@ -28,13 +28,13 @@ def test_a_checkpoint_that_does_not_fit_fails_the_job_and_metrics_json_says_why(
 def test_when_even_metrics_json_cannot_be_written_one_line_says_which_file_and_why(
     make_cfg, small_disk, monkeypatch, caplog,
 ):
-    set_up = sweeplab.task.set_up
+    set_up = sweeplab.job.task.set_up
 
     def disk_fills_up(cfg):  # after the job wrote `running`, before its first epoch
         fill_disk(small_disk)
         return set_up(cfg)
 
-    monkeypatch.setattr(sweeplab.task, "set_up", disk_fills_up)
+    monkeypatch.setattr(sweeplab.job.task, "set_up", disk_fills_up)
     job_dir = small_disk / "job"
     with caplog.at_level(logging.ERROR), pytest.raises(FileError, match="history.csv: No space left on device"):
         run(make_cfg(*TINY), job_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sweeplab.errors import DataError
-from sweeplab.idx import read_idx, write_idx
+from sweeplab.training.idx import read_idx, write_idx
 
 
 @pytest.mark.parametrize("name", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])

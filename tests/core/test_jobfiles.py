@@ -15,7 +15,7 @@ from sweeplab.jobfiles import (
     write_metrics,
 )
 from sweeplab.report.collect import METRIC_COLUMNS
-from sweeplab.trainer import EpochRecord
+from sweeplab.training.trainer import EpochRecord
 
 
 def test_every_metrics_json_has_every_key_and_nan_becomes_null(tmp_path):

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from sweeplab.config import ACTIVATIONS, OPTIMIZER_NAMES, OPTIMIZER_OURS
-from sweeplab.model import count_parameters, describe, instantiate_model, loss_function, mlp
-from sweeplab.optim import build_optimizer
+from sweeplab.training.model import count_parameters, describe, instantiate_model, loss_function, mlp
+from sweeplab.training.optim import build_optimizer
 
 
 def build_mlp(activation="relu", **fields):

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, TINY, multirun
 from sweeplab.config import problems
-from sweeplab.task import main
+from sweeplab.job.task import main
 
 OPTIMIZERS = sorted(path.stem for path in (CONF / "optimizer").glob("*.yaml"))
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))

@@ -9,11 +9,11 @@ from torch.nn import functional as F
 
 from conftest import CONF, TINY
 from sweeplab.config import problems
-from sweeplab.data import Splits
 from sweeplab.errors import ConfigError
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
-from sweeplab.trainer import fit, optimizer_update
+from sweeplab.training.data import Splits
+from sweeplab.training.trainer import fit, optimizer_update
 
 # TINY trains on 540 samples in batches of 64: 9 steps per epoch
 STEPS = 9

@@ -7,14 +7,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import FASHION_MNIST, REPO, TINY, missing_environment, multirun, write_idx_dataset
 from sweeplab.config import problems
-from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError, DataError
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.build import write_report
-from sweeplab.task import run
+from sweeplab.training.data import load_splits
 
 
 @pytest.fixture
@@ -126,12 +126,12 @@ def test_a_users_model_file_is_not_rejected_by_the_schema_but_its_arguments_are_
 
 def test_torchvision_dataset_class_is_converted_once_to_tensors(tmp_path):
     write_idx_dataset(tmp_path / "FashionMNIST" / "raw", n_train=50, n_test=20)
-    cfg = OmegaConf.create({"_target_": "sweeplab.data.torchvision_dataset", "dataset": {
+    cfg = OmegaConf.create({"_target_": "sweeplab.training.data.torchvision_dataset", "dataset": {
         "_target_": "torchvision.datasets.FashionMNIST", "_partial_": True, "root": str(tmp_path), "download": False}})
     splits = load_splits(cfg, torch.device("cpu"))
     assert splits.input_shape == (1, 28, 28) and splits.n_classes == 10
     assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (45, 5, 20)
-    idx = load_splits(OmegaConf.create({"_target_": "sweeplab.data.idx_images", "name": "fashion_mnist",
+    idx = load_splits(OmegaConf.create({"_target_": "sweeplab.training.data.idx_images", "name": "fashion_mnist",
                                         "root": str(tmp_path / "FashionMNIST" / "raw"), "system_root": None,
                                         "download": False}), torch.device("cpu"))
     torch.testing.assert_close(splits.test_x.flatten(1), idx.test_x)  # ToTensor's x/255, as ours
@@ -207,7 +207,7 @@ def test_bad_data_or_model_from_a_target_is_one_line_before_training(make_cfg, t
 def test_a_users_model_sweeps_and_reports_like_the_builtin(tmp_path, examples):
     """train.py -m over a key of the example CNN (in-process), then the report of the sweep dir."""
     sweep = tmp_path / "sweep"
-    multirun(sweeplab.task.main, sweep, examples, "model=cnn", "model.channels=2,4", *TINY[:-2], "epochs=1",
+    multirun(sweeplab.job.task.main, sweep, examples, "model=cnn", "model.channels=2,4", *TINY[:-2], "epochs=1",
              "scheduler=cosine", "grad_clip=5")
     assert [read_metrics(sweep / job)["status"] for job in ("0", "1")] == ["ok", "ok"]
     summary = pd.read_csv(write_report([sweep], sweep).files[0])

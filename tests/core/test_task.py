@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import TINY
-from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError, DataError
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
+from sweeplab.training.data import load_splits
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 

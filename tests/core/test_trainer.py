@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sweeplab.callbacks import EarlyStopping, OptunaPruning
-from sweeplab.data import Splits
-from sweeplab.trainer import Callback, EpochRecord, StopTraining, batches_per_epoch, evaluate, fit
+from sweeplab.training.callbacks import EarlyStopping, OptunaPruning
+from sweeplab.training.data import Splits
+from sweeplab.training.trainer import Callback, EpochRecord, StopTraining, batches_per_epoch, evaluate, fit
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY, run_train, train_env, write_idx_dataset
-from sweeplab.idx import write_idx
 from sweeplab.jobfiles import read_metrics
+from sweeplab.training.idx import write_idx
 
 pytestmark = pytest.mark.slow
 

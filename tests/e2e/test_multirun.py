@@ -1,4 +1,4 @@
-"""Hydra grids over the real config in-process: Hydra's sweep runner launches sweeplab.task.main for
+"""Hydra grids over the real config in-process: Hydra's sweep runner launches sweeplab.job.task.main for
 each job (as train.py -m does), on small synthetic data. The terminal side (exit status, messages)
 is in test_cli.py."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import REPO, TINY, job_overrides
 from sweeplab.jobfiles import read_metrics
 
@@ -21,7 +21,7 @@ def grid(hydra_sweep_runner, hydra_restore_singletons, tmp_path):
     def run(*overrides: str) -> list[Path]:
         sweep_dir = tmp_path / "sweep"
         runner = hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None,
-                                    task_function=sweeplab.task.main, config_path="conf", config_name="train",
+                                    task_function=sweeplab.job.task.main, config_path="conf", config_name="train",
                                     overrides=list(overrides), temp_dir=sweep_dir)
         runner.__enter__()  # runs the grid; its __exit__ would delete the dir read below
         return sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))

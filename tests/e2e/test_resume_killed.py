@@ -7,9 +7,9 @@ import pytest
 from hold import held_at
 
 from conftest import assert_same_run, file_states, run_train, signal_when_held, start_held_train
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
-from sweeplab.task import run
 
 pytestmark = pytest.mark.slow
 

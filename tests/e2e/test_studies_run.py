@@ -10,10 +10,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import CONF, REPO, TINY, compose_train
+from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
 
 SHRUNK = [*TINY, "epochs=1"]
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
@@ -54,7 +54,7 @@ def test_every_study_runs_its_first_job_or_trial(make_cfg, hydra_sweep_runner, t
         return
     sweep_dir = tmp_path / "sweep"
     runner = hydra_sweep_runner(
-        calling_file=__file__, calling_module=None, task_function=sweeplab.task.main, config_path=str(CONF),
+        calling_file=__file__, calling_module=None, task_function=sweeplab.job.task.main, config_path=str(CONF),
         config_name="train", overrides=[f"+sweep={name}", "hydra.sweeper.n_trials=1", "hydra.sweeper.n_workers=1",
                                         *SHRUNK], temp_dir=sweep_dir,
     )

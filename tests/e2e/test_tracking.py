@@ -13,12 +13,12 @@ from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-import sweeplab.trial
+import sweeplab.job.trial
 from conftest import TINY, multirun, run_train
 from sweeplab.errors import ConfigError
+from sweeplab.job.task import run
+from sweeplab.job.tracking import SWEEP_ROLE, Tracker
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import run
-from sweeplab.tracking import SWEEP_ROLE, Tracker
 
 
 class FailingTracker(Tracker):
@@ -85,7 +85,7 @@ def test_mlflow_one_run_per_job_with_params_history_metrics_status_and_dir(make_
         assert r.data.tags["status"] == "ok" and r.data.tags["job_dir"] == str(job_dir.resolve())
         assert float(r.data.params["lr"]) == lr
         assert r.data.params["model.width"] == "256"
-        assert r.data.params["data._target_"] == "sweeplab.data.synthetic_images"
+        assert r.data.params["data._target_"] == "sweeplab.training.data.synthetic_images"
         assert not any(key.startswith("logger") for key in r.data.params)
         steps = client.get_metric_history(r.info.run_id, "val_acc")
         assert [(m.step, m.value) for m in steps] == list(zip(history["epoch"], history["val_acc"], strict=True))
@@ -98,7 +98,7 @@ def test_mlflow_groups_an_optuna_study_under_a_given_uri_and_tags_each_trial(mak
     study = optuna.create_study(study_name="tiny_study", direction="maximize")
     for number in range(2):
         trial = study.ask()
-        with sweeplab.trial.running(trial):
+        with sweeplab.job.trial.running(trial):
             run(make_cfg(*TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={shared_store}"),
                 tmp_path / "sweep" / str(number))
 
@@ -159,7 +159,7 @@ def test_tensorboard_events_per_job_with_scalars_and_hparams(make_cfg, tmp_path)
 
 
 def test_fused_members_are_tracked_each_as_its_own_job(tmp_path):
-    multirun(sweeplab.task.main, tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard",
+    multirun(sweeplab.job.task.main, tmp_path, *TINY, "model.width=32", "seed=0,1", "logger=tensorboard",
              "hydra/launcher=fused")
     for job in "01":
         events = EventAccumulator(str(tmp_path / job / "tensorboard"))
@@ -188,9 +188,9 @@ def test_a_tracker_failing_mid_run_warns_once_and_the_others_go_on(make_cfg, tmp
     cfg = make_cfg(*TINY, "epochs=3", "logger=many_loggers", f"logger.mlflow.tracking_uri={shared_store}",
                    "logger.mlflow.experiment_name=beside_a_failing_one",
                    "+logger.mine._target_=test_tracking.FailingTracker")
-    with caplog.at_level(logging.WARNING, logger="sweeplab.tracking"):
+    with caplog.at_level(logging.WARNING, logger="sweeplab.job.tracking"):
         run(cfg, tmp_path / "job")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "sweeplab.tracking"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sweeplab.job.tracking"]
     assert warnings == ["logger.mine stopped logging this job (ConnectionError: tracking server gone); "
                         "the job goes on, its files are complete"]
     assert read_metrics(tmp_path / "job")["status"] == "ok"
@@ -203,7 +203,7 @@ def test_a_tracker_failing_mid_run_warns_once_and_the_others_go_on(make_cfg, tmp
 
 
 def test_an_unknown_tracker_argument_is_one_line_before_any_work(make_cfg, tmp_path):
-    unknown = r"logger.mlflow.tracking_url: not an argument of sweeplab.tracking.MLflowTracker"
+    unknown = r"logger.mlflow.tracking_url: not an argument of sweeplab.job.tracking.MLflowTracker"
     with pytest.raises(ConfigError, match=unknown):
         run(make_cfg(*TINY, "logger=mlflow", "+logger.mlflow.tracking_url=x"), tmp_path)
 
@@ -242,7 +242,7 @@ def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path):
 
 
 def test_a_grid_is_a_parent_run_with_each_job_nested_under_it(tmp_path):
-    multirun(sweeplab.task.main, tmp_path / "grid", *TINY, "epochs=1", "logger=mlflow", "lr=0.1,0.01",
+    multirun(sweeplab.job.task.main, tmp_path / "grid", *TINY, "epochs=1", "logger=mlflow", "lr=0.1,0.01",
              "hydra.mode=MULTIRUN")  # as -m sets it
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'grid' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("grid").experiment_id])

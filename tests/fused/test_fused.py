@@ -29,11 +29,11 @@ from conftest import (
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
 from sweeplab.errors import ConfigError
+from sweeplab.fused.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
+from sweeplab.job.task import main
 from sweeplab.jobfiles import read_metrics
-from sweeplab.model import ACTIVATION_LAYERS, loss_function, mlp
-from sweeplab.optim import build_optimizer
-from sweeplab.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
-from sweeplab.task import main
+from sweeplab.training.model import ACTIVATION_LAYERS, loss_function, mlp
+from sweeplab.training.optim import build_optimizer
 
 GRID = [*TINY, "model.width=32", "seed=0,1"]
 

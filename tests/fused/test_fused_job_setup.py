@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 import conftest
-import sweeplab.task
+import sweeplab.job.task
 from conftest import TINY
 
 SEEN: dict[tuple[str, int], dict[str, Any]] = {}  # (launcher, job num) -> what EnvProbe saw
@@ -56,7 +56,7 @@ def test_a_fused_member_is_set_up_as_hydras_run_job_sets_up_a_job(tmp_path):
         "hydra_plugins.sweeplab_fused_launcher.fused_launcher.FusedLauncher"
     # Hydra's own basic launcher (train.py's hydra/launcher=basic is sweeplab's sequential launcher)
     for launcher, chosen in (("basic", f"hydra.launcher._target_={basic_target}"), ("fused", "hydra/launcher=fused")):
-        batches = conftest.multirun(sweeplab.task.main, tmp_path / launcher, *grid, chosen)
+        batches = conftest.multirun(sweeplab.job.task.main, tmp_path / launcher, *grid, chosen)
         returns[launcher] = conftest.job_returns(batches)
     assert "(fused, 2 members)" in (tmp_path / "fused" / "1" / "train.log").read_text()  # it really was fused
 

@@ -20,10 +20,10 @@ from conftest import (
     signal_when_held,
     start_held_train,
 )
-from sweeplab.checkpoint import Checkpoint
 from sweeplab.errors import SweepInterrupted
+from sweeplab.job.task import main, run
 from sweeplab.jobfiles import read_metrics
-from sweeplab.task import main, run
+from sweeplab.training.checkpoint import Checkpoint
 
 # two groups of two: 784-16-10 (jobs 0, 1) finishes, then 784-32-10 (jobs 2, 3) is stopped after epoch 1
 GRID = [*TINY, "epochs=3", "checkpoint=true"]

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 
 import conftest
-import sweeplab.fused
-import sweeplab.task
+import sweeplab.fused.engine
+import sweeplab.job.task
 from conftest import REPO, TINY, sweep_configs
 from hydra_plugins.sweeplab_fused_launcher import _groups
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, free_memory
 from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
-from sweeplab.data import synthetic_images
 from sweeplab.errors import OutOfMemory, is_out_of_memory
+from sweeplab.fused.stacked import bytes_per_member
 from sweeplab.jobfiles import read_metrics
-from sweeplab.stacked import bytes_per_member
+from sweeplab.training.data import synthetic_images
 
 EXAMPLES = f"hydra.searchpath=[file://{REPO / 'examples' / 'conf'}]"
 
@@ -32,7 +32,7 @@ def square_images(n_train: int, n_test: int, noise: float, data_seed: int):
 
 
 def test_the_spirals_example_fuses_with_its_own_shapes_and_budget(tmp_path, capsys):
-    conftest.multirun(sweeplab.task.main, tmp_path, EXAMPLES, "data=spirals", "model.width=16", "seed=0,1",
+    conftest.multirun(sweeplab.job.task.main, tmp_path, EXAMPLES, "data=spirals", "model.width=16", "seed=0,1",
                       "epochs=1", "hydra/launcher=fused")
     out = capsys.readouterr().out  # the launcher logs to Hydra's console handler
     line = re.search(r"fused #0,#1: 2 members, (\S+) relu, sgd, batch 256, 1 epochs on \w+, ([\d.]+) MB each", out)
@@ -145,9 +145,9 @@ def test_a_group_out_of_memory_says_so_and_names_the_knobs(tmp_path, monkeypatch
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)")
 
-    monkeypatch.setattr(sweeplab.fused, "StackedMLP", no_memory)
+    monkeypatch.setattr(sweeplab.fused.engine, "StackedMLP", no_memory)
     with pytest.raises(OutOfMemory, match="hydra.launcher.max_memory_mb or hydra.launcher.max_members"):
-        conftest.multirun(sweeplab.task.main, tmp_path, *TINY, "seed=0,1", "hydra/launcher=fused")
+        conftest.multirun(sweeplab.job.task.main, tmp_path, *TINY, "seed=0,1", "hydra/launcher=fused")
     for num in (0, 1):
         metrics = read_metrics(tmp_path / str(num))
         assert metrics["status"] == "failed"
@@ -161,7 +161,7 @@ def test_only_allocation_failures_are_called_out_of_memory():
         try:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         except RuntimeError as exc:
-            raise ValueError("model._target_=sweeplab.model.mlp: RuntimeError") from exc
+            raise ValueError("model._target_=sweeplab.training.model.mlp: RuntimeError") from exc
     except ValueError as wrapped:
         assert is_out_of_memory(wrapped)
     assert is_out_of_memory(MemoryError())
@@ -172,7 +172,7 @@ def test_only_allocation_failures_are_called_out_of_memory():
 # grid below then runs out of memory as one stacked model, which a budget from MemAvailable alone forms
 UNDER_ULIMIT_V = """
 import resource, runpy, sys
-import torch, hydra, sweeplab.task  # what train.py maps before any job
+import torch, hydra, sweeplab.job.task  # what train.py maps before any job
 vm_size = int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize:"))) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm_size + int(sys.argv[1]) * 2**20, resource.RLIM_INFINITY))
 sys.argv = [sys.argv[2], *sys.argv[3:]]

@@ -87,7 +87,7 @@ def test_a_key_outside_the_table_runs_its_job_alone_and_the_log_names_it(caplog)
     ("scheduler=warmup_cosine", "scheduler.interval=step (fused schedules step per epoch"),
     ("optimizer=nadam", "optimizer._target_=torch.optim.NAdam (the stacked optimizer is torch's sgd"),
     (f"hydra.searchpath=[file://{REPO / 'examples' / 'conf'}] model=cnn",
-     "model._target_=examples.cnn.small_cnn (the stacked model is the built-in sweeplab.model.mlp)"),
+     "model._target_=examples.cnn.small_cnn (the stacked model is the built-in sweeplab.training.model.mlp)"),
     ("optimizer.name=adam", "optimizer._target_=torch.optim.SGD"),  # a name that is not its target's
 ])
 def test_what_the_stacked_engine_does_not_do_runs_alone_named_by_key_and_job(caplog, override, reason):

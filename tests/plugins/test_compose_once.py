@@ -1,5 +1,5 @@
 """sweeplab's launchers (basic and fused) compose once per group of jobs that differ only in values they
-set, and derive each job's config from that (``sweeplab.compose``): every job's config, Hydra config and
+set, and derive each job's config from that (``sweeplab.sweep.compose``): every job's config, Hydra config and
 ``.hydra/`` files equal
 what Hydra's own ``load_sweep_config`` composes, for every study in sweeps/ and for grids with
 interpolations. Nothing is left out of the comparison: in one process, even ``${now:...}`` resolves to
@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from conftest import REPO
 from hydra_plugins.sweeplab_fused_launcher._impl import open_job, task_config
-from sweeplab.compose import Composer
+from sweeplab.sweep.compose import Composer
 
 STUDIES = sorted(path.stem for path in (REPO / "sweeps").glob("*.yaml"))
 SMALL = ["data=synthetic", "epochs=1"]

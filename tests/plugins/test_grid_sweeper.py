@@ -15,7 +15,7 @@ from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import TINY, compose_train, file_states, missing_environment, multirun
 from sweeplab.jobfiles import METRICS, Metrics, job_key, read_metrics, write_metrics
 
@@ -132,7 +132,7 @@ def test_overrides_match_as_values_in_any_order():
 
 
 def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_sweep(tmp_path, monkeypatch, capsys):
-    real_train = sweeplab.task.build_model
+    real_train = sweeplab.job.task.build_model
 
     def killed_in_the_second_job(cfg, *args, **kwargs):
         if cfg.lr == 0.05:
@@ -140,18 +140,18 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
             time.sleep(5)
         return real_train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(sweeplab.task, "build_model", killed_in_the_second_job)
+    monkeypatch.setattr(sweeplab.job.task, "build_model", killed_in_the_second_job)
     grid = ["lr=0.1,0.05,0.02", *TINY]
     resume_hint = f"1 of 3 jobs finished, 2 left. Rerun .* hydra.sweep.dir={tmp_path} to resume"
     with pytest.raises(CompactHydraException, match=resume_hint):
-        multirun(sweeplab.task.main, tmp_path, *grid)
+        multirun(sweeplab.job.task.main, tmp_path, *grid)
     assert statuses(tmp_path) == {"0": "ok", "1": "interrupted"}
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finished = file_states(tmp_path / "0")
 
-    monkeypatch.setattr(sweeplab.task, "build_model", real_train)
+    monkeypatch.setattr(sweeplab.job.task, "build_model", real_train)
     capsys.readouterr()
-    multirun(sweeplab.task.main, tmp_path, *grid)
+    multirun(sweeplab.job.task.main, tmp_path, *grid)
     assert "1 finished jobs skipped, 2 to run (0 failed, 1 interrupted, 1 new)" in capsys.readouterr().out
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert file_states(tmp_path / "0") == finished
@@ -159,21 +159,21 @@ def test_sigterm_marks_the_running_job_interrupted_and_a_rerun_finishes_the_swee
 
 def test_bad_input_on_a_rerun_fails_its_jobs_and_touches_no_finished_one(tmp_path):
     grid = ["lr=0.1,0.05", *TINY, "epochs=1"]
-    multirun(sweeplab.task.main, tmp_path, *grid)
+    multirun(sweeplab.job.task.main, tmp_path, *grid)
     finished = file_states(tmp_path / "0", tmp_path / "1")
     for bad in ("+lrr=0.1", "optimizer.weight_decay=inf", "data.noise=nan"):
         with pytest.raises(CompactHydraException, match="invalid config"):
-            multirun(sweeplab.task.main, tmp_path, *grid, bad, "hydra.sweeper.extend=true")
+            multirun(sweeplab.job.task.main, tmp_path, *grid, bad, "hydra.sweeper.extend=true")
     assert file_states(tmp_path / "0", tmp_path / "1") == finished
 
 
 @pytest.mark.parametrize("launcher", ["basic", "pool", "fused", "joblib"])
 def test_a_grown_grid_resumes_on_every_launcher(tmp_path, capsys, launcher):
     common = [*TINY, "epochs=1", "model.width=16", f"hydra/launcher={launcher}"]
-    multirun(sweeplab.task.main, tmp_path, "seed=0,1", *common)
+    multirun(sweeplab.job.task.main, tmp_path, "seed=0,1", *common)
     finished = file_states(tmp_path / "0", tmp_path / "1")
     capsys.readouterr()
-    multirun(sweeplab.task.main, tmp_path, "seed=2,1,0", *common, "hydra.sweeper.extend=true")
+    multirun(sweeplab.job.task.main, tmp_path, "seed=2,1,0", *common, "hydra.sweeper.extend=true")
     assert "2 finished jobs skipped, 1 to run (0 failed, 0 interrupted, 1 new)" in capsys.readouterr().out
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert OmegaConf.load(tmp_path / "2" / ".hydra" / "config.yaml").seed == 2
@@ -184,7 +184,7 @@ def test_a_rerun_on_joblib_skips_finished_jobs_and_reruns_killed_and_failed_ones
     if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
         missing_environment("needs the test extra's hydra-joblib-launcher: pip install -e '.[test]'")
     grid = ["seed=0,1,2", *TINY, "epochs=1", "model.width=16", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    multirun(sweeplab.task.main, tmp_path, *grid)
+    multirun(sweeplab.job.task.main, tmp_path, *grid)
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     # what a kill -9 leaves (a job whose process is gone, still `running`), and a failed job
     write_metrics(tmp_path / "1", Metrics(status="running", process="gone:999999"))
@@ -192,7 +192,7 @@ def test_a_rerun_on_joblib_skips_finished_jobs_and_reruns_killed_and_failed_ones
     finished = file_states(tmp_path / "0")
     capsys.readouterr()
 
-    multirun(sweeplab.task.main, tmp_path, *grid)
+    multirun(sweeplab.job.task.main, tmp_path, *grid)
     assert "1 finished jobs skipped, 2 to run (1 failed, 1 interrupted, 0 new)" in capsys.readouterr().out
     assert statuses(tmp_path) == {"0": "ok", "1": "ok", "2": "ok"}
     assert [OmegaConf.load(tmp_path / num / ".hydra" / "config.yaml").seed for num in "12"] == [1, 2]

@@ -17,7 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import REPO, TINY, processes_left, run_train
 from sweeplab.jobfiles import read_metrics
 
@@ -107,8 +107,9 @@ def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_p
     pool = run_train("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=2", "lr=0.1,0.05,-1", "seed=0,1",
                      "threads=1", *TINY, "hydra.sweep.dir=pool", cwd=tmp_path)
     assert pool.returncode == 1  # the two lr=-1 jobs failed, after every job ran
-    assert pool.stdout.count("data: sweeplab.data.synthetic_images loaded in") == 2  # 6 jobs, 2 workers: one load each
-    reused = "data: sweeplab.data.synthetic_images, already in memory in this process"
+    # 6 jobs, 2 workers: one load each
+    assert pool.stdout.count("data: sweeplab.training.data.synthetic_images loaded in") == 2
+    reused = "data: sweeplab.training.data.synthetic_images, already in memory in this process"
     assert pool.stdout.count(reused) == 2  # the other valid jobs
     for failed_job in "45":
         metrics = read_metrics(tmp_path / "pool" / failed_job)
@@ -116,8 +117,9 @@ def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_p
 
     # the basic launcher, in this process; jobs 0-3 are (lr, seed) = (0.1, 0), (0.1, 1), (0.05, 0), (0.05, 1) in both
     overrides = ["lr=0.1,0.05", "seed=0,1", "threads=1", *TINY]
-    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None, task_function=sweeplab.task.main,
-                            config_path="conf", config_name="train", overrides=overrides, temp_dir=tmp_path / "basic"):
+    with hydra_sweep_runner(calling_file=str(REPO / "train.py"), calling_module=None,
+                            task_function=sweeplab.job.task.main, config_path="conf", config_name="train",
+                            overrides=overrides, temp_dir=tmp_path / "basic"):
         for job in "0123":
             expected = pd.read_csv(tmp_path / "basic" / job / "history.csv").drop(columns="seconds")
             actual = pd.read_csv(tmp_path / "pool" / job / "history.csv").drop(columns="seconds")

@@ -137,7 +137,7 @@ def test_a_worker_stops_once_when_ctrl_c_and_sigterm_arrive_together():
     # process's SIGTERM reach a worker at the same moment
     result = run_python("""
         import os, signal, time
-        from sweeplab.workers import become_worker
+        from sweeplab.job.workers import become_worker
         become_worker(1, 0)
         both = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, both)
@@ -161,7 +161,7 @@ def test_a_worker_whose_parent_died_before_it_armed_the_death_signal_exits(tmp_p
     marker = str(tmp_path / "orphan")
     result = run_python("""
         import multiprocessing, os, sys, time
-        from sweeplab.workers import become_worker
+        from sweeplab.job.workers import become_worker
 
         def worker(parent):
             while os.getppid() == parent:

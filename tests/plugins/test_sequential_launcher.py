@@ -1,5 +1,5 @@
 """train.py's ``hydra/launcher=basic`` is the sequential launcher: Hydra's basic launcher (each job through
-Hydra's ``run_job``, one after another), with each job's config from ``sweeplab.compose`` (composed once per
+Hydra's ``run_job``, one after another), with each job's config from ``sweeplab.sweep.compose`` (composed once per
 group of jobs that only set values; tests/test_compose_once.py compares those configs with Hydra's). It
 writes what Hydra's basic launcher writes and composes the batch before any job runs; it passes Hydra's
 ``LauncherTestSuite`` in tests/test_hydra_conformance.py."""

@@ -16,12 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from conftest import multirun
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import SWEEP, Metrics, read_invocations, write_metrics
-from sweeplab.sweep_lock import SweepDirBusy, hold_study_dir, hold_sweep_dir
+from sweeplab.sweep.sweep_lock import SweepDirBusy, hold_study_dir, hold_sweep_dir
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from sweeplab.sweep_lock import hold_study_dir
+from sweeplab.sweep.sweep_lock import hold_study_dir
 hold_study_dir(Path(sys.argv[1]), sys.argv[2] if sys.argv[2] != "-" else None, "study")
 print("held", flush=True)
 time.sleep(120)

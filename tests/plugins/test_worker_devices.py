@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from sweeplab.errors import ConfigError
-from sweeplab.task import resolve_device
-from sweeplab.workers import WORKER_VARIABLE, number_worker
+from sweeplab.job.task import resolve_device
+from sweeplab.job.workers import WORKER_VARIABLE, number_worker
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from scipy import stats
 
 from conftest import TINY, multirun, ok_metrics, write_grid, write_job, write_mixed_statuses
 from sweeplab.cli import main as sweeplab_main
+from sweeplab.job.task import main as train_task
 from sweeplab.report.build import write_report
 from sweeplab.report.collect import collect
 from sweeplab.report.plots import accuracy_vs_param, learning_curves
 from sweeplab.report.stats import summarize
-from sweeplab.task import main as train_task
 
 SWEEPLAB = Path(sys.executable).parent / "sweeplab"  # the console script `pip install -e .` makes
 

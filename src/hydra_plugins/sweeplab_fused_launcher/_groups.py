@@ -28,9 +28,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import hidden_sizes, problems
-from sweeplab.stacked import OPTIMIZERS, bytes_per_member
+from sweeplab.fused.stacked import OPTIMIZERS, bytes_per_member
 
-BUILT_IN_MODEL = "sweeplab.model.mlp"
+BUILT_IN_MODEL = "sweeplab.training.model.mlp"
 MB = 2**20
 # hydra.launcher.max_members when null, on a CPU: a CPU runs a stacked step at its full rate with some
 # tens of members, so a larger group gains no speed and only holds more memory (benchmarks/sweep_scale.py

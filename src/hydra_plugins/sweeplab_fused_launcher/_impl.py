@@ -1,5 +1,5 @@
 """The fused launcher: compose every job's config, group the ones that fuse, run each group as one
-stacked model (``sweeplab.task.run_jobs``) and every other job as Hydra's basic launcher runs it.
+stacked model (``sweeplab.job.task.run_jobs``) and every other job as Hydra's basic launcher runs it.
 
 A fused member is set up as Hydra's ``run_job`` sets up a job (output dir, ``.hydra/`` files, job
 callbacks, its log file, a ``JobReturn``); only the training is shared.
@@ -30,10 +30,10 @@ from hydra.core.utils import (
 )
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from sweeplab.checkpoint import fingerprint, resumable_after
-from sweeplab.data import load_splits
 from sweeplab.errors import ConfigError
-from sweeplab.task import Job, resolve_device, run_jobs
+from sweeplab.job.task import Job, resolve_device, run_jobs
+from sweeplab.training.checkpoint import fingerprint, resumable_after
+from sweeplab.training.data import load_splits
 
 from ._groups import (
     MB,

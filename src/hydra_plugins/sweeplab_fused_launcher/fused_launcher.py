@@ -9,7 +9,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from sweeplab.compose import Composer
+from sweeplab.sweep.compose import Composer
 
 
 class FusedLauncher(Launcher):

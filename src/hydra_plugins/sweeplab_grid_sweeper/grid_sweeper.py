@@ -24,10 +24,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError, SweepInterrupted
-from sweeplab.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.job.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.jobfiles import Invocation, read_invocations, write_invocations
-from sweeplab.launchers import composes_batch_before_running
-from sweeplab.sweep_lock import hold_sweep_dir
+from sweeplab.sweep.launchers import composes_batch_before_running
+from sweeplab.sweep.sweep_lock import hold_sweep_dir
 
 from ._resume import Plan, best_line, blocks, check_grid, plan_fresh, plan_resume, read_past_jobs
 

@@ -1,7 +1,7 @@
 """``hydra.sweeper.fuse=K``: a worker asks for up to K trials at once and hands their jobs to the fused
 launcher, which trains those whose sampled values fuse as one stacked model (``hydra/launcher=fused``).
 
-Each job runs with its own trial current (``sweeplab.trial.running``: the members share one process and
+Each job runs with its own trial current (``sweeplab.job.trial.running``: the members share one process and
 environment, so their jobs get no ``SWEEPLAB_*`` variables): it reports its per-epoch value
 to that trial, and a member the pruner stops leaves the stack while the others go on. Each trial is
 then told its own outcome, exactly as a one-job trial is.
@@ -17,9 +17,9 @@ from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from optuna.trial import FrozenTrial, TrialState
 
-import sweeplab.trial
+import sweeplab.job.trial
 from hydra_plugins.sweeplab_fused_launcher.fused_launcher import FusedLauncher
-from sweeplab.launchers import ScopedLauncher, is_basic_launcher
+from sweeplab.sweep.launchers import ScopedLauncher, is_basic_launcher
 
 from ._optuna_private import heartbeat
 from ._study import NO_ROOM, StudyError
@@ -71,7 +71,7 @@ def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: Asking
         # job numbers are trial numbers: launch each run of consecutive numbers together
         for run in consecutive_runs(trials):
             overrides = [sweeper._job_overrides(trial) for trial in run]
-            scopes = [functools.partial(sweeplab.trial.running, trial) for trial in run]
+            scopes = [functools.partial(sweeplab.job.trial.running, trial) for trial in run]
             try:
                 jobs += launcher.launch_in_scopes(overrides, run[0].number, scopes)
             except OSError as exc:  # no room for a job's files (a full disk): the run's trials failed

@@ -6,7 +6,7 @@ Workers are Optuna's own distributed mode: processes that share one storage. Loc
 the worker itself); with joblib or submitit, which run jobs in processes of their own, they are
 threads of this process, one job each, as many as the launcher runs at once; on other machines,
 the same command started against the same storage URL. Each job reaches its trial through the
-storage (``sweeplab.trial``), so it reports and is pruned wherever it runs. The budget ``n_trials``
+storage (``sweeplab.job.trial``), so it reports and is pruned wherever it runs. The budget ``n_trials``
 is the study's total, counted from the storage, so a rerun resumes and several machines share one
 budget.
 """
@@ -34,12 +34,12 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 from optuna.trial import FrozenTrial, TrialState
 
-import sweeplab.trial
-from sweeplab.interrupts import raise_keyboard_interrupt
-from sweeplab.launchers import runs_jobs_concurrently
-from sweeplab.sweep_lock import hold_study_dir
-from sweeplab.trial import FAIL_REASON, JOB_DIR
-from sweeplab.workers import become_worker
+import sweeplab.job.trial
+from sweeplab.job.interrupts import raise_keyboard_interrupt
+from sweeplab.job.trial import FAIL_REASON, JOB_DIR
+from sweeplab.job.workers import become_worker
+from sweeplab.sweep.launchers import runs_jobs_concurrently
+from sweeplab.sweep.sweep_lock import hold_study_dir
 
 from ._build import GRID_SAMPLER, build_pruner, build_sampler, class_name
 from ._fused_trials import run_trials
@@ -202,7 +202,7 @@ class OptunaSweeperImpl(Sweeper):
         previous = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill PID` stops as cleanly as Ctrl-C
         pruner = None if self.pruner_cfg is None else OmegaConf.to_container(self.pruner_cfg, resolve=True)
         try:
-            with sweeplab.trial.study_environment(self._storage_for_jobs(), self.study_name, pruner):
+            with sweeplab.job.trial.study_environment(self._storage_for_jobs(), self.study_name, pruner):
                 outcome = self._run()
         except KeyboardInterrupt:
             outcome = INTERRUPTED
@@ -406,7 +406,7 @@ class OptunaSweeperImpl(Sweeper):
         if duplicate_retry(trials, trial.number):
             trial.set_user_attr(SKIPPED, "another worker retries the same interrupted trial")
             return self._nan()
-        # job number = trial number: the job finds its trial by it (sweeplab.trial)
+        # job number = trial number: the job finds its trial by it (sweeplab.job.trial)
         try:
             (job,) = self.launcher.launch([self._job_overrides(trial)], initial_job_idx=trial.number)
         except ConfigCompositionException as exc:  # its params make no config: a failed trial, not a retry
@@ -455,7 +455,7 @@ class OptunaSweeperImpl(Sweeper):
             trial.set_user_attr(JOB_DIR, str(output_dir))
         if job.status == JobStatus.FAILED and isinstance(job._return_value, optuna.TrialPruned):
             raise job._return_value  # (not through `return_value`, which prints it as an error)
-        pruned = sweeplab.trial.pruned_here(trial.number)  # a fused member, which cannot raise
+        pruned = sweeplab.job.trial.pruned_here(trial.number)  # a fused member, which cannot raise
         if pruned is not None:
             raise optuna.TrialPruned(pruned)
         if job.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
@@ -537,7 +537,7 @@ def storage_by_reference(config: DictConfig) -> None:
     the jobs, so the password in its URL stays out of every job's files (the sweeper has its URL)."""
     kept = [o for o in config.hydra.overrides.hydra if o.lstrip("+~").split("=", 1)[0] != STORAGE_KEY]
     with read_write(config.hydra.overrides):
-        config.hydra.overrides.hydra = [*kept, f"{STORAGE_KEY}=${{oc.env:{sweeplab.trial.STORAGE}}}"]
+        config.hydra.overrides.hydra = [*kept, f"{STORAGE_KEY}=${{oc.env:{sweeplab.job.trial.STORAGE}}}"]
 
 
 def as_overrides(params: Optional[DictConfig]) -> list[str]:

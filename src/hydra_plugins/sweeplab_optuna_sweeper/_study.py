@@ -25,6 +25,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from sweeplab.job.trial import FAIL_REASON, JOB_DIR
 from sweeplab.jobfiles import (
     METRICS,
     OPTUNA_RESULTS,
@@ -34,7 +35,6 @@ from sweeplab.jobfiles import (
     write_atomic,
     write_metrics,
 )
-from sweeplab.trial import FAIL_REASON, JOB_DIR
 
 from ._optuna_private import record_heartbeat
 from ._search_space import SearchSpace

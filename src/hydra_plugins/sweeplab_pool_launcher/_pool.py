@@ -7,7 +7,7 @@ so they inherit all of that as it is, and each job's config is composed in the w
 hydra_joblib_launcher's ``execute_job`` does. A worker runs one job at a time through Hydra's
 ``run_job``, exactly as the basic launcher does (its own job dir, ``.hydra/``, job log, the return
 value, or the exception in a failed JobReturn), and keeps what the job left in the process: torch
-imported, the dataset loaded (:func:`sweeplab.data.load_splits`).
+imported, the dataset loaded (:func:`sweeplab.training.data.load_splits`).
 
 The parent hands the next job to whichever worker is free (no batch barrier) and returns the
 JobReturns in job order. A worker that dies (killed, out of memory) fails only the job it held and
@@ -36,8 +36,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from sweeplab.errors import ConfigError
-from sweeplab.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.workers import INTERRUPTED, STOP_SECONDS, become_worker, usable_cores
+from sweeplab.job.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.job.workers import INTERRUPTED, STOP_SECONDS, become_worker, usable_cores
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Hydra's basic launcher (jobs one after another in this process, each through Hydra's ``run_job``),
-but each job's config comes from ``sweeplab.compose``: composed once per group of jobs that differ only
+but each job's config comes from ``sweeplab.sweep.compose``: composed once per group of jobs that differ only
 in the values they set. Composing train.py's config took most of a short job's time, twice: once when
 the sweeper checks the batch, once when the job runs. This launcher composes the whole batch before
 any job runs (so a bad override stops the batch before a job runs, and the sweeper need not compose it
@@ -15,7 +15,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from sweeplab.compose import Composer
+from sweeplab.sweep.compose import Composer
 
 log = logging.getLogger(__name__)
 

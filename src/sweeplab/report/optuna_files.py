@@ -18,11 +18,11 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sweeplab.job.trial import STORAGE as STORAGE_VARIABLE
+from sweeplab.job.trial import connect
 from sweeplab.jobfiles import OPTUNA_RESULTS, OPTUNA_TRIALS
 from sweeplab.report.files import ReportError
 from sweeplab.report.values import wants_log_scale
-from sweeplab.trial import STORAGE as STORAGE_VARIABLE
-from sweeplab.trial import connect
 
 PARAM_PREFIX = "params_"
 

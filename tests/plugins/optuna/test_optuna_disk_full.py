@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hydra.core.hydra_config import HydraConfig
 
-import sweeplab.task
+import sweeplab.job.task
 from conftest import TINY, fill_disk, multirun, run_train, trial_states
 from hydra_plugins.sweeplab_optuna_sweeper._study import StudyError
 from sweeplab.errors import ConfigError
@@ -34,8 +34,9 @@ def test_trials_whose_checkpoint_does_not_fit_fail_naming_the_file_and_the_study
 ):
     storage = storage_in(tmp_path)
     # 784-256-10: a checkpoint (last and best weights) is about 1.6 MB
-    multirun(sweeplab.task.main, small_disk / "sweep", *STUDY, "checkpoint=true", f"hydra.sweeper.storage={storage}",
-             "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1", f"hydra.sweeper.fuse={fuse}")
+    multirun(sweeplab.job.task.main, small_disk / "sweep", *STUDY, "checkpoint=true",
+             f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1",
+             f"hydra.sweeper.fuse={fuse}")
     study = study_of(storage)
     assert trial_states(study) == ["FAIL", "FAIL"]
     for trial in study.trials:

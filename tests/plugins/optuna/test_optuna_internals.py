@@ -1,5 +1,5 @@
 """The Optuna sweeper's parts in-process: per-trial seeding, the asking lock, a job's outcome, the
-job's side of the trial (sweeplab.trial), retries of interrupted trials."""
+job's side of the trial (sweeplab.job.trial), retries of interrupted trials."""
 import fcntl
 import json
 import os
@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-import sweeplab.trial
+import sweeplab.job.trial
 from hydra_plugins.sweeplab_optuna_sweeper._impl import OptunaSweeperImpl
 from hydra_plugins.sweeplab_optuna_sweeper._sampler import SeededPerTrial
 from hydra_plugins.sweeplab_optuna_sweeper._study import Tally, retry_next_interrupted
@@ -160,14 +160,14 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path, job_number):
     job_number(asked.number)  # the sweeper launches trial N's job as job N
     pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
 
-    with sweeplab.trial.study_environment(url, "s", pruner):
+    with sweeplab.job.trial.study_environment(url, "s", pruner):
         assert json.loads(os.environ["SWEEPLAB_PRUNER"]) == pruner
-        trial = sweeplab.trial.current(tmp_path / "job")
+        trial = sweeplab.job.trial.current(tmp_path / "job")
         trial.report(0.1, 1)
         assert trial.should_prune()
         with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
-            sweeplab.trial.finish("pruned", "pruned after epoch 1")
-        sweeplab.trial.finish("diverged", "train loss became nan")
+            sweeplab.job.trial.finish("pruned", "pruned after epoch 1")
+        sweeplab.job.trial.finish("diverged", "train loss became nan")
     assert "SWEEPLAB_STUDY" not in os.environ  # restored once the sweep ends
     stored = optuna.load_study(study_name="s", storage=url).trials[asked.number]
     assert stored.intermediate_values == {1: 0.1}
@@ -176,8 +176,8 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path, job_number):
 
 def test_outside_a_study_there_is_no_trial(tmp_path, monkeypatch):
     monkeypatch.delenv("SWEEPLAB_STUDY", raising=False)
-    assert sweeplab.trial.current(tmp_path) is None
-    sweeplab.trial.finish("pruned", "no study: nothing to tell")  # no exception
+    assert sweeplab.job.trial.current(tmp_path) is None
+    sweeplab.job.trial.finish("pruned", "no study: nothing to tell")  # no exception
 
 
 # ------------------------------------------------------------------ retries

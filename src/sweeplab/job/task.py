@@ -23,22 +23,23 @@ from omegaconf import DictConfig, ListConfig
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-import sweeplab.trial
+import sweeplab.job.trial
 from sweeplab import sweeplab_task
-from sweeplab.allocator import reuse_freed_memory
-from sweeplab.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, Profile, ProgressBars
-from sweeplab.checkpoint import Checkpoint, fingerprint, restore, save_finished
 from sweeplab.config import validate
-from sweeplab.data import Splits, load_splits
 from sweeplab.errors import ConfigError, FileError, out_of_memory_named
-from sweeplab.fused import StackedEngine, dropout_generator, member_optimizer
-from sweeplab.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.fused.engine import StackedEngine, dropout_generator, member_optimizer
+from sweeplab.job.interrupts import sigterm_as_keyboard_interrupt
+from sweeplab.job.tracking import tracked
+from sweeplab.job.workers import worker_cuda_device
 from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
-from sweeplab.model import check_forward, count_parameters, describe, instantiate_model, loss_function
-from sweeplab.optim import build_optimizer
-from sweeplab.schedule import build_schedule
-from sweeplab.tracking import tracked
-from sweeplab.trainer import (
+from sweeplab.training.allocator import reuse_freed_memory
+from sweeplab.training.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, Profile, ProgressBars
+from sweeplab.training.checkpoint import Checkpoint, fingerprint, restore, save_finished
+from sweeplab.training.data import Splits, load_splits
+from sweeplab.training.model import check_forward, count_parameters, describe, instantiate_model, loss_function
+from sweeplab.training.optim import build_optimizer
+from sweeplab.training.schedule import build_schedule
+from sweeplab.training.trainer import (
     Callback,
     Engine,
     EpochRecord,
@@ -49,7 +50,6 @@ from sweeplab.trainer import (
     evaluate,
     fit_members,
 )
-from sweeplab.workers import worker_cuda_device
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def end_job(job: Job, metrics: Metrics) -> float | tuple[float, ...]:
             metrics.status, metrics.best_val_acc, metrics.best_epoch, metrics.val_acc,
             metrics.test_acc, metrics.wall_seconds, job.job_dir,
         )
-        sweeplab.trial.finish(metrics.status, metrics.reason)  # in an Optuna study, a pruned job raises TrialPruned
+        sweeplab.job.trial.finish(metrics.status, metrics.reason)  # in an Optuna study, a pruned job raises TrialPruned
     return objective_value(metrics, job.cfg.objective)
 
 
@@ -252,7 +252,7 @@ def job_callbacks(
         callbacks.append(EarlyStopping(cfg.patience, history))
     if cfg.profile:
         callbacks.append(Profile(job_dir))
-    trial = sweeplab.trial.current(job_dir)
+    trial = sweeplab.job.trial.current(job_dir)
     if trial is not None:
         metric = pruning_metric(cfg.objective)
         if metric is not None:

@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from sweeplab.jobfiles import CHECKPOINT, save_checkpoint
-from sweeplab.schedule import Schedule
-from sweeplab.trainer import Callback, Engine, EpochRecord, FitResult
+from sweeplab.training.schedule import Schedule
+from sweeplab.training.trainer import Callback, Engine, EpochRecord, FitResult
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "to
               "rmsprop": "torch.optim.RMSprop"}
 
 aten = torch.ops.aten
-# grad_input(module, grad_output, input, output) of each activation sweeplab.model.mlp builds: the
+# grad_input(module, grad_output, input, output) of each activation sweeplab.training.model.mlp builds: the
 # kernels autograd runs for it.
 ACTIVATION_BACKWARD: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
     nn.ReLU: lambda m, g, x, y: aten.threshold_backward(g, y, 0),
@@ -39,7 +39,7 @@ ACTIVATION_BACKWARD: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
 
 
 class StackedMLP:
-    """K ``sweeplab.model.mlp`` networks of one shape, from their own initial weights: forward, and in
+    """K ``sweeplab.training.model.mlp`` networks of one shape, from their own initial weights: forward, and in
     training the backward pass that fills each weight's and bias's ``.grad`` (or takes plain SGD's step).
     ``dropout``: each member's rate; ``generators``: where each member draws its masks (needed only when
     the networks have dropout layers)."""
@@ -147,7 +147,7 @@ class StackedMLP:
         self, out: torch.Tensor, y: torch.Tensor, grad_scale: torch.Tensor | float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each sample's log-probability of its class (K x B x 1: minus its loss) under the model's
-        own loss (``sweeplab.model.loss_function``: NLL on log-probabilities when the model ends in
+        own loss (``sweeplab.training.model.loss_function``: NLL on log-probabilities when the model ends in
         log_softmax, cross-entropy on logits otherwise), and ``grad_scale`` (K x 1 x 1, or a number)
         times the gradient of each member's summed loss w.r.t. ``out`` (K x B x classes): with
         1 / B, the gradient of each member's mean loss."""

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import targets
 from sweeplab.config import DATA_OURS, DataSplitConfig, IdxDataConfig
 from sweeplab.errors import DataError
-from sweeplab.idx import read_idx
+from sweeplab.training.idx import read_idx
 
 log = logging.getLogger(__name__)
 

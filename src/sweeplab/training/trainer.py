@@ -4,7 +4,7 @@
 per-epoch permutation of its seed), its per-epoch lr schedule, validation, divergence, its best
 state and its callbacks (history file, epoch lines, early stopping, Optuna pruning, checkpoints,
 trackers) are done here, once. What trains is an :class:`Engine`: :class:`ModelEngine` (one
-``nn.Module`` with its ``torch.optim`` optimizer, autograd) or ``sweeplab.fused.StackedEngine``
+``nn.Module`` with its ``torch.optim`` optimizer, autograd) or ``sweeplab.fused.engine.StackedEngine``
 (K same-shape MLPs as one stacked model). Every per-epoch number passes through one point,
 ``Callback.on_epoch_end``.
 """
@@ -21,8 +21,8 @@ from typing import Any, Callable, ContextManager, Protocol, Sequence
 import torch
 from torch import nn
 
-from sweeplab.data import Splits
-from sweeplab.schedule import Schedule
+from sweeplab.training.data import Splits
+from sweeplab.training.schedule import Schedule
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -108,7 +108,7 @@ class Member:
     entered around its callbacks (a fused member's log file and Optuna trial)."""
 
     seed: int
-    optimizer: torch.optim.Optimizer  # or what holds its param groups (``sweeplab.fused.Hyperparameters``)
+    optimizer: torch.optim.Optimizer  # or what holds its param groups (``sweeplab.fused.engine.Hyperparameters``)
     schedule: Schedule | None = None
     callbacks: list[Callback] = field(default_factory=list)
     result: FitResult = field(default_factory=FitResult)

@@ -1,10 +1,10 @@
 """The stacked step engine: K same-shape jobs' MLPs trained as one stacked model.
 
-:class:`StackedEngine` is what ``sweeplab.trainer.fit_members`` drives for a fused group: every
+:class:`StackedEngine` is what ``sweeplab.training.trainer.fit_members`` drives for a fused group: every
 member keeps its own initial weights, data order, optimizer hyperparameters (read from its own
 run's ``torch.optim`` optimizer, whose param group its lr schedule steps), dropout random stream
 (:func:`dropout_generator`), best state and checkpoints, all in the driver; here is only the stacked
-forward, backward and update (``sweeplab.stacked``) and each member's slice of them.
+forward, backward and update (``sweeplab.fused.stacked``) and each member's slice of them.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from sweeplab.optim import build_optimizer
-from sweeplab.stacked import StackedMLP, StackedOptimizer
-from sweeplab.trainer import LossFn
+from sweeplab.fused.stacked import StackedMLP, StackedOptimizer
+from sweeplab.training.optim import build_optimizer
+from sweeplab.training.trainer import LossFn
 
 
 class Hyperparameters:
@@ -51,7 +51,7 @@ def dropout_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 class StackedEngine:
-    """``models`` (``sweeplab.model.mlp`` networks of one shape, their initial weights) as one
+    """``models`` (``sweeplab.training.model.mlp`` networks of one shape, their initial weights) as one
     :class:`StackedMLP`, trained by a :class:`StackedOptimizer` with each member's hyperparameters.
     ``optimizers``: each member's own ``torch.optim`` optimizer (:func:`member_optimizer`), never
     stepped: its param group holds the member's hyperparameters, and its ``state_dict`` is the form

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from sweeplab.jobfiles import write_atomic, write_history
-from sweeplab.trainer import Callback, EpochRecord, StopTraining
+from sweeplab.training.trainer import Callback, EpochRecord, StopTraining
 
 if TYPE_CHECKING:
     import optuna

@@ -8,7 +8,7 @@ N's job as job N. :func:`current` opens that storage in the job's process, where
 launcher ran it (the sweeper's process, a joblib worker, a SLURM node), and returns the trial as an
 ``optuna.Trial``: Optuna's distributed mode, where every process reaches a study through its storage.
 The task then reports validation accuracy to it every epoch and stops when the pruner says so
-(:class:`sweeplab.callbacks.OptunaPruning`), and tells the sweeper how it ended (:func:`finish`).
+(:class:`sweeplab.training.callbacks.OptunaPruning`), and tells the sweeper how it ended (:func:`finish`).
 Jobs that share the sweeper's process and environment (fused members) get theirs from :func:`running`.
 """
 from __future__ import annotations

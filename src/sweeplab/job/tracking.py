@@ -22,11 +22,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import sweeplab.trial
+import sweeplab.job.trial
 from sweeplab import targets
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import NUMERIC_METRICS, Metrics, ended_by
-from sweeplab.trainer import Callback, EpochRecord
+from sweeplab.training.trainer import Callback, EpochRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -195,7 +195,7 @@ def tracked(cfg: DictConfig, job_dir: Path) -> Iterator[Trackers]:
 
 
 def start_trackers(cfg: DictConfig, job_dir: Path) -> dict[str, Tracker]:
-    job = Job(job_dir, sweep_dir(job_dir), sweeplab.trial.current(job_dir), in_multirun())
+    job = Job(job_dir, sweep_dir(job_dir), sweeplab.job.trial.current(job_dir), in_multirun())
     started: dict[str, Tracker] = {}
     try:
         for name, node in cfg.logger.items():
