@@ -14,15 +14,14 @@ LAYERS = [
     ("training core", ("sweeplab.training",)),
     ("fused engine", ("sweeplab.fused",)),
     ("job lifecycle", ("sweeplab.job",)),
-    ("sweep plumbing", ("sweeplab.sweep", "sweeplab.app", "hydra_plugins.sweeplab_")),
+    ("sweep plumbing", ("sweeplab.sweep", "sweeplab.app", "hydra_plugins")),
     ("report", ("sweeplab.report", "sweeplab.cli")),
 ]
 
 
 def layer_of(module: str) -> int | None:
     for rank, (_, prefixes) in enumerate(LAYERS):
-        if any(module == p or module.startswith(p + ".") or (p.endswith("_") and module.startswith(p))
-               for p in prefixes):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
             return rank
     return None
 
