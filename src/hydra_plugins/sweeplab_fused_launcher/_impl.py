@@ -50,6 +50,7 @@ from ._groups import (
     split,
     unsupported_reason,
 )
+from ._yaml_text import YamlText
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,8 @@ def run_fused(
     has_callbacks = bool(launcher.config.hydra.callbacks)  # Hydra makes them from it; none: nothing to call
     saved_hydra_config = HydraConfig.instance().cfg
     try:
-        jobs = [open_job(sweep_config, cfg) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
+        texts = YamlText()
+        jobs = [open_job(sweep_config, cfg, texts) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
         for sweep_config, job in zip(configs, jobs, strict=True):
             log.info("\t#%d : %s", sweep_config.hydra.job.num, " ".join(filter_overrides(job.overrides)))
         HydraConfig.instance().set_config(configs[0])
@@ -301,10 +303,11 @@ def both(
     return entered
 
 
-def open_job(sweep_config: DictConfig, cfg: DictConfig) -> JobReturn:
+def open_job(sweep_config: DictConfig, cfg: DictConfig, texts: Optional[YamlText] = None) -> JobReturn:
     """What ``hydra.core.utils.run_job`` does before it calls the task (whose config is ``cfg``): output
-    dir, ``.hydra/`` files. The job's Hydra config is made current once (``hydra:`` interpolations in
-    its dir see it) and is the ``JobReturn``'s: a later job's replaces it, nothing changes it."""
+    dir, ``.hydra/`` files (their text from ``texts``, shared by a group's members). The job's Hydra
+    config is made current once (``hydra:`` interpolations in its dir see it) and is the ``JobReturn``'s:
+    a later job's replaces it, nothing changes it."""
     HydraConfig.instance().set_config(sweep_config)
     hydra_cfg = HydraConfig.instance().cfg
     output_dir = os.path.abspath(os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir)))
@@ -320,8 +323,10 @@ def open_job(sweep_config: DictConfig, cfg: DictConfig) -> JobReturn:
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     if sweep_config.hydra.output_subdir is not None:
         hydra_output = Path(output_dir) / str(sweep_config.hydra.output_subdir)
-        _save_config(ret.cfg, "config.yaml", hydra_output)
-        _save_config(ret.hydra_cfg, "hydra.yaml", hydra_output)
+        hydra_output.mkdir(parents=True, exist_ok=True)
+        texts = texts or YamlText()
+        for name, text in (("config.yaml", texts.to_yaml(ret.cfg)), ("hydra.yaml", texts.to_yaml(ret.hydra_cfg))):
+            (hydra_output / name).write_text(text, encoding="utf-8")  # as Hydra's _save_config writes them
         _save_config(sweep_config.hydra.overrides.task, "overrides.yaml", hydra_output)
     return ret
 
