@@ -6,6 +6,7 @@ job leaves the previous complete version or nothing, never half a file.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -154,15 +155,18 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def job_key(overrides: Sequence[str]) -> JobKey:
     """The overrides as an order-free set of (key, parsed value), so ``lr=0.10`` is ``lr=1e-1``;
     an override this parser cannot read without the app's config is compared as its text."""
-    parser = OverridesParser.create()
-    items = []
-    for text in overrides:
-        try:
-            override = parser.parse_override(text)
-            items.append((override.get_key_element(), repr(override.value())))
-        except Exception:
-            items.append((text, ""))
-    return frozenset(items)
+    return frozenset(_key_item(text) for text in overrides)
+
+
+@functools.lru_cache(maxsize=2**14)
+def _key_item(text: str) -> tuple[str, str]:
+    """One override as (key, parsed value): kept, since a resume and its best line parse each job's
+    overrides again, most of which every job shares."""
+    try:
+        override = OverridesParser.create().parse_override(text)
+        return override.get_key_element(), repr(override.value())
+    except Exception:
+        return text, ""
 
 
 @dataclass(frozen=True)

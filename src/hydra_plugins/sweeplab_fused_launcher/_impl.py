@@ -260,7 +260,7 @@ def run_fused(
         jobs = [open_job(sweep_config, cfg, texts) for sweep_config, cfg in zip(configs, task_configs, strict=True)]
         for sweep_config, job in zip(configs, jobs, strict=True):
             log.info("\t#%d : %s", sweep_config.hydra.job.num, " ".join(filter_overrides(job.overrides)))
-        HydraConfig.instance().set_config(configs[0])
+        HydraConfig.instance().cfg = jobs[0].hydra_cfg
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         with member_logs([Path(j.hydra_cfg.hydra.runtime.output_dir) for j in jobs],
                          [c.hydra.job.num for c in configs]) as logging_of:
@@ -270,10 +270,10 @@ def run_fused(
                        for k, (j, scope) in enumerate(zip(jobs, scopes, strict=True))]
             with env_override(jobs[0].hydra_cfg.hydra.job.env_set):
                 if has_callbacks:
-                    for sweep_config in configs:  # each job's callbacks see its own Hydra config, as in run_job
-                        HydraConfig.instance().set_config(sweep_config)
+                    for sweep_config, job in zip(configs, jobs, strict=True):  # each sees its own, as in run_job
+                        HydraConfig.instance().cfg = job.hydra_cfg
                         callbacks.on_job_start(config=sweep_config, task_function=launcher.task_function)
-                HydraConfig.instance().set_config(configs[0])
+                HydraConfig.instance().cfg = jobs[0].hydra_cfg
                 try:
                     values: list[Any] = run_jobs(members)
                     status = JobStatus.COMPLETED
@@ -283,7 +283,7 @@ def run_fused(
         for sweep_config, job, value in zip(configs, jobs, values, strict=True):
             job.return_value, job.status = value, status
             if has_callbacks:
-                HydraConfig.instance().set_config(sweep_config)
+                HydraConfig.instance().cfg = job.hydra_cfg
                 callbacks.on_job_end(config=sweep_config, job_return=job)
         for job in jobs:  # as run_job's copy of it: its hydra node no longer sees (and keeps) the whole config
             job.hydra_cfg.hydra._set_parent(job.hydra_cfg)
@@ -308,12 +308,10 @@ def open_job(sweep_config: DictConfig, cfg: DictConfig, texts: Optional[YamlText
     dir, ``.hydra/`` files (their text from ``texts``, shared by a group's members). The job's Hydra
     config is made current once (``hydra:`` interpolations in its dir see it) and is the ``JobReturn``'s:
     a later job's replaces it, nothing changes it."""
-    HydraConfig.instance().set_config(sweep_config)
-    hydra_cfg = HydraConfig.instance().cfg
+    hydra_cfg = current_hydra_config(sweep_config)
     output_dir = os.path.abspath(os.path.join(str(sweep_config.hydra.sweep.dir), str(sweep_config.hydra.sweep.subdir)))
-    for node in (sweep_config, hydra_cfg):
-        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
-            node.hydra.runtime.output_dir = output_dir
+    with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+        sweep_config.hydra.runtime.output_dir = output_dir
     ret = JobReturn()
     ret.cfg = cfg
     ret.hydra_cfg = hydra_cfg
@@ -329,6 +327,19 @@ def open_job(sweep_config: DictConfig, cfg: DictConfig, texts: Optional[YamlText
             (hydra_output / name).write_text(text, encoding="utf-8")  # as Hydra's _save_config writes them
         _save_config(sweep_config.hydra.overrides.task, "overrides.yaml", hydra_output)
     return ret
+
+
+def current_hydra_config(sweep_config: DictConfig) -> DictConfig:
+    """``HydraConfig.set_config(sweep_config)``, whose config it returns, without its copy of the ``hydra``
+    node (most of a job's config): the job's own node is made read-only and held as it is (its parent
+    stays ``sweep_config``, as set_config sets the copy's), so a group's members are not copied twice."""
+    OmegaConf.set_readonly(sweep_config.hydra, True)
+    holder = OmegaConf.create(flags={"no_deepcopy_set_nodes": True})
+    holder.hydra = sweep_config._get_node("hydra")
+    holder._set_flag("no_deepcopy_set_nodes", None)
+    holder.hydra._set_parent(sweep_config)
+    HydraConfig.instance().cfg = holder
+    return holder
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ the task overrides' text outside ``exclude_keys``, sorted, joined by ``item_sep`
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Optional, Sequence
 
 from hydra.core.config_loader import ConfigLoader
@@ -35,12 +36,15 @@ class Composer:
     Optuna trial has a structure of its own (its ``hydra.job.env_set``)."""
 
     KEEP = 64
+    KEEP_PARSED = 1024
 
     def __init__(self, config_loader: ConfigLoader, master: DictConfig) -> None:
         self.loader, self.master = config_loader, master
         self.config_name = master.hydra.job.config_name
         self.hydra_overrides = list(OmegaConf.to_container(master.hydra.overrides.hydra))
-        self.parser = OverridesParser.create()
+        parser = OverridesParser.create()
+        # each text parsed once: a sweep's jobs repeat most of their overrides (all but the swept values)
+        self.parse = functools.lru_cache(maxsize=self.KEEP_PARSED)(lambda text: parser.parse_overrides([text])[0])
         self.bases: dict[tuple[str, ...], Optional[DictConfig]] = {}  # None: seen once; least recent first
         self.groups: dict[str, set[str]] = {}
 
@@ -56,7 +60,7 @@ class Composer:
 
     def derived(self, overrides: list[str]) -> Optional[DictConfig]:
         """The job's config from its group's composed one; None when it must be composed whole."""
-        parsed = self.parser.parse_overrides(overrides)
+        parsed = [self.parse(text) for text in overrides]
         is_value = [self.sets_a_value(o) for o in parsed]
         if any(o.key_or_group == "hydra.searchpath" or not (value or self.is_composition(o))
                for o, value in zip(parsed, is_value, strict=True)):
