@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
 import math
 import os
@@ -50,9 +51,14 @@ from ._groups import (
     split,
     unsupported_reason,
 )
+from ._returns import PackedJobReturn
 from ._yaml_text import YamlText
 
 log = logging.getLogger(__name__)
+# jobs composed, planned and run at a time: a batch of thousands is run window by window, so the launcher
+# holds at most this many jobs' configs (each ~160 KB of OmegaConf nodes); on a CPU a group has at most
+# CPU_MAX_MEMBERS members anyway, on a GPU at most this many
+WINDOW = 1024
 
 
 def launch(
@@ -62,7 +68,7 @@ def launch(
     """Hydra's ``Launcher.launch``; ``job_scopes`` (one per job) are entered around each job's own
     work: the Optuna sweeper's ``fuse`` makes each job's trial current in them."""
     setup_globals()
-    config, hydra_context = launcher.config, launcher.hydra_context
+    config = launcher.config
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     for key in ("max_memory_mb", "max_members"):
         value = getattr(launcher, key)
@@ -71,6 +77,27 @@ def launch(
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
     ours = getattr(launcher.task_function, "sweeplab_task", False)
+    scopes = list(job_scopes) if job_scopes is not None else [contextlib.nullcontext] * len(job_overrides)
+    windows = split(list(range(len(job_overrides))), WINDOW)
+    first = compose(launcher, [job_overrides[p] for p in windows[0]], initial_job_idx, ours)
+    for position in itertools.chain.from_iterable(windows[1:]):  # a bad override stops the batch before a job runs
+        launcher.composer.check(job_overrides[position])
+    if not ours:
+        log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
+                 "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function),
+                 len(job_overrides))
+    returns: list[JobReturn] = []
+    for window in windows:
+        configs = first if window is windows[0] else \
+            compose(launcher, [job_overrides[p] for p in window], initial_job_idx + window[0], ours)
+        returns += run_window(launcher, configs, [scopes[p] for p in window], ours)  # it empties configs
+    return returns
+
+
+def compose(
+    launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, ours: bool
+) -> list[DictConfig]:
+    """The jobs' configs, numbered from ``initial_job_idx``; for sweeplab's task, the data loads meanwhile."""
     configs: list[DictConfig] = []
     prefetch: Optional[threading.Thread] = None
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -80,27 +107,32 @@ def launch(
             prefetch = prefetch_data(sweep_config)
     if prefetch is not None:
         prefetch.join()
+    return configs
 
-    scopes = list(job_scopes) if job_scopes is not None else [contextlib.nullcontext] * len(configs)
+
+def run_window(
+    launcher: Any, configs: list[DictConfig], scopes: Sequence[Callable[[], ContextManager[Any]]], ours: bool,
+) -> list[JobReturn]:
+    """Run the jobs ``configs`` (it empties the list): fused where they may be, else one at a time. Each
+    job's configs are let go once it has run (its ``JobReturn`` keeps them packed), so what the launcher
+    holds does not grow with the sweep's size."""
+    config, hydra_context = launcher.config, launcher.hydra_context
 
     def run_alone(sweep_config: DictConfig, scope: Callable[[], ContextManager[Any]]) -> JobReturn:
         with scope():
             ret = run_job(hydra_context=hydra_context, task_function=launcher.task_function, config=sweep_config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-        return ret
+        return PackedJobReturn(ret)
 
     if not ours:
-        log.info("fused launcher: %s is not sweeplab's task: running %d jobs one at a time, as the basic "
-                 "launcher does", getattr(launcher.task_function, "__qualname__", launcher.task_function), len(configs))
-        return [run_alone(sweep_config, scope) for sweep_config, scope in zip(configs, scopes, strict=True)]
+        return [run_alone(configs.pop(0), scope) for scope in scopes]
 
     task_configs = [task_config(sweep_config) for sweep_config in configs]
     groups = plan(configs, task_configs, launcher.max_memory_mb, launcher.max_members)
-    # each group's configs are let go once it has run (a job's JobReturn keeps what run_job's keeps), so
-    # what the launcher holds beside the group that trains does not grow with the sweep's size
     pending = {position: (configs[position], task_configs[position]) for position in range(len(configs))}
-    del configs, task_configs
+    configs.clear()
+    del task_configs
     returns: dict[int, JobReturn] = {}
     for group in groups:
         members = [pending.pop(position) for position in group]
@@ -108,7 +140,7 @@ def launch(
             returns[group[0]] = run_alone(members[0][0], scopes[group[0]])
         else:
             values = run_fused([m[0] for m in members], [m[1] for m in members], [scopes[i] for i in group], launcher)
-            returns.update(zip(group, values, strict=True))
+            returns.update(zip(group, map(PackedJobReturn, values), strict=True))
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         del members
     return [returns[i] for i in range(len(returns))]

@@ -47,6 +47,7 @@ class Composer:
         self.parse = functools.lru_cache(maxsize=self.KEEP_PARSED)(lambda text: parser.parse_overrides([text])[0])
         self.bases: dict[tuple[str, ...], Optional[DictConfig]] = {}  # None: seen once; least recent first
         self.groups: dict[str, set[str]] = {}
+        self.scratch: dict[int, tuple[list[str], DictConfig]] = {}  # id of a kept composition -> (keys set, copy)
 
     def compose(self, overrides: Sequence[str], num: int) -> DictConfig:
         """Job ``num``'s config: ``load_sweep_config`` with ``hydra.job.id`` and ``num`` set, as launchers set them."""
@@ -60,6 +61,42 @@ class Composer:
 
     def derived(self, overrides: list[str]) -> Optional[DictConfig]:
         """The job's config from its group's composed one; None when it must be composed whole."""
+        found = self.split(overrides)
+        if found is None:
+            return None
+        base, parsed, values = found
+        cfg = copy.deepcopy(base)
+        if not self.applied(cfg, values):  # Hydra composes the job whole and raises its own error
+            return None
+        task = [o for o in parsed if not o.is_hydra_override()]
+        job = cfg.hydra.job
+        cfg.hydra.overrides.task = [o.input_line for o in task]
+        dirname = job.config.override_dirname
+        lines = sorted(o.input_line for o in task if o.key_or_group not in dirname.exclude_keys)
+        job.override_dirname = dirname.item_sep.join(lines).replace("=", dirname.kv_sep)
+        OmegaConf.copy_cache(from_config=self.master, to_config=cfg)  # the sweep's ${now:...}, as Hydra copies it
+        return cfg
+
+    def check(self, overrides: Sequence[str]) -> None:
+        """Raise what composing the job would raise, keeping nothing of its config: a job :meth:`derived`
+        would make has its values applied to a scratch copy of its group's composition (kept for the
+        next job that sets the same keys, whose values then replace all of its own); any other job,
+        or one whose values fail there, is composed by Hydra."""
+        found = self.split(list(overrides))
+        if found is not None:
+            base, _, values = found
+            keys = [o.key_or_group for o in values]
+            scratch = self.scratch.get(id(base))
+            if scratch is None or scratch[0] != keys:
+                scratch = self.scratch[id(base)] = (keys, copy.deepcopy(base))
+            if self.applied(scratch[1], values):
+                return
+            del self.scratch[id(base)]  # a failed update may have changed part of it
+        self.loader.load_sweep_config(self.master, list(overrides))
+
+    def split(self, overrides: list[str]) -> Optional[tuple[DictConfig, list[Override], list[Override]]]:
+        """(the composition of the job's group, its parsed overrides, those that set values), or None
+        when the job is composed whole."""
         parsed = [self.parse(text) for text in overrides]
         is_value = [self.sets_a_value(o) for o in parsed]
         if any(o.key_or_group == "hydra.searchpath" or not (value or self.is_composition(o))
@@ -73,23 +110,20 @@ class Composer:
             base = self.loader.load_sweep_config(self.master, list(structure))
         self.bases[structure] = base
         while len(self.bases) > self.KEEP:
-            del self.bases[next(iter(self.bases))]
-        if base is None:
-            return None
-        cfg = copy.deepcopy(base)
+            dropped = self.bases.pop(next(iter(self.bases)))
+            self.scratch.pop(id(dropped), None)
+        return None if base is None else (base, parsed, values)
+
+    @staticmethod
+    def applied(cfg: DictConfig, values: list[Override]) -> bool:
+        """Apply ``values`` to ``cfg`` as Hydra's ConfigLoaderImpl._apply_overrides_to_config applies a plain one;
+        False when one fails."""
         try:
-            for override in values:  # as Hydra's ConfigLoaderImpl._apply_overrides_to_config applies a plain one
+            for override in values:
                 OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
-        except Exception:  # Hydra composes the job whole and raises its own error
-            return None
-        task = [o for o in parsed if not o.is_hydra_override()]
-        job = cfg.hydra.job
-        cfg.hydra.overrides.task = [o.input_line for o in task]
-        dirname = job.config.override_dirname
-        lines = sorted(o.input_line for o in task if o.key_or_group not in dirname.exclude_keys)
-        job.override_dirname = dirname.item_sep.join(lines).replace("=", dirname.kv_sep)
-        OmegaConf.copy_cache(from_config=self.master, to_config=cfg)  # the sweep's ${now:...}, as Hydra copies it
-        return cfg
+        except Exception:
+            return False
+        return True
 
     def sets_a_value(self, override: Override) -> bool:
         """``key=value`` on a config value (not a group, not Hydra's): applied after the defaults list."""
