@@ -15,7 +15,7 @@ SPECIAL = [
     "yes", "1", "1.5", "null", "~", "", " leading space", "trailing space ", "a: b", "#hash", "- dash",
     "line\nbreak", "ends\n", "keeps\n\n", "tab\there", "quote ' and \"", "ünïcödé ✓", "x" * 200,
     "${interpolation}", "${oc.env:HOME,/tmp}", "...", "---", "a...", 0, 1, 1.0, True, None, float("nan"),
-    [], {}, [1, [2, 3]], {"nested": {"deeper": ["x", {"y": None}]}},
+    [], {}, [1, [2, 3]], {"nested": {"deeper": ["x", {"y": None}]}}, "next\x85line", "para\u2029graph",
 ]
 
 
@@ -40,7 +40,8 @@ def test_special_values_are_written_as_omegaconf_writes_them():
     texts = YamlText()
     for value in SPECIAL:  # each in turn at the top, one level down and deeper, between other keys
         cfg = OmegaConf.create({"first": 1, "top": value, "group": {"a": "x", "b": value, "c": [value]},
-                                "yes": {"on": value}, "last": "end"})
+                                "yes": {"on": value}, "k" * 130: {"long key": value},
+                                "deep": {"er": {"est": {"leaf": value, "x": [value]}, "y": value}}, "last": "end"})
         assert_written_as_omegaconf_writes(texts, cfg)
         assert_written_as_omegaconf_writes(texts, OmegaConf.create({"only": value}))
     assert_written_as_omegaconf_writes(texts, OmegaConf.create({}))
