@@ -38,9 +38,16 @@ class PackedJobReturn(JobReturn):
         self._hydra_cfg = pack(value)
 
 
-def pack(cfg: Any) -> Optional[bytes]:
-    return None if cfg is None else zlib.compress(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL), 1)
+def pack(cfg: Any) -> Any:
+    """``cfg`` pickled and compressed; as it is when it does not pickle (a structured config of a class
+    defined in a function)."""
+    if cfg is None:
+        return None
+    try:
+        return zlib.compress(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    except Exception:
+        return cfg
 
 
-def unpack(packed: Optional[bytes]) -> Any:
-    return None if packed is None else pickle.loads(zlib.decompress(packed))
+def unpack(packed: Any) -> Any:
+    return pickle.loads(zlib.decompress(packed)) if isinstance(packed, bytes) else packed
