@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import sweeplab.job.trial
-from sweeplab import sweeplab_task
+from sweeplab import sweeplab_task, targets
 from sweeplab.config import validate
 from sweeplab.errors import ConfigError, FileError, out_of_memory_named
 from sweeplab.fused.engine import StackedEngine, dropout_generator, member_optimizer
@@ -166,8 +166,9 @@ def train(jobs: Sequence[Job], stack: contextlib.ExitStack, started: float) -> l
     loss_fn = loss_function(shared.model.get("output", "logits"))
     n_batches = batches_per_epoch(len(splits.train_y), shared.batch_size, shared.drop_last)
     models, members, configs, trackers_of, generators = [], [], [], [], []
+    built: Optional[dict[str, Callable[[], nn.Module]]] = {} if len(jobs) > 1 else None
     for job in jobs:
-        model = build_model(job.cfg, device, splits)
+        model = build_model(job.cfg, device, splits, built)
         generators.append(dropout_generator(job.cfg.seed, device))  # a fused member's, before anything draws
         optimizer = (build_optimizer(job.cfg.optimizer, model.parameters(), device) if len(jobs) == 1
                      else member_optimizer(job.cfg, model, device))
@@ -225,11 +226,23 @@ def set_up(cfg: DictConfig) -> tuple[torch.device, Splits]:
     return device, load_splits(cfg.data, device)
 
 
-def build_model(cfg: DictConfig, device: torch.device, splits: Splits) -> nn.Module:
+def build_model(
+    cfg: DictConfig, device: torch.device, splits: Splits, built: Optional[dict[str, Callable[[], nn.Module]]] = None,
+) -> nn.Module:
     """The job's network with its initial weights (drawn after ``torch.manual_seed(cfg.seed)``),
-    checked by one forward pass on the data before any training."""
+    checked by one forward pass on the data before any training. ``built``: the constructors of the
+    model configs built before (by their arguments), to fill: a fused group's members mostly share
+    one, and Hydra's ``instantiate`` costs several times what building a small network does."""
+    key = "" if built is None else repr(targets.arguments(cfg.model))
+    known = None if built is None else built.get(key)
     torch.manual_seed(cfg.seed)
-    model = instantiate_model(cfg.model, splits.input_shape, splits.n_classes).to(device)
+    if known is not None:
+        model = known().to(device)
+    else:
+        model = instantiate_model(cfg.model, splits.input_shape, splits.n_classes).to(device)
+        if built is not None:  # the same call, to make later: this target gave a model for these arguments
+            built[key] = targets.build("model", cfg.model, input_shape=splits.input_shape,
+                                       n_classes=splits.n_classes, _partial_=True)
     check_forward(model, cfg.model, splits.train_x, splits.n_classes)
     return model
 

@@ -10,6 +10,8 @@ fields Hydra derives from the overrides (``hydra.overrides.task``, ``hydra.job.o
 as Hydra sets them. A job with anything else (``+key=``/``++key=``/``~key`` on a value, a dict value,
 ``hydra.searchpath``), or whose value overrides fail to apply, is composed by Hydra whole, so its
 error is Hydra's own. ``tests/plugins/test_compose_once.py`` checks the result against Hydra's composition.
+A job's copy is unpickled from the composition's pickle (:class:`Kept`). :meth:`Composer.check` says
+whether a job composes without keeping its config (the fused launcher checks a batch's later windows).
 
 ``hydra.job.override_dirname`` is formed here as Hydra's config loader forms it (its helper is private):
 the task overrides' text outside ``exclude_keys``, sorted, joined by ``item_sep``, ``=`` as ``kv_sep``.
