@@ -61,10 +61,12 @@ from ._study import (
     beat_once_for_the_silent,
     check_spec,
     close_storage,
+    commit_to_wal,
     describe_storage,
     duplicate_retry,
     experimental_allowed,
     has_password,
+    leave_wal,
     max_failures,
     open_storage,
     retry_next_interrupted,
@@ -214,6 +216,7 @@ class OptunaSweeperImpl(Sweeper):
         unwritten = self._write_results(study)
         self._log_end(study)
         done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
+        leave_wal(storage)
         close_storage(storage)
         if done:  # whatever stopped the workers, the budget is spent: the summary above says how it went
             if outcome != DONE:
@@ -497,7 +500,10 @@ class OptunaSweeperImpl(Sweeper):
     # ------------------------------------------------------------ helpers
 
     def _open_storage(self) -> optuna.storages.BaseStorage:
-        return open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        if self.fuse > 1:  # fused trials run in this machine's processes: a SQLite file may use WAL
+            commit_to_wal(storage)
+        return storage
 
     def _log_start(self, study: optuna.Study) -> None:
         tally = Tally.of(study.get_trials(deepcopy=False))
