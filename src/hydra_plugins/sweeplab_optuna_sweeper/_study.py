@@ -343,7 +343,7 @@ def max_failures(n_trials: int, max_failure_rate: float) -> int:
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, url: str, n_trials: int) -> None:
-    """optimization_results.yaml and trials.csv, rewritten (atomically) after every trial.
+    """optimization_results.yaml and trials.csv, rewritten (atomically) as the study grows (:func:`results_due`).
 
     The results file starts with hydra-optuna-sweeper's keys (``name``, then ``best_params`` and
     ``best_value``, or ``solutions`` for several objectives), so scripts written for it read ours.
@@ -380,8 +380,27 @@ def summary(trial: FrozenTrial) -> dict[str, Any]:
             "job_dir": trial.user_attrs.get(JOB_DIR)}
 
 
-def trial_line(trial: FrozenTrial, study: optuna.Study, n_trials: int) -> str:
-    """One progress line: the trial, its params and value, the best so far and what is left."""
+def results_due(finished: int, written: int) -> bool:
+    """Whether the results files are due a rewrite, ``written`` trials having finished at the last one: after
+    each of a study's first trials, then once its finished trials have grown by an eighth. A rewrite reads every
+    trial, so this keeps its cost per trial constant however large the study grows. The storage holds every
+    trial meanwhile, and each sweep rewrites the files at its end (a resumed one too)."""
+    return finished - written >= max(1, written // 8)
+
+
+def standing(study: optuna.Study, tally: Tally, n_trials: int) -> str:
+    """The end of a trial's line: the best so far and what is left (read once for a batch's lines)."""
+    best = ""
+    if tally.complete and len(study.directions) == 1:
+        best_trial = study.best_trial
+        best = f" | best {best_trial.value:.4f} (trial {best_trial.number})"
+    elif tally.complete:
+        best = f" | {len(study.best_trials)} on the Pareto front"
+    return f"{best} | {tally.finished}/{n_trials} finished, {max(0, n_trials - tally.finished)} left"
+
+
+def trial_line(trial: FrozenTrial, standing: str) -> str:
+    """One progress line: the trial, its params and value, then the study's ``standing``."""
     params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
     if trial.state == TrialState.COMPLETE:
         outcome = "COMPLETE " + ", ".join(f"{v:.4f}" for v in trial.values)
@@ -391,14 +410,7 @@ def trial_line(trial: FrozenTrial, study: optuna.Study, n_trials: int) -> str:
         outcome = f"PRUNED after epoch {last}" + (f" at {value:.4f}" if value is not None else "")
     else:
         outcome = f"{trial.state.name} ({trial.user_attrs.get(FAIL_REASON) or trial.user_attrs.get(SKIPPED)})"
-    tally = Tally.of(study.get_trials(deepcopy=False))
-    left = max(0, n_trials - tally.finished)
-    best = ""
-    if tally.complete and len(study.directions) == 1:
-        best = f" | best {study.best_value:.4f} (trial {study.best_trial.number})"
-    elif tally.complete:
-        best = f" | {len(study.best_trials)} on the Pareto front"
-    return f"trial {trial.number} {outcome} | {params}{best} | {tally.finished}/{n_trials} finished, {left} left"
+    return f"trial {trial.number} {outcome} | {params}{standing}"
 
 
 def _short(value: Any) -> str:
