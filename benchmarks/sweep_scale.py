@@ -6,8 +6,9 @@ job's training takes a few milliseconds, so what is measured is the per-job book
 - a trivial Hydra app (its task returns ``cfg.seed``) with Hydra's basic launcher: Hydra's own floor;
 - ``python train.py -m ...`` with the basic launcher;
 - ``python train.py -m ... hydra/launcher=fused`` (one stacked group, or a few);
-- an Optuna study of N trials of ``lr`` and ``seed``, ``hydra.sweeper.fuse=20`` (its default SQLite storage
-  in the sweep dir, its default TPE sampler): asking, telling and storage writes included.
+- an Optuna study of N trials of ``lr`` and ``seed``, ``hydra.sweeper.fuse=20``, its default SQLite storage in
+  the sweep dir: asking, telling and storage writes included; with its default TPE sampler (whose work per
+  trial grows with the study), and with the random sampler (which reads no trials).
 
 The grid ways' jobs differ only in ``seed=range(0,N)``.
 
@@ -47,13 +48,15 @@ if __name__ == "__main__":
 '''
 TINY_JOB = ["data=synthetic", "epochs=1", "model.width=64"]
 SEEDS = "seed=range(0,{n})"  # {n}: the sweep's size N
+OPTUNA = [*TINY_JOB, "hydra/sweeper=optuna", "hydra.sweeper.n_trials={n}", "hydra.sweeper.fuse=20",
+          "lr=interval(0.01,0.1)", "seed=range(0,1000)"]
 # name: (what it is, its overrides)
 WAYS = {
     "trivial": ("a trivial Hydra app, basic launcher", [SEEDS]),
     "basic": ("train.py, basic launcher", [SEEDS, *TINY_JOB]),
     "fused": ("train.py, fused launcher", [SEEDS, *TINY_JOB, "hydra/launcher=fused"]),
-    "optuna": ("train.py, Optuna fuse=20", [*TINY_JOB, "hydra/sweeper=optuna", "hydra.sweeper.n_trials={n}",
-                                            "hydra.sweeper.fuse=20", "lr=interval(0.01,0.1)", "seed=range(0,1000)"]),
+    "optuna": ("train.py, Optuna fuse=20 (TPE)", OPTUNA),
+    "optuna_random": ("train.py, Optuna fuse=20 (random)", [*OPTUNA, "hydra/sweeper/sampler=random"]),
 }
 
 
