@@ -1,12 +1,16 @@
 """The cost of a job beside its training, as a sweep grows: wall time, marginal ms per job, peak memory.
 
-Each way runs N jobs that differ only in ``seed=range(0,N)``, one thread per process, on
-``data=synthetic epochs=1 model.width=64``, where a job's training takes a few milliseconds, so what is
-measured is the per-job bookkeeping:
+Each way runs N jobs, one thread per process, on ``data=synthetic epochs=1 model.width=64``, where a
+job's training takes a few milliseconds, so what is measured is the per-job bookkeeping:
 
 - a trivial Hydra app (its task returns ``cfg.seed``) with Hydra's basic launcher: Hydra's own floor;
 - ``python train.py -m ...`` with the basic launcher;
-- ``python train.py -m ... hydra/launcher=fused`` (one stacked group, or a few).
+- ``python train.py -m ... hydra/launcher=fused`` (one stacked group, or a few);
+- an Optuna study of N trials of ``lr`` and ``seed``, ``hydra.sweeper.fuse=20``, its default SQLite storage in
+  the sweep dir: asking, telling and storage writes included; with its default TPE sampler (whose work per
+  trial grows with the study), and with the random sampler (which reads no trials).
+
+The grid ways' jobs differ only in ``seed=range(0,N)``.
 
 The marginal cost per job between two sizes is ``(t(N2) - t(N1)) / (N2 - N1)``: start-up cancels out.
 Peak memory is the maximum resident set of the sweep's process tree (``wait4``'s ``ru_maxrss``).
@@ -43,17 +47,24 @@ if __name__ == "__main__":
     main()
 '''
 TINY_JOB = ["data=synthetic", "epochs=1", "model.width=64"]
+SEEDS = "seed=range(0,{n})"  # {n}: the sweep's size N
+OPTUNA = [*TINY_JOB, "hydra/sweeper=optuna", "hydra.sweeper.n_trials={n}", "hydra.sweeper.fuse=20",
+          "lr=interval(0.01,0.1)", "seed=range(0,1000)"]
 # name: (what it is, its overrides)
 WAYS = {
-    "trivial": ("a trivial Hydra app, basic launcher", []),
-    "basic": ("train.py, basic launcher", TINY_JOB),
-    "fused": ("train.py, fused launcher", [*TINY_JOB, "hydra/launcher=fused"]),
+    "trivial": ("a trivial Hydra app, basic launcher", [SEEDS]),
+    "basic": ("train.py, basic launcher", [SEEDS, *TINY_JOB]),
+    "fused": ("train.py, fused launcher", [SEEDS, *TINY_JOB, "hydra/launcher=fused"]),
+    "optuna": ("train.py, Optuna fuse=20 (TPE)", OPTUNA),
+    "optuna_random": ("train.py, Optuna fuse=20 (random)", [*OPTUNA, "hydra/sweeper/sampler=random"]),
 }
 
 
 def run_sweep(app: Path, overrides: list[str], n_jobs: int, sweep_dir: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of ``python APP -m seed=range(0,N) OVERRIDES``; it must succeed."""
-    command = [sys.executable, str(app), "-m", f"seed=range(0,{n_jobs})", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    """Wall seconds and peak resident MB of ``python APP -m OVERRIDES`` (``{n}`` in them: ``n_jobs``); it must
+    succeed."""
+    overrides = [override.replace("{n}", str(n_jobs)) for override in overrides]
+    command = [sys.executable, str(app), "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     tic = time.perf_counter()
     with open(sweep_dir.with_suffix(".log"), "w") as log:
@@ -78,7 +89,7 @@ def main() -> None:
         parser.error(f"--ways: unknown {', '.join(sorted(unknown))}; allowed: {', '.join(WAYS)}")
     out = REPO / "outputs" / "benchmarks" / "sweep_scale" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True)
-    print(f"N jobs differing in seed=range(0,N); {' '.join(TINY_JOB)}; one thread per process; sweeps in {out}")
+    print(f"N jobs per way; {' '.join(TINY_JOB)}; one thread per process; sweeps in {out}")
     with tempfile.TemporaryDirectory() as tmp:
         trivial = Path(tmp) / "trivial_app.py"
         trivial.write_text(TRIVIAL_APP)

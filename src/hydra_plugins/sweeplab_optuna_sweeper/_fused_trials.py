@@ -39,7 +39,7 @@ class TrialJobs(Protocol):
 
     def _launch_failed(self, trial: optuna.Trial, exc: OSError) -> Any: ...
 
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None: ...
+    def _after_trials(self, study: optuna.Study, told: list[FrozenTrial]) -> None: ...
 
 
 def fused_launcher(sweeper: TrialJobs) -> ScopedLauncher:
@@ -78,8 +78,7 @@ def run_trials(sweeper: TrialJobs, study: optuna.Study, count: int, turn: Asking
                 if exc.errno not in NO_ROOM:
                     raise
                 jobs += [exc] * len(run)
-    for trial, job in zip(trials, jobs, strict=True):
-        tell(sweeper, study, trial, job, write=trial is trials[-1])
+    sweeper._after_trials(study, [tell(sweeper, study, trial, job) for trial, job in zip(trials, jobs, strict=True)])
 
 
 def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
@@ -92,17 +91,13 @@ def consecutive_runs(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return runs
 
 
-def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: JobReturn | OSError,
-         write: bool) -> None:
-    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value); ``write``:
-    rewrite the results files (once per batch: each rewrite reads every trial of the study)."""
+def tell(sweeper: TrialJobs, study: optuna.Study, trial: optuna.Trial, job: JobReturn | OSError) -> FrozenTrial:
+    """Record the job's outcome as ``study.optimize`` would: value, PRUNED, or FAIL (a nan value)."""
     try:
         value = sweeper._launch_failed(trial, job) if isinstance(job, OSError) else sweeper._outcome(trial, job)
     except optuna.TrialPruned:
-        frozen = tell_outside_optimize(study, trial, state=TrialState.PRUNED)
-    else:
-        frozen = tell_outside_optimize(study, trial, values=value)
-    sweeper._after_trial(study, frozen, write)
+        return tell_outside_optimize(study, trial, state=TrialState.PRUNED)
+    return tell_outside_optimize(study, trial, values=value)
 
 
 def tell_outside_optimize(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> FrozenTrial:

@@ -1,5 +1,5 @@
 """The Optuna sweeper: open the study, run workers that each take their next trial as soon as their
-last one ends, one Hydra job per trial, results written after every trial.
+last one ends, one Hydra job per trial, results written as the study grows and at its end.
 
 Workers are Optuna's own distributed mode: processes that share one storage. Locally they are
 ``n_workers`` forked processes, each handing its jobs to the launcher (the basic one runs them in
@@ -61,14 +61,18 @@ from ._study import (
     beat_once_for_the_silent,
     check_spec,
     close_storage,
+    commit_to_wal,
     describe_storage,
     duplicate_retry,
     experimental_allowed,
     has_password,
+    leave_wal,
     max_failures,
     open_storage,
+    results_due,
     retry_next_interrupted,
     spec_of,
+    standing,
     storage_errors,
     trial_line,
     write_results,
@@ -138,6 +142,7 @@ class OptunaSweeperImpl(Sweeper):
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.fuse = fuse
         self.fused_launcher = None  # with fuse and the basic launcher: made at the first batch
+        self.results_written = 0  # finished trials at this worker's last rewrite of the results files
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -214,6 +219,7 @@ class OptunaSweeperImpl(Sweeper):
         unwritten = self._write_results(study)
         self._log_end(study)
         done = Tally.of(study.get_trials(deepcopy=False)).finished >= self.n_trials
+        leave_wal(storage)
         close_storage(storage)
         if done:  # whatever stopped the workers, the budget is spent: the summary above says how it went
             if outcome != DONE:
@@ -371,7 +377,7 @@ class OptunaSweeperImpl(Sweeper):
                     elif not wait:
                         # one trial: Optuna's ask(), then _objective, then tell(), with its heartbeat
                         study.optimize(functools.partial(self._objective, turn=turn), n_trials=1,
-                                       callbacks=[self._after_trial])
+                                       callbacks=[lambda study, trial: self._after_trials(study, [trial])])
                 finally:
                     turn.give_back()
                 if wait:
@@ -430,12 +436,16 @@ class OptunaSweeperImpl(Sweeper):
                 raise StudyError(f"hydra.sweeper.custom_search_space suggested {clash}, which the overrides fix")
         return self.space.job_overrides(trial.params)
 
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial, write: bool = True) -> None:
-        """``write``: rewrite the results files (reading every trial); a fused batch writes them after its last."""
-        if write:
-            self._write_results(study)
-        if SKIPPED not in trial.user_attrs:
-            log.info(trial_line(trial, study, self.n_trials))
+    def _after_trials(self, study: optuna.Study, told: list[FrozenTrial]) -> None:
+        """Log a line for each trial just told (a fused batch's, or one), and rewrite the results files when
+        they are due: the study's trials are read once for all of them."""
+        tally = Tally.of(study.get_trials(deepcopy=False))
+        if results_due(tally.finished, self.results_written) and self._write_results(study) is None:
+            self.results_written = tally.finished
+        line_end = standing(study, tally, self.n_trials)
+        for trial in told:
+            if SKIPPED not in trial.user_attrs:
+                log.info(trial_line(trial, line_end))
 
     def _write_results(self, study: optuna.Study) -> Optional[str]:
         """Rewrite the results files; on a full disk, say which file could not be written, in one line (also
@@ -451,7 +461,7 @@ class OptunaSweeperImpl(Sweeper):
     def _outcome(self, trial: optuna.Trial, job: JobReturn) -> Any:
         """What the job says: its return value, TrialPruned, or the error it raised."""
         output_dir = OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir") if job.hydra_cfg else None
-        if output_dir:
+        if output_dir and trial.user_attrs.get(JOB_DIR) != str(output_dir):  # a job run here has set it
             trial.set_user_attr(JOB_DIR, str(output_dir))
         if job.status == JobStatus.FAILED and isinstance(job._return_value, optuna.TrialPruned):
             raise job._return_value  # (not through `return_value`, which prints it as an error)
@@ -497,7 +507,10 @@ class OptunaSweeperImpl(Sweeper):
     # ------------------------------------------------------------ helpers
 
     def _open_storage(self) -> optuna.storages.BaseStorage:
-        return open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        if self.fuse > 1:  # fused trials run in this machine's processes: a SQLite file may use WAL
+            commit_to_wal(storage)
+        return storage
 
     def _log_start(self, study: optuna.Study) -> None:
         tally = Tally.of(study.get_trials(deepcopy=False))

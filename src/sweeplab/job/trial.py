@@ -93,7 +93,8 @@ def current(job_dir: Path) -> optuna.Trial | None:
         return None
     else:
         trial = _from_environment()
-    trial.set_user_attr(JOB_DIR, str(job_dir.absolute()))  # so a trial whose worker dies can be found
+    if trial.user_attrs.get(JOB_DIR) != str(job_dir.absolute()):  # once per trial: each write is a commit
+        trial.set_user_attr(JOB_DIR, str(job_dir.absolute()))  # so a trial whose worker dies can be found
     return trial
 
 
