@@ -155,6 +155,31 @@ def test_a_worker_stops_once_when_ctrl_c_and_sigterm_arrive_together():
     assert result.stderr == ""
 
 
+def test_a_stop_that_lands_in_a_finalizer_still_stops_the_worker():
+    # Python drops an exception raised while it runs a finalizer ("Exception ignored in"): the stop must
+    # be raised again where the worker's own code runs, or the worker runs its next jobs
+    result = run_python("""
+        import os, signal, time
+        from sweeplab.job.workers import become_worker
+        become_worker(1, 0)
+
+        class Finalized:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler runs in here
+                for _ in range(10_000):
+                    pass
+
+        try:
+            Finalized()  # dropped at once: its finalizer runs
+            time.sleep(60)
+            print("ran on")
+        except KeyboardInterrupt:
+            print("stopped")
+    """)
+    assert result.stdout.split() == ["stopped"], result.stdout + result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_a_worker_whose_parent_died_before_it_armed_the_death_signal_exits(tmp_path):
     """The parent exits right after forking; the worker sets itself up only once it is an orphan, so
     no death signal can ever come: it must see for itself that its parent is gone."""

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from typing import Any, Optional
 
 WORKER_VARIABLE = "SWEEPLAB_WORKER"  # a local worker's number, which picks its GPU
@@ -72,6 +73,21 @@ def _ignore(signum: int, frame: Any) -> None:
     """A second stop signal: already stopping."""
 
 
+def _stop_again(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of a worker. A signal that lands while Python runs a finalizer (a weakref
+    callback, a ``__del__``) raises :func:`stop_once`'s KeyboardInterrupt there, where Python prints it
+    as "Exception ignored" and drops it: the worker would run its next jobs as if never stopped. So the
+    stop is sent once more a moment later, from a thread, to be raised where the worker runs its own
+    code (should it land in a finalizer again, this hook sends it again)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers run
+    if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and in_main_thread):
+        sys.__unraisablehook__(unraisable)
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_once)
+    threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+
 def become_worker(n_workers: int, index: int) -> int:
     """Set up freshly forked worker ``index`` of ``n_workers``: its cores, its number (its GPU), its
     signal handlers, death with the parent. Returns its torch thread count."""
@@ -79,6 +95,7 @@ def become_worker(n_workers: int, index: int) -> int:
     number_worker(n_workers, index)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_once)
+    sys.unraisablehook = _stop_again
     die_with_parent()
     return threads
 
