@@ -27,7 +27,7 @@ from conftest import (
     sweep_configs,
 )
 from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
-from hydra_plugins.sweeplab_fused_launcher._impl import plan, task_config
+from hydra_plugins.sweeplab_fused_launcher._fuse import plan, task_config
 from sweeplab.errors import ConfigError
 from sweeplab.fused.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
 from sweeplab.job.task import main

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from conftest import REPO
-from hydra_plugins.sweeplab_fused_launcher._impl import open_job, task_config
+from hydra_plugins.sweeplab_fused_launcher._fuse import open_job, task_config
 from sweeplab.sweep.compose import Composer
 
 STUDIES = sorted(path.stem for path in (REPO / "sweeps").glob("*.yaml"))

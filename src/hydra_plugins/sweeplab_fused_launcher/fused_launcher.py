@@ -1,5 +1,6 @@
-"""The Launcher Hydra discovers. The work is in ``_impl`` and ``_groups``: Hydra's plugin scan skips
-modules whose names start with "_", so discovery stays fast and imports no torch."""
+"""The Launcher Hydra discovers. The work is in ``_impl`` (any app) and ``_fuse`` (sweeplab's task, with
+torch): Hydra's plugin scan skips modules whose names start with "_", so discovery stays fast and
+imports no torch."""
 from __future__ import annotations
 
 from typing import Any, Callable, ContextManager, Optional, Sequence
