@@ -26,8 +26,8 @@ from conftest import (
     multirun,
     sweep_configs,
 )
-from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
 from hydra_plugins.sweeplab_fused_launcher._fuse import plan, task_config
+from hydra_plugins.sweeplab_fused_launcher._groups import MB, member_bytes
 from sweeplab.errors import ConfigError
 from sweeplab.fused.stacked import OPTIMIZERS, StackedMLP, StackedOptimizer
 from sweeplab.job.task import main

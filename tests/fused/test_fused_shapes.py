@@ -16,8 +16,8 @@ import sweeplab.fused.engine
 import sweeplab.job.task
 from conftest import REPO, TINY, sweep_configs
 from hydra_plugins.sweeplab_fused_launcher import _groups
-from hydra_plugins.sweeplab_fused_launcher._groups import MB, free_memory
 from hydra_plugins.sweeplab_fused_launcher._fuse import plan, task_config
+from hydra_plugins.sweeplab_fused_launcher._groups import MB, free_memory
 from sweeplab.errors import OutOfMemory, is_out_of_memory
 from sweeplab.fused.stacked import bytes_per_member
 from sweeplab.jobfiles import read_metrics

@@ -12,8 +12,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf, open_dict
 
 from conftest import CONF, REPO, TINY, sweep_configs
-from hydra_plugins.sweeplab_fused_launcher._groups import FUSION, fusion_key, rule, unfusable_reason
 from hydra_plugins.sweeplab_fused_launcher._fuse import plan, task_config
+from hydra_plugins.sweeplab_fused_launcher._groups import FUSION, fusion_key, rule, unfusable_reason
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "sweep"))
 
