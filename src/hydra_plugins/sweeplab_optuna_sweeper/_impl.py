@@ -365,7 +365,7 @@ class OptunaSweeperImpl(Sweeper):
                     room = self.n_trials - tally.finished - tally.running
                     wait = room <= 0
                     if not wait:
-                        retry_next_interrupted(study)  # its params run again, as the next trial
+                        retry_next_interrupted(study, min(self.fuse, room))  # their params run again, next
                     if not wait and self.fuse > 1:
                         run_trials(self, study, min(self.fuse, room), turn)
                     elif not wait:
