@@ -73,6 +73,7 @@ from ._study import (
     trial_line,
     write_results,
 )
+from ._told_from_files import tell_finished_jobs
 from ._turn import AskingTurn
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,7 @@ class OptunaSweeperImpl(Sweeper):
                 turn.take()
                 try:
                     with experimental_allowed():
+                        tell_finished_jobs(study, storage)  # a killed worker's finished jobs: not run again
                         optuna.storages.fail_stale_trials(study)
                     beat_once_for_the_silent(study, storage, self.grace_period, seen)
                     tally = Tally.of(study.get_trials(deepcopy=False))

@@ -8,6 +8,7 @@ import pytest
 from hold import held_at
 
 from conftest import TINY, run_train, signal_when_held, start_held_train
+from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
 
 pytestmark = pytest.mark.slow
@@ -45,3 +46,18 @@ def test_the_grid_sampler_runs_every_point_once_after_a_kill_in_its_first_fused_
     assert len({(t.params["lr"], t.params["seed"]) for t in complete}) == 6  # every point once
     assert [t.state.name for t in trials[:3]] == ["FAIL"] * 3  # interrupted: retried, not counted
     assert statuses == {"ok": 6, "interrupted": 3}
+
+
+def test_members_that_finished_before_the_kill_are_told_from_their_files_not_run_again(tmp_path):
+    # two widths: two groups of one, run in turn; trial 1 stands still after trial 0's job ended ok
+    grid = ["hydra.sweeper.fuse=2", "hydra.sweeper.n_trials=2", "model.width=choice(16, 32)", *held_at(1, 1)]
+    kill_9_when_held(tmp_path, *STUDY, *grid)
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "fused"
+    finished = read_metrics(sweep_dir / "0")
+    assert finished["status"] == "ok"
+
+    trials, statuses = resumed_study(tmp_path, *STUDY, *grid)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]  # trial 1 interrupted, retried
+    assert trials[0].value == finished["best_val_acc"]  # the objective, from its metrics.json
+    assert read_metrics(sweep_dir / "0") == finished  # not run again
+    assert statuses == {"ok": 2, "interrupted": 1}
