@@ -1,17 +1,25 @@
 """Fault injection: kill a sweep's parent or one of its workers with SIGKILL at a random moment, rerun
 the same command to resume, and count what went wrong.
 
-For each scenario (a tiny grid on the basic, pool and fused launchers; a tiny Optuna study with
-n_workers=2) and each of ``--kills`` rounds: start the sweep into a fresh dir, kill -9 the parent or a
-random worker after a random delay, wait for what is left to end, then rerun the same command to the
-end. Prints per scenario:
+For each scenario (a 6-job grid and a 6-trial Optuna study on every local launcher: basic (train.py's
+sequential launcher), pool and fused, Optuna's ``fuse=3`` with its TPE and grid samplers) and each of
+``--kills`` rounds: start the sweep into a fresh dir, kill -9 the parent or a random worker after a
+random delay, wait for what is left to end, then rerun the same command to the end. Prints one row per
+scenario:
 
 - kills (a round whose sweep ended before its kill moment counts none), resumes (reruns that ended
   with exit code 0);
-- jobs lost: jobs (trials) of the sweep that are not finished after the resume;
-- finished jobs rerun: jobs finished before the resume whose metrics.json the resume rewrote;
+- lost: jobs of the grid not finished after the resume; for a study, finished trials short of n_trials
+  (with the grid sampler: points never run);
+- rerun: finished jobs run again by the resume: a job whose metrics.json it rewrote; a trial whose job
+  had finished before the resume but that the study counts interrupted (so its params ran again); a
+  grid sampler's point run twice;
 - orphans: processes of the killed sweep still alive ORPHAN_SECONDS after its parent ended;
-- hangs: runs still going after --timeout seconds (killed with their session).
+- hangs: runs still going after --timeout seconds (killed with their session);
+- miscounted: how far ``sweeplab report``'s job counts (jobs.csv) are from the sweep's own: a grid's
+  size; a study's COMPLETE, PRUNED and failed trials in its storage, and a budget overrun.
+
+Progress (one line per round) goes to stderr, the table to stdout.
 
     python benchmarks/kill_faults.py --kills 3            # every scenario, 3 kills each
     python benchmarks/kill_faults.py --kills 20 --only grid-pool --seed 1
@@ -23,25 +31,39 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import optuna
+
+from sweeplab.job.trial import FAIL_REASON, JOB_DIR
+from sweeplab.report.collect import collect
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data=synthetic", "data.n_train=600", "data.n_test=200", "epochs=3", "batch_size=64", "threads=1"]
-GRID = ["lr=0.1,0.05", "seed=0,1,2"]  # 6 jobs
-STUDY = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_workers=2",
-         "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.01, 0.1)"]
+JOBS = 6  # every sweep's size: the grid's jobs, the study's n_trials
+GRID = ["lr=0.1,0.05", "seed=0,1,2"]
+# short heartbeats, so a resume finds a killed worker's trials soon
+STUDY = ["hydra/sweeper=optuna", f"hydra.sweeper.n_trials={JOBS}", "hydra.sweeper.heartbeat_interval=1",
+         "hydra.sweeper.grace_period=5"]
+RANDOM = ["hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "lr=interval(0.01, 0.1)"]
+POOL = ["hydra/launcher=pool", "hydra.launcher.n_workers=2"]
 SCENARIOS = {
     "grid-basic": GRID,
-    "grid-pool": GRID + ["hydra/launcher=pool", "hydra.launcher.n_workers=2"],
+    "grid-pool": GRID + POOL,
     "grid-fused": GRID + ["hydra/launcher=fused"],
-    "optuna-2-workers": STUDY,
+    "optuna-2-workers": STUDY + RANDOM + ["hydra.sweeper.n_workers=2"],
+    "optuna-pool": STUDY + RANDOM + ["hydra.sweeper.n_workers=2"] + POOL,
+    "optuna-fused": STUDY + ["hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.fuse=3",
+                             "hydra.sweeper.n_workers=2", "lr=interval(0.01, 0.1)"],
+    "optuna-grid-fused": STUDY + ["hydra/sweeper/sampler=grid", "hydra.sweeper.sampler.seed=0",
+                                  "hydra.sweeper.fuse=3", "lr=choice(0.1, 0.05, 0.02)", "seed=choice(0, 1)"],
 }
 FINISHED = {"ok", "diverged", "pruned", "failed"}
+COLUMNS = ("kills", "resumes", "lost", "rerun", "orphans", "hangs", "miscounted")
 ORPHAN_SECONDS = 10.0
 
 
@@ -53,16 +75,18 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    print(f"{'scenario':<18}{'kills':>6}{'resumes':>8}{'lost':>6}{'rerun':>7}{'orphans':>9}{'hangs':>7}", flush=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"{'scenario':<18}" + "".join(f"{column:>11}" for column in COLUMNS), flush=True)
     for name in args.only or SCENARIOS:
-        totals = dict(kills=0, resumes=0, lost=0, rerun=0, orphans=0, hangs=0)
+        totals = dict.fromkeys(COLUMNS, 0)
         window = 0.9 * clean_run_seconds(name, args.timeout)  # the kills land within an uninterrupted run
-        for _ in range(args.kills):
+        for round_ in range(1, args.kills + 1):
             with tempfile.TemporaryDirectory(prefix="kill_faults_") as tmp:
-                for key, value in kill_round(name, Path(tmp), rng, window, args.timeout).items():
-                    totals[key] += value
-        print(f"{name:<18}{totals['kills']:>6}{totals['resumes']:>8}{totals['lost']:>6}{totals['rerun']:>7}"
-              f"{totals['orphans']:>9}{totals['hangs']:>7}", flush=True)
+                counts = kill_round(name, Path(tmp), rng, window, args.timeout)
+            for key, value in counts.items():
+                totals[key] += value
+            print(f"{name} round {round_}/{args.kills}: {counts}", file=sys.stderr, flush=True)
+        print(f"{name:<18}" + "".join(f"{totals[column]:>11}" for column in COLUMNS), flush=True)
 
 
 def command_of(name: str, sweep_dir: Path) -> list[str]:
@@ -81,7 +105,7 @@ def kill_round(name: str, cwd: Path, rng: random.Random, window: float, timeout:
     """One kill at a random moment of a fresh sweep, then its resume; the counts of what went wrong."""
     sweep_dir = cwd / "sweep"
     command = command_of(name, sweep_dir)
-    counts = dict(kills=0, resumes=0, lost=0, rerun=0, orphans=0, hangs=0)
+    counts = dict.fromkeys(COLUMNS, 0)
     marker = f"hydra.sweep.dir={sweep_dir}"
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -91,12 +115,7 @@ def kill_round(name: str, cwd: Path, rng: random.Random, window: float, timeout:
     if proc.poll() is None:
         with_suppressed(os.kill, target, signal.SIGKILL)
         counts["kills"] += 1
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        counts["hangs"] += 1
-        with_suppressed(os.killpg, proc.pid, signal.SIGKILL)
-        proc.wait()
+    counts["hangs"] += wait_or_kill(proc, timeout)
     deadline = time.monotonic() + ORPHAN_SECONDS
     while processes(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -108,25 +127,51 @@ def kill_round(name: str, cwd: Path, rng: random.Random, window: float, timeout:
     before = finished_jobs(sweep_dir)
     resumed = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    try:
-        counts["resumes"] += resumed.wait(timeout=timeout) == 0
-    except subprocess.TimeoutExpired:
-        counts["hangs"] += 1
-        with_suppressed(os.killpg, resumed.pid, signal.SIGKILL)
-        resumed.wait()
+    hung = wait_or_kill(resumed, timeout)
+    counts["hangs"] += hung
+    counts["resumes"] += not hung and resumed.returncode == 0
     after = finished_jobs(sweep_dir)
+    reported = collect([sweep_dir]).jobs["status"].value_counts()
     counts["rerun"] += sum(1 for job, mtime in before.items() if after.get(job) != mtime)
-    counts["lost"] += max(0, 6 - finished_count(sweep_dir, name, after))
+    if name.startswith("optuna"):
+        for key, value in study_counts(sweep_dir, before, reported, grid="grid" in name).items():
+            counts[key] += value
+    else:
+        counts["lost"] += max(0, JOBS - len(after))
+        counts["miscounted"] += abs(JOBS - int(reported.reindex(sorted(FINISHED), fill_value=0).sum()))
     return counts
 
 
-def finished_count(sweep_dir: Path, name: str, jobs: dict[str, int]) -> int:
-    """A grid's finished job dirs; a study's finished trials (its budget, 6 either way)."""
-    if not name.startswith("optuna"):
-        return len(jobs)
-    with sqlite3.connect(sweep_dir / "optuna.db") as db:
-        query = "select count(*) from trials where state in ('COMPLETE', 'PRUNED', 'FAIL')"
-        return db.execute(query).fetchone()[0]
+def study_counts(sweep_dir: Path, before: dict[str, int], reported, grid: bool) -> dict[str, int]:
+    """lost, rerun and miscounted of a study, from its storage (the budget counts COMPLETE, PRUNED and
+    failed trials; a FAIL without a failure reason is an interrupted trial, run again). ``grid``: the
+    grid sampler's study, where each point must run once (a point run twice is rerun, one never is lost)."""
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    trials = study.get_trials(deepcopy=False)
+    states = {"ok": [t for t in trials if t.state.name == "COMPLETE"],
+              "pruned": [t for t in trials if t.state.name == "PRUNED"],
+              "failed": [t for t in trials if t.state.name == "FAIL" and FAIL_REASON in t.user_attrs]}
+    finished = sum(len(of_state) for of_state in states.values())
+    interrupted_jobs = {Path(t.user_attrs[JOB_DIR]).name for t in trials
+                        if t.state.name == "FAIL" and FAIL_REASON not in t.user_attrs and JOB_DIR in t.user_attrs}
+    reported_failed = int(reported.get("failed", 0) + reported.get("diverged", 0))
+    miscounted = (abs(int(reported.get("ok", 0)) - len(states["ok"])) + abs(reported_failed - len(states["failed"]))
+                  + abs(int(reported.get("pruned", 0)) - len(states["pruned"])) + max(0, finished - JOBS))
+    points = len({tuple(sorted(t.params.items())) for of_state in states.values() for t in of_state})
+    twice = finished - points if grid else 0
+    return dict(lost=max(0, JOBS - finished + twice), rerun=len(interrupted_jobs & set(before)) + twice,
+                miscounted=miscounted)
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> int:
+    """Wait for ``proc``; 1 (a hang) when it outlives ``timeout``, then killed with its session."""
+    try:
+        proc.wait(timeout=timeout)
+        return 0
+    except subprocess.TimeoutExpired:
+        with_suppressed(os.killpg, proc.pid, signal.SIGKILL)
+        proc.wait()
+        return 1
 
 
 def finished_jobs(sweep_dir: Path) -> dict[str, int]:

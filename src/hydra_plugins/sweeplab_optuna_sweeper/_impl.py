@@ -77,6 +77,7 @@ from ._study import (
     trial_line,
     write_results,
 )
+from ._told_from_files import tell_finished_jobs
 from ._turn import AskingTurn
 
 log = logging.getLogger(__name__)
@@ -361,6 +362,7 @@ class OptunaSweeperImpl(Sweeper):
                 turn.take()
                 try:
                     with experimental_allowed():
+                        tell_finished_jobs(study, storage)  # a killed worker's finished jobs: not run again
                         optuna.storages.fail_stale_trials(study)
                     beat_once_for_the_silent(study, storage, self.grace_period, seen)
                     tally = Tally.of(study.get_trials(deepcopy=False))
@@ -371,7 +373,7 @@ class OptunaSweeperImpl(Sweeper):
                     room = self.n_trials - tally.finished - tally.running
                     wait = room <= 0
                     if not wait:
-                        retry_next_interrupted(study)  # its params run again, as the next trial
+                        retry_next_interrupted(study, min(self.fuse, room))  # their params run again, next
                     if not wait and self.fuse > 1:
                         run_trials(self, study, min(self.fuse, room), turn)
                     elif not wait:

@@ -6,8 +6,10 @@ run by ``study.optimize`` around its objective, but a fused worker asks K trials
 jobs as one, outside ``optimize``, so it runs Optuna's heartbeat thread itself; and a trial left
 RUNNING without any heartbeat (its worker was killed between ``ask()`` and the first beat) is
 invisible to ``fail_stale_trials``, so the sweeper records one heartbeat for it, after which it
-goes stale like any other. Optuna exposes neither the heartbeat thread nor ``record_heartbeat``
-publicly (``optuna.storages._heartbeat``).
+goes stale like any other; and a stale trial whose job had finished (its worker was killed before it
+told the trial) is told from its job's files before ``fail_stale_trials`` would fail it. Optuna exposes
+neither the heartbeat thread, ``record_heartbeat`` nor the stale trials publicly
+(``optuna.storages._heartbeat``).
 """
 from __future__ import annotations
 
@@ -30,3 +32,13 @@ def record_heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> boo
     assert isinstance(storage, BaseHeartbeat)
     storage.record_heartbeat(trial_id)
     return True
+
+
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """The ids of ``study``'s RUNNING trials whose heartbeat is older than the grace period: those
+    ``fail_stale_trials`` fails (none where the storage keeps no heartbeats)."""
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return []
+    assert isinstance(storage, BaseHeartbeat)
+    return storage._get_stale_trial_ids(study._study_id)

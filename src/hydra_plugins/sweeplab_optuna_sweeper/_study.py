@@ -312,16 +312,17 @@ def beat_once_for_the_silent(
         record_heartbeat(storage, storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
 
 
-def retry_next_interrupted(study: optuna.Study) -> None:
-    """Queue the first interrupted trial that nothing retries yet, with its params (Optuna's own
-    retry callback), so the next trial asked runs them: a grid study ends with every point once."""
+def retry_next_interrupted(study: optuna.Study, count: int = 1) -> None:
+    """Queue the first ``count`` interrupted trials that nothing retries yet, with their params (Optuna's
+    own retry callback), so the next trials asked run them: a grid study ends with every point once. A
+    worker queues as many as it asks next (``fuse``): a trial asked beyond the queue would draw a new
+    grid point while an interrupted one is still to be retried, and the grid sampler, which counts
+    interrupted points as visited, would run some point twice."""
     trials = study.get_trials(deepcopy=False)
     retried = {retry_of(trial) for trial in trials} - {None}
-    for trial in trials:
-        if interrupted(trial) and trial.number not in retried:
-            with experimental_allowed():
-                RetryHeartbeatStaleTrialCallback()(study, trial)
-            return
+    for trial in [t for t in trials if interrupted(t) and t.number not in retried][:count]:
+        with experimental_allowed():
+            RetryHeartbeatStaleTrialCallback()(study, trial)
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
