@@ -117,6 +117,15 @@ def read_metrics(job_dir: Path) -> dict[str, Any]:
     return json.loads((job_dir / METRICS).read_text())
 
 
+def objective_value(metrics: Metrics, objective: str | Sequence[str]) -> float | tuple[float, ...]:
+    """The metric(s) named by ``objective``; nan when the run diverged (sweepers record it as failed)."""
+    names = [objective] if isinstance(objective, str) else list(objective)
+    values = tuple(
+        math.nan if metrics.status == "diverged" else float(getattr(metrics, name)) for name in names
+    )
+    return values if len(values) > 1 else values[0]
+
+
 def write_history(job_dir: Path, records: Iterable[Any]) -> None:
     """history.csv: one row per epoch record (a dataclass), its fields as columns, NaN as an empty cell
     (as pandas writes it). The csv module, not pandas: importing pandas would add a fifth of a second

@@ -13,9 +13,8 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab.job.task import objective_value
 from sweeplab.job.trial import FAIL_REASON, JOB_DIR
-from sweeplab.jobfiles import METRICS, Metrics, read_metrics
+from sweeplab.jobfiles import METRICS, Metrics, objective_value, read_metrics
 
 from ._fused_trials import tell_outside_optimize
 from ._optuna_private import stale_trial_ids

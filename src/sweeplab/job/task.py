@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 import sys
@@ -31,7 +30,7 @@ from sweeplab.fused.engine import StackedEngine, dropout_generator, member_optim
 from sweeplab.job.interrupts import sigterm_as_keyboard_interrupt
 from sweeplab.job.tracking import tracked
 from sweeplab.job.workers import worker_cuda_device
-from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, write_metrics
+from sweeplab.jobfiles import METRICS, PER_EPOCH_METRICS, Metrics, ended_by, objective_value, write_metrics
 from sweeplab.training.allocator import reuse_freed_memory
 from sweeplab.training.callbacks import EarlyStopping, EpochLog, HistoryFile, OptunaPruning, Profile, ProgressBars
 from sweeplab.training.checkpoint import Checkpoint, fingerprint, restore, save_finished
@@ -334,12 +333,3 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device={name!r}: no MPS device here; use device=auto or device=cpu")
     return device
-
-
-def objective_value(metrics: Metrics, objective: str | ListConfig) -> float | tuple[float, ...]:
-    """The metric(s) named by ``objective``; nan when the run diverged (sweepers record it as failed)."""
-    names = list(objective) if isinstance(objective, ListConfig) else [objective]
-    values = tuple(
-        math.nan if metrics.status == "diverged" else float(getattr(metrics, name)) for name in names
-    )
-    return values if len(values) > 1 else values[0]
