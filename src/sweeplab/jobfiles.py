@@ -112,6 +112,19 @@ def write_metrics(job_dir: Path, metrics: Metrics) -> None:
     write_atomic(job_dir / METRICS, lambda tmp: tmp.write_text(json.dumps(strict, indent=2, allow_nan=False) + "\n"))
 
 
+def end_a_job_left_running(job_dir: Path, reason: str) -> None:
+    """Record as ``failed`` a job whose metrics.json still says ``running`` after its launcher has
+    returned: its process died running it (a pool worker killed with -9), so it never ended itself, and a
+    sweeper that counts the job as failed must not leave a file that says otherwise."""
+    try:
+        metrics = read_metrics(job_dir)
+    except (OSError, ValueError):  # the job never got as far as writing it, or wrote it half
+        return
+    if metrics.get("status") == "running":
+        kept = {key: value for key, value in metrics.items() if key in METRIC_KEYS}
+        write_metrics(job_dir, Metrics(**{**kept, "status": "failed", "reason": reason}))
+
+
 def read_metrics(job_dir: Path) -> dict[str, Any]:
     """metrics.json as written, as a dict: files from older versions may lack keys of :class:`Metrics`."""
     return json.loads((job_dir / METRICS).read_text())

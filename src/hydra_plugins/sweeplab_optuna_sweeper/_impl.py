@@ -38,6 +38,7 @@ import sweeplab.job.trial
 from sweeplab.job.interrupts import raise_keyboard_interrupt
 from sweeplab.job.trial import FAIL_REASON, JOB_DIR
 from sweeplab.job.workers import become_worker
+from sweeplab.jobfiles import end_a_job_left_running
 from sweeplab.sweep.launchers import runs_jobs_concurrently
 from sweeplab.sweep.sweep_lock import hold_study_dir
 
@@ -495,6 +496,11 @@ class OptunaSweeperImpl(Sweeper):
                      if t.number == trial.number]
         if FAIL_REASON not in stored.user_attrs:
             trial.set_user_attr(FAIL_REASON, " ".join(reason.split())[:500])
+        if stored.user_attrs.get(JOB_DIR):
+            try:
+                end_a_job_left_running(Path(stored.user_attrs[JOB_DIR]), reason)
+            except OSError as exc:  # the trial's reason is in the storage all the same
+                log.warning("trial %d: cannot record its failure in %s: %s", trial.number, exc.filename, exc.strerror)
         return self._nan()
 
     def _launch_failed(self, trial: optuna.Trial, exc: OSError) -> Any:
