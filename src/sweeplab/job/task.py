@@ -95,6 +95,8 @@ def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tupl
         for job in jobs:
             begin_job(job.job_dir)
             stack.enter_context(failure_recorded(job.job_dir, started, log_failure))
+            with job.scope():  # an Optuna trial's job dir, from the moment its metrics.json says running:
+                sweeplab.job.trial.current(job.job_dir)  # a job whose worker is killed later is found
         if len(jobs) > 1:
             stack.enter_context(out_of_memory_named(
                 f"training {len(jobs)} members as one stacked model",
