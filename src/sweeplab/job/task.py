@@ -95,8 +95,8 @@ def run_jobs(jobs: Sequence[Job], log_failure: bool = True) -> list[float | tupl
         for job in jobs:
             begin_job(job.job_dir)
             stack.enter_context(failure_recorded(job.job_dir, started, log_failure))
-            with job.scope():  # an Optuna trial's job dir, from the moment its metrics.json says running:
-                sweeplab.job.trial.current(job.job_dir)  # a job whose worker is killed later is found
+            with job.scope():
+                sweeplab.job.trial.record_job_dir(job.job_dir)
         if len(jobs) > 1:
             stack.enter_context(out_of_memory_named(
                 f"training {len(jobs)} members as one stacked model",
@@ -266,7 +266,7 @@ def job_callbacks(
         callbacks.append(EarlyStopping(cfg.patience, history))
     if cfg.profile:
         callbacks.append(Profile(job_dir))
-    trial = sweeplab.job.trial.current(job_dir)
+    trial = sweeplab.job.trial.current()
     if trial is not None:
         metric = pruning_metric(cfg.objective)
         if metric is not None:

@@ -195,7 +195,7 @@ def tracked(cfg: DictConfig, job_dir: Path) -> Iterator[Trackers]:
 
 
 def start_trackers(cfg: DictConfig, job_dir: Path) -> dict[str, Tracker]:
-    job = Job(job_dir, sweep_dir(job_dir), sweeplab.job.trial.current(job_dir), in_multirun())
+    job = Job(job_dir, sweep_dir(job_dir), sweeplab.job.trial.current(), in_multirun())
     started: dict[str, Tracker] = {}
     try:
         for name, node in cfg.logger.items():

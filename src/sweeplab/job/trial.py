@@ -85,17 +85,25 @@ def pruned_here(number: int) -> str | None:
     return _pruned_here.pop(number, None)
 
 
-def current(job_dir: Path) -> optuna.Trial | None:
-    """The trial of the job writing into ``job_dir``, or None outside an Optuna study."""
+def current() -> optuna.Trial | None:
+    """The trial of the job running here, or None outside an Optuna study."""
     if _running is not None:
         trial = _running
     elif STUDY not in os.environ:
         return None
     else:
         trial = _from_environment()
-    if trial.user_attrs.get(JOB_DIR) != str(job_dir.absolute()):  # once per trial: each write is a commit
-        trial.set_user_attr(JOB_DIR, str(job_dir.absolute()))  # so a trial whose worker dies can be found
     return trial
+
+
+def record_job_dir(job_dir: Path) -> None:
+    """Record where the current trial's job writes (nothing outside an Optuna study), once, as soon as
+    its metrics.json says ``running``: a trial whose worker dies from then on can be found by its files."""
+    if _running is not None:
+        _running.set_user_attr(JOB_DIR, str(job_dir.absolute()))
+    elif STUDY in os.environ:
+        storage, trial_id = _locate()
+        storage.set_trial_user_attr(trial_id, JOB_DIR, str(job_dir.absolute()))
 
 
 def finish(status: str, reason: str | None) -> None:

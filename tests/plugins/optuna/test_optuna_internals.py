@@ -162,7 +162,8 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path, job_number):
 
     with sweeplab.job.trial.study_environment(url, "s", pruner):
         assert json.loads(os.environ["SWEEPLAB_PRUNER"]) == pruner
-        trial = sweeplab.job.trial.current(tmp_path / "job")
+        sweeplab.job.trial.record_job_dir(tmp_path / "job")
+        trial = sweeplab.job.trial.current()
         trial.report(0.1, 1)
         assert trial.should_prune()
         with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
@@ -176,7 +177,8 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path, job_number):
 
 def test_outside_a_study_there_is_no_trial(tmp_path, monkeypatch):
     monkeypatch.delenv("SWEEPLAB_STUDY", raising=False)
-    assert sweeplab.job.trial.current(tmp_path) is None
+    assert sweeplab.job.trial.current() is None
+    sweeplab.job.trial.record_job_dir(tmp_path)  # no study: nothing to record, no exception
     sweeplab.job.trial.finish("pruned", "no study: nothing to tell")  # no exception
 
 
