@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import gc
 import os
+import runpy
 import signal
 import subprocess
 import sys
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
@@ -93,6 +96,42 @@ def run_train(*args: str, cwd: Path, timeout: float = 300, env: dict | None = No
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or train_env(),
     )
+
+
+@dataclass
+class CliRun:
+    """What a ``python train.py`` run left: its exit status and output, as ``subprocess.run`` gives them."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def train_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., CliRun]:
+    """``python train.py ARGS`` in this process: the script itself as ``__main__`` (Hydra's own CLI: ``-m``,
+    its error reporting and exit status), in ``cwd``, with ``env`` set, its output captured. For the tests
+    where a real process is not the point; ``run_train`` starts one."""
+    def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliRun:
+        monkeypatch.chdir(cwd)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *args])
+        monkeypatch.setattr(gc, "freeze", lambda: None)  # train.py's freeze is for a process about to exit
+        capsys.readouterr()
+        GlobalHydra.instance().clear()
+        returncode = 0
+        try:
+            runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+        except SystemExit as exit:
+            returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        except Exception:  # as the interpreter ends a script that raised
+            traceback.print_exc()
+            returncode = 1
+        finally:
+            GlobalHydra.instance().clear()
+        output = capsys.readouterr()
+        return CliRun(returncode, output.out, output.err)
+    return run
 
 
 def start_held_train(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen:

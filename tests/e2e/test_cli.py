@@ -1,5 +1,5 @@
-"""train.py as users type it, in a subprocess, on small synthetic data (real FashionMNIST: test_fashion_mnist.py;
-grids in-process: test_multirun.py)."""
+"""train.py as users type it, on small synthetic data (real FashionMNIST: test_fashion_mnist.py; grids in-process:
+test_multirun.py). A subprocess where the process is the point (what it imports, a terminal), else in-process."""
 import fcntl
 import os
 import pty
@@ -61,8 +61,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("args, expected", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_ends_before_training_with_a_clear_message(tmp_path, args, expected):
-    result = run_train(*args, cwd=tmp_path)
+def test_bad_input_ends_before_training_with_a_clear_message(tmp_path, args, expected, train_cli):
+    result = train_cli(*args, cwd=tmp_path)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     for text in expected:
@@ -72,31 +72,31 @@ def test_bad_input_ends_before_training_with_a_clear_message(tmp_path, args, exp
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_corrupt_idx_file_names_the_file(tmp_path, damage):
+def test_corrupt_idx_file_names_the_file(tmp_path, damage, train_cli):
     write_idx_dataset(tmp_path / "data", gz=True)
     target = tmp_path / "data" / "train-images-idx3-ubyte.gz"
     target.write_bytes(target.read_bytes()[:200] if damage == "truncate" else b"\x1f\x8bnot really")
-    result = run_train(f"data.root={tmp_path / 'data'}", "data.download=false", cwd=tmp_path)
+    result = train_cli(f"data.root={tmp_path / 'data'}", "data.download=false", cwd=tmp_path)
     assert result.returncode != 0
     assert f"{target}: cannot read it" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_wrong_sized_idx_file_names_the_file(tmp_path):
+def test_wrong_sized_idx_file_names_the_file(tmp_path, train_cli):
     write_idx_dataset(tmp_path / "data")
     write_idx(tmp_path / "data" / "t10k-images-idx3-ubyte", np.zeros((40, 14, 14), dtype=np.uint8))
-    result = run_train(f"data.root={tmp_path / 'data'}", cwd=tmp_path)
+    result = train_cli(f"data.root={tmp_path / 'data'}", cwd=tmp_path)
     assert result.returncode != 0
     assert "t10k-images-idx3-ubyte: expected 28x28 images, found shape (40, 14, 14)" in result.stderr
 
 
-def test_full_error_shows_the_traceback(tmp_path):
-    result = run_train("lr=-1", cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+def test_full_error_shows_the_traceback(tmp_path, train_cli):
+    result = train_cli("lr=-1", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
-def test_in_a_multirun_a_failing_job_is_recorded_and_the_others_run(tmp_path):
-    result = run_train("-m", "lr=0.1,-1,0.01", *TINY, cwd=tmp_path)
+def test_in_a_multirun_a_failing_job_is_recorded_and_the_others_run(tmp_path, train_cli):
+    result = train_cli("-m", "lr=0.1,-1,0.01", *TINY, cwd=tmp_path)
     assert result.returncode != 0
     assert "lr=-1.0: must be a number > 0" in result.stderr
     statuses = [read_metrics(job)["status"] for job in sweep_jobs(tmp_path)]

@@ -9,13 +9,11 @@ must be installed. A new command that fits none of these fails :func:`test_every
 from __future__ import annotations
 
 import re
-import runpy
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
 
@@ -86,17 +84,6 @@ def test_every_command_is_classified():
 # ------------------------------------------------------------------ python train.py
 
 
-def run_train_cli(args: list[str], monkeypatch) -> None:
-    """``python train.py ARGS`` in this process: the script itself, as ``__main__`` (Hydra's own CLI:
-    ``-m``, ``--cfg``, its error reporting and exit status)."""
-    monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *args])
-    GlobalHydra.instance().clear()
-    try:
-        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def keys_of(args: list[str]) -> set[str]:
     return {arg.split("=", 1)[0].lstrip("+~") for arg in args if "=" in arg}
 
@@ -153,13 +140,10 @@ ERRORS = [(c, out) for c, out in COMMANDS if kind(c) == "train" and any("invalid
 
 
 @pytest.mark.parametrize(("command", "documented"), ERRORS, ids=[c for c, _ in ERRORS])
-def test_a_documented_error_prints_what_the_docs_show(command, documented, monkeypatch, tmp_path, capsys):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exited:
-        run_train_cli(shlex.split(command)[2:], monkeypatch)
-    assert exited.value.code == 1
-    captured = capsys.readouterr()
-    printed = [line.strip() for line in (captured.out + captured.err).splitlines()]
+def test_a_documented_error_prints_what_the_docs_show(command, documented, tmp_path, train_cli):
+    result = train_cli(*shlex.split(command)[2:], cwd=tmp_path)
+    assert result.returncode == 1
+    printed = [line.strip() for line in (result.stdout + result.stderr).splitlines()]
     shown = [line.strip() for line in documented if line.strip() and line.strip() != "..."]
     assert [line for line in shown if line not in printed] == []
 
@@ -169,12 +153,12 @@ RUN = [c for c in of_kind("train") if c not in dict(ERRORS) and not compose_only
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", RUN)
-def test_a_documented_command_runs_tiny(command, monkeypatch, tmp_path, hydra_restore_singletons):
-    monkeypatch.chdir(tmp_path)
+def test_a_documented_command_runs_tiny(command, monkeypatch, tmp_path, hydra_restore_singletons, train_cli):
     (tmp_path / "examples").symlink_to(REPO / "examples")  # hydra.searchpath=[file://examples/conf]
     monkeypatch.syspath_prepend(str(REPO))  # as train.py's folder is on the path of `python train.py`
     args = shlex.split(command)[2:]
-    run_train_cli(shrunk(args, tmp_path / "sweep"), monkeypatch)  # a failure exits non-zero: SystemExit
+    result = train_cli(*shrunk(args, tmp_path / "sweep"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     statuses = [read_metrics(path.parent)["status"] for path in tmp_path.rglob("metrics.json")]
     # a search may diverge or prune some trials; every job finishes, and one at least trains to the end
     assert set(statuses) <= set(FINISHED) and "ok" in statuses, statuses
@@ -185,8 +169,7 @@ def test_a_documented_command_runs_tiny(command, monkeypatch, tmp_path, hydra_re
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", of_kind("sweeplab"))
-def test_a_documented_report_command_writes_its_report(command, monkeypatch, tmp_path, hydra_restore_singletons):
-    monkeypatch.chdir(tmp_path)
+def test_a_documented_report_command_writes_its_report(command, tmp_path, hydra_restore_singletons, train_cli):
     args = shlex.split(command)[1:]
     assert args[0] == "report"
     dirs = [arg for arg in args[1:] if not arg.startswith("--") and arg != args[args.index("--out") + 1]] \
@@ -194,7 +177,7 @@ def test_a_documented_report_command_writes_its_report(command, monkeypatch, tmp
     for sweep_dir in dirs:  # a tiny sweep of the kind the docs name there
         grid = ["-m", "hydra/sweeper=optuna", "lr=tag(log, interval(1e-3, 1e-1))"] if "optuna" in sweep_dir \
             else ["-m", "lr=0.1,0.01", "seed=0,1"]
-        run_train_cli(shrunk(grid, tmp_path / sweep_dir), monkeypatch)
+        assert train_cli(*shrunk(grid, tmp_path / sweep_dir), cwd=tmp_path).returncode == 0
     sweeplab(args)
     out = Path(args[args.index("--out") + 1]) if "--out" in args else Path(dirs[0])
     assert (out / "report.md").is_file() and (out / "summary.csv").is_file()
