@@ -94,9 +94,9 @@ def shrunk(args: list[str], sweep_dir: Path) -> list[str]:
     args = [arg for arg in args if arg.split("=", 1)[0] not in FORCE]
     given = keys_of(args)
     extra = dict(SHRINK)
-    if "seed" not in given and "+sweep" in given:
+    if "seed" not in given and "sweep" in given:
         extra["seed"] = "0"  # a named study's seeds: one is enough here
-    if "hydra.sweep.dir" not in given and "+sweep" not in given:
+    if "hydra.sweep.dir" not in given and "sweep" not in given:
         extra["hydra.sweep.dir"] = str(sweep_dir)
     extra["hydra.run.dir"] = str(sweep_dir / "run")
     if "data" in given:  # the command's own data (a bring-your-own example): small already

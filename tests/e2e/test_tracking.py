@@ -211,8 +211,9 @@ def test_an_unknown_tracker_argument_is_one_line_before_any_work(make_cfg, tmp_p
 @pytest.mark.slow
 def test_a_parallel_multirun_is_one_experiment_named_after_its_sweep_dir(tmp_path):
     # two pool workers start their first jobs together: both would create the store's tables
-    result = run_train("-m", *TINY, "logger=[mlflow,tensorboard]", "lr=0.1,0.01", "hydra.sweep.dir=outputs/sweeps/grid",
-                       "hydra/launcher=pool", "hydra.launcher.n_workers=2", cwd=tmp_path)
+    result = run_train("-m", *TINY, "epochs=1", "logger=[mlflow,tensorboard]", "lr=0.1,0.01",
+                       "hydra.sweep.dir=outputs/sweeps/grid", "hydra/launcher=pool", "hydra.launcher.n_workers=2",
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "outputs" / "sweeps" / "grid"
     _, runs = mlflow_runs(sweep, "grid")
@@ -221,8 +222,8 @@ def test_a_parallel_multirun_is_one_experiment_named_after_its_sweep_dir(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_bad_tracking_uri_is_one_line_and_a_non_zero_exit(tmp_path):
-    result = run_train(*TINY, "logger=mlflow", "logger.mlflow.tracking_uri=nosuchscheme://x", cwd=tmp_path)
+def test_a_bad_tracking_uri_is_one_line_and_a_non_zero_exit(tmp_path, train_cli):
+    result = train_cli(*TINY, "logger=mlflow", "logger.mlflow.tracking_uri=nosuchscheme://x", cwd=tmp_path)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("logger.mlflow.tracking_uri='nosuchscheme://x'")]
     assert len(errors) == 1, result.stderr
@@ -230,8 +231,8 @@ def test_a_bad_tracking_uri_is_one_line_and_a_non_zero_exit(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path):
-    result = run_train("-m", *TINY, "logger=mlflow", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+def test_an_optuna_study_is_one_experiment_with_one_run_per_trial(tmp_path, train_cli):
+    result = train_cli("-m", *TINY, "epochs=1", "logger=mlflow", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
                        "hydra.sweeper.study_name=tracked", "lr=interval(0.01, 0.1)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "outputs" / "sweeps" / "tracked"
