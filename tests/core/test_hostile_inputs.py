@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_train
 from sweeplab.config import problems
 
 
@@ -20,8 +19,8 @@ def test_a_data_root_too_long_for_the_filesystem_is_one_line(make_cfg, tmp_path)
     assert len(found) < 300
 
 
-def test_train_py_with_a_huge_seed_exits_non_zero_with_one_line(tmp_path):
-    result = run_train("seed=99999999999999999999", "data=synthetic", cwd=tmp_path, timeout=120)
+def test_train_py_with_a_huge_seed_exits_non_zero_with_one_line(tmp_path, train_cli):
+    result = train_cli("seed=99999999999999999999", "data=synthetic", cwd=tmp_path)
     assert result.returncode != 0
     assert "seed=99999999999999999999: must be an integer in [0, 2**63 - 1]" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

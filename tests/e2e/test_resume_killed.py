@@ -1,4 +1,4 @@
-"""A real grid process killed mid-job (kill -9, or kill PID = SIGTERM), then the same command again:
+"""A real grid process killed mid-job (kill -9, or kill PID = SIGTERM), then the same command again (in-process):
 the killed job resumes from its checkpoint and ends as a run never stopped; finished jobs are untouched."""
 import signal
 import subprocess
@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from hold import held_at
 
-from conftest import assert_same_run, file_states, run_train, signal_when_held, start_held_train
+from conftest import assert_same_run, file_states, signal_when_held, start_held_train
 from sweeplab.job.task import run
 from sweeplab.jobfiles import read_metrics
 from sweeplab.report.collect import collect
@@ -19,7 +19,7 @@ GRID = ["data=synthetic", "data.n_train=600", "data.n_test=200", "batch_size=64"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "kill PID"])
-def test_a_killed_grid_resumes_its_killed_job_from_the_checkpoint(tmp_path, make_cfg, signum):
+def test_a_killed_grid_resumes_its_killed_job_from_the_checkpoint(tmp_path, make_cfg, signum, train_cli):
     sweep = tmp_path / "sweep"
     with open(tmp_path / "first.err", "w") as errors:
         proc = start_held_train("-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
@@ -39,7 +39,7 @@ def test_a_killed_grid_resumes_its_killed_job_from_the_checkpoint(tmp_path, make
         assert "Traceback" not in stderr
     finished = file_states(sweep / "0")
 
-    again = run_train("-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    again = train_cli("-m", "seed=0,1", *GRID, f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # the kill needed a process
     assert again.returncode == 0, again.stderr[-2000:]
     assert "1 finished jobs skipped, 1 to run (0 failed, 1 interrupted, 0 new)" in again.stdout
     assert "resumed from checkpoint.pt after epoch 2" in again.stdout

@@ -16,7 +16,6 @@ from conftest import (
     assert_same_run_within_tolerance,
     file_states,
     multirun,
-    run_train,
     signal_when_held,
     start_held_train,
 )
@@ -86,7 +85,7 @@ def test_a_stopped_fused_group_resumes_each_member_alone_as_if_never_stopped(
 
 
 @pytest.mark.slow
-def test_a_fused_grid_killed_mid_group_resumes_its_members_from_their_checkpoints(tmp_path, make_cfg):
+def test_a_fused_grid_killed_mid_group_resumes_its_members_from_their_checkpoints(tmp_path, make_cfg, train_cli):
     shared = [*TINY, "epochs=4", "model.width=64", "checkpoint=true", "optimizer=adam", "lr=0.003"]
     sweep = tmp_path / "sweep"
     grid = ["-m", "hydra/launcher=fused", "seed=0,1", *shared, f"hydra.sweep.dir={sweep}"]
@@ -96,7 +95,7 @@ def test_a_fused_grid_killed_mid_group_resumes_its_members_from_their_checkpoint
     signal_when_held(proc, tmp_path, signal.SIGKILL)
     assert [read_metrics(sweep / num)["status"] for num in "01"] == ["running", "running"]
 
-    again = run_train(*grid, *held_at(1, 2), cwd=tmp_path)
+    again = train_cli(*grid, *held_at(1, 2), cwd=tmp_path)  # in-process: the kill needed a process, the rerun not
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 finished jobs skipped, 2 to run (0 failed, 2 interrupted, 0 new)" in again.stdout
     for num, epoch in (("0", 2), ("1", 1)):

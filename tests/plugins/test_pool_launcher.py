@@ -93,8 +93,8 @@ def test_an_exception_that_cannot_travel_back_is_reported_by_name(hydra_sweep_ru
     assert pids(tmp_path, range(2))[0] is not None
 
 
-def test_n_workers_below_one_is_refused(tmp_path):
-    result = run_train("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=0", "seed=0,1", *TINY, cwd=tmp_path)
+def test_n_workers_below_one_is_refused(tmp_path, train_cli):
+    result = train_cli("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=0", "seed=0,1", *TINY, cwd=tmp_path)
     assert result.returncode == 1
     assert "hydra.launcher.n_workers=0: must be an integer >= 1, or null for one per CPU core" in result.stderr
     assert not (tmp_path / "outputs" / "sweeps").exists()
