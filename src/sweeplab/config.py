@@ -272,6 +272,29 @@ def _select(cfg: DictConfig, key: str) -> Any:
     return node
 
 
+def _written(plain: dict, key: str) -> Any:
+    """The value at ``key`` as the config writes it (an interpolation is its ``${...}`` text), from ``plain``,
+    the config as one unresolved container: reading it is cheap, where every read of a DictConfig
+    validates and dereferences nodes. None where a part is missing or the value is MISSING (``???``)."""
+    node: Any = plain
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return None if node == "???" else node
+
+
+def _is_interpolation(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _value(cfg: DictConfig, plain: dict, key: str) -> Any:
+    """The value at ``key``, resolved: read from ``plain`` (see :func:`_written`), through ``cfg`` only where
+    it is an interpolation."""
+    value = _written(plain, key)
+    return _select(cfg, key) if _is_interpolation(value) else value
+
+
 def unknown_keys(node: DictConfig, path: str = "") -> Iterator[str]:
     """Keys the schema does not know (added with ``+key=value``), with the nearest known ones.
 
@@ -290,14 +313,11 @@ def unknown_keys(node: DictConfig, path: str = "") -> Iterator[str]:
 
 
 def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
-    """(key, value) of every inf or nan number in the config; interpolations are checked at their source."""
-    items = node.items_ex(resolve=False) if OmegaConf.is_dict(node) else enumerate(node)
-    for key, _ in items:
-        full = f"{path}.{key}" if OmegaConf.is_dict(node) and path else f"{path}[{key}]" if path else str(key)
-        if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
-            continue
-        value = node[key]
-        if OmegaConf.is_config(value):
+    """(key, value) of every inf or nan number in ``node``, the config as one unresolved container;
+    interpolations (strings there) are checked at their source."""
+    for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+        full = f"{path}.{key}" if isinstance(node, dict) and path else f"{path}[{key}]" if path else str(key)
+        if isinstance(value, (dict, list)):
             yield from non_finite(value, full)
         elif isinstance(value, float) and not math.isfinite(value):
             yield full, value
@@ -306,28 +326,26 @@ def non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
 def problems(cfg: DictConfig) -> list[str]:
     """Every range or name problem in ``cfg``, one ``key=value: allowed`` line each."""
     found = list(unknown_keys(cfg))
-    if _select(cfg, "optimizer.lr") is None and "lr" in cfg.optimizer:  # `lr: ${lr}`, and no lr= nor default_lr
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    if "lr" in plain["optimizer"] and _value(cfg, plain, "optimizer.lr") is None:  # `lr: ${lr}`, no lr= nor default_lr
         found.append(f"lr: not given, and optimizer {cfg.optimizer.get('_target_')} has no default_lr: "
                      "give lr=... or add `default_lr: <number>` to its config")
-    bad_numbers = dict(non_finite(cfg))
+    bad_numbers = dict(non_finite(plain))
     found += [f"{key}={value}: must be a finite number" for key, value in bad_numbers.items()]
     for key, (check, allowed) in RULES.items():
-        parent, _, leaf = key.rpartition(".")
-        parent_node = _select(cfg, parent) if parent else cfg
-        if not isinstance(parent_node, DictConfig) or leaf not in parent_node.keys():
-            continue
-        if parent and OmegaConf.is_interpolation(parent_node, leaf):
+        value = _written(plain, key)
+        if "." in key and _is_interpolation(value):
             continue  # e.g. optimizer.lr: ${lr}, already checked as lr
-        value = parent_node.get(leaf)
+        value = _value(cfg, plain, key)
         if value is None or key in bad_numbers:
             continue
         if not check(value):
             found.append(f"{key}={value!r}: must be {allowed}")
 
-    hidden = _select(cfg, "model.hidden")
+    hidden = _value(cfg, plain, "model.hidden")
     if hidden is not None and any(size < 1 for size in hidden):
         found.append(f"model.hidden={list(hidden)}: every size must be an integer >= 1")
-    activations = _select(cfg, "model.activations")
+    activations = _value(cfg, plain, "model.activations")
     if activations is not None:
         n_hidden = len(hidden_sizes(cfg.model))
         if len(activations) != n_hidden:
@@ -338,10 +356,10 @@ def problems(cfg: DictConfig) -> list[str]:
         for name in activations:
             if name not in ACTIVATIONS:
                 found.append(f"model.activations has {name!r}: must be one of {', '.join(ACTIVATIONS)}")
-    betas = _select(cfg, "optimizer.betas")
+    betas = _value(cfg, plain, "optimizer.betas")
     if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         found.append(f"optimizer.betas={list(betas)}: must be two numbers in [0, 1)")
-    root = _select(cfg, "data.root")
+    root = _value(cfg, plain, "data.root")
     folder = None if root is None else Path(to_absolute_path(str(Path(root).expanduser())))
     try:
         if folder is not None and folder.exists() and not folder.is_dir():
@@ -349,10 +367,10 @@ def problems(cfg: DictConfig) -> list[str]:
     except OSError as exc:  # a name too long for the filesystem, a loop of links
         shown = root if len(str(root)) <= 80 else f"{str(root)[:60]}... ({len(str(root))} characters)"
         found.append(f"data.root={shown!r}: not a usable path ({exc.strerror}); must be a folder path")
-    mean, std = _select(cfg, "data.mean"), _select(cfg, "data.std")
+    mean, std = _value(cfg, plain, "data.mean"), _value(cfg, plain, "data.std")
     if (mean is None) != (std is None):
         found.append(f"data.mean={mean}, data.std={std}: set both or neither")
-    limit = _select(cfg, "data.limit")
+    limit = _value(cfg, plain, "data.limit")
     if limit is not None and limit > 1 and limit != int(limit):
         found.append(f"data.limit={limit}: must be a fraction in (0, 1] or a whole number of samples")
     if "_target_" in cfg.model:
