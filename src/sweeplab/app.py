@@ -1,5 +1,6 @@
 """train.py's registration with Hydra, in one place: the config schema's nodes, this app's settings for
-the Optuna sweeper, and the grid sweeper and sequential launcher as Hydra's ``basic`` ones. train.py calls
+the Optuna sweeper, and the grid sweeper and sequential launcher as Hydra's ``basic`` ones (and OmegaConf
+keeps its interpolations' parse trees: :mod:`sweeplab.interpolations`). train.py calls
 :func:`register_configs` before Hydra composes; nothing else in ``sweeplab`` imports a plugin.
 
 ``hydra/sweeper=optuna`` here: the plugin's own defaults follow hydra-optuna-sweeper (``direction:
@@ -30,6 +31,7 @@ from sweeplab.config import (
     SyntheticDataConfig,
     TrainConfig,
 )
+from sweeplab.interpolations import keep_parse_trees
 
 # the MLP's knobs, for a study started without a search space of its own
 DEFAULT_SEARCH_SPACE = {
@@ -55,6 +57,7 @@ class TrainOptunaSweeperConf(OptunaSweeperConf):
 
 def register_configs() -> None:
     """Store the schema, this app's Optuna settings and the grid sweeper in Hydra's ConfigStore."""
+    keep_parse_trees()
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     # Root-level names, not groups: `--help` lists the groups a user picks, and these are not picked.

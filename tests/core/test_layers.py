@@ -10,7 +10,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # bottom up, as in docs/architecture.md; a module belongs to the first layer whose prefix it starts with
 LAYERS = [
-    ("config and files", ("sweeplab.config", "sweeplab.targets", "sweeplab.errors", "sweeplab.jobfiles")),
+    ("config and files", ("sweeplab.config", "sweeplab.targets", "sweeplab.errors", "sweeplab.jobfiles",
+                          "sweeplab.interpolations")),
     ("training core", ("sweeplab.training",)),
     ("fused engine", ("sweeplab.fused",)),
     ("job lifecycle", ("sweeplab.job",)),
