@@ -233,12 +233,12 @@ def results_and_study(sweep_dir, study_name, storage=None):
 @pytest.mark.slow
 def test_sphere_with_params_in_the_config_imports_no_torch(tmp_path):
     result = run_app(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
-                     "hydra.sweeper.n_trials=6", cwd=tmp_path, python_args=["-X", "importtime"])
+                     "hydra.sweeper.n_trials=3", cwd=tmp_path, python_args=["-X", "importtime"])
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
     assert "optuna" in imported and "torch" not in imported
     results, study = results_and_study(tmp_path, "sphere")
-    assert results["name"] == "optuna" and len(study.trials) == 6
+    assert results["name"] == "optuna" and len(study.trials) == 3
     assert results["best_params"] == study.best_trial.params and results["best_value"] == study.best_value
     assert set(results["best_params"]) == {"x", "y"}
     assert "storage null: using sqlite:///" in result.stdout
@@ -248,7 +248,7 @@ def test_sphere_with_params_in_the_config_imports_no_torch(tmp_path):
 def test_sphere_with_params_on_the_command_line_stores_fixed_ones_as_user_attrs(tmp_path, app_cli):
     storage = f"sqlite:///{tmp_path / 'test.db'}"
     result = app_cli(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
-                     "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage={storage}",
+                     "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={storage}",
                      "hydra.sweeper.study_name=test-optuna-example", "hydra/sweeper/sampler=tpe",
                      "hydra.sweeper.sampler.seed=123", "~z", "x=choice(0, 1, 2)", "y=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -273,7 +273,7 @@ def test_grid_sampler_with_partial_runs_each_combination(tmp_path, app_cli):
 @pytest.mark.slow
 def test_multi_objective_example_writes_the_pareto_solutions(tmp_path, app_cli):
     result = app_cli(EXAMPLES / "multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
-                     "hydra.sweeper.n_trials=6", "hydra/sweeper/sampler=random", cwd=tmp_path)
+                     "hydra.sweeper.n_trials=3", "hydra/sweeper/sampler=random", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results, study = results_and_study(tmp_path, "multi-objective")
     assert results["solutions"] == [{"params": t.params, "values": t.values} for t in study.best_trials]
@@ -284,7 +284,7 @@ def test_multi_objective_example_writes_the_pareto_solutions(tmp_path, app_cli):
 @pytest.mark.slow
 def test_custom_search_space_example(tmp_path, app_cli):
     result = app_cli(EXAMPLES / "custom-search-space-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
-                     "hydra.job.chdir=True", "hydra.sweeper.n_trials=6", "hydra/sweeper/sampler=random",
+                     "hydra.job.chdir=True", "hydra.sweeper.n_trials=3", "hydra/sweeper/sampler=random",
                      "max_z_difference_from_x=0.3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results, study = results_and_study(tmp_path, "custom-search-space")
@@ -328,11 +328,11 @@ def test_lightning_template_hparams_search_with_its_target_line_says_what_to_cha
 @pytest.mark.slow
 def test_lightning_template_hparams_search_with_our_target_line(tmp_path, app_cli):
     result = app_cli(LIGHTNING_TRAIN, "hparams_search=mnist_optuna", f"hydra.sweeper._target_={OUR_CLASS}",
-                     "hydra.sweeper.n_trials=5", "hydra.sweep.dir=sweep", cwd=tmp_path)
+                     "hydra.sweeper.n_trials=3", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "study_name null: named 'train' after the app" in result.stdout
     results, study = results_and_study(tmp_path / "sweep", "train")
-    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 5
+    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 3
     assert results["best_params"] == study.best_trial.params and results["best_value"] == study.best_value
     assert set(results["best_params"]) == {"model.optimizer.lr", "datamodule.batch_size", "model.net.lin1_size",
                                            "model.net.lin2_size", "model.net.lin3_size"}
