@@ -110,20 +110,23 @@ class CliRun:
 def train_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., CliRun]:
     """``python train.py ARGS`` in this process: the script itself as ``__main__`` (Hydra's own CLI: ``-m``,
     its error reporting and exit status), in ``cwd``, with ``env`` set, its output captured. For the tests
-    where a real process is not the point; ``run_train`` starts one."""
-    def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliRun:
+    where a real process is not the point; ``run_train`` starts one. ``script``: another Hydra app's script
+    (the Optuna sweeper's compatibility apps), run the same way."""
+    def run(*args: str, cwd: Path, env: dict[str, str] | None = None, script: Path = REPO / "train.py") -> CliRun:
         monkeypatch.chdir(cwd)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *args])
+        monkeypatch.setattr(sys, "argv", [str(script), *args])
         monkeypatch.setattr(gc, "freeze", lambda: None)  # train.py's freeze is for a process about to exit
         capsys.readouterr()
         GlobalHydra.instance().clear()
         returncode = 0
         try:
-            runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+            runpy.run_path(str(script), run_name="__main__")
         except SystemExit as exit:
             returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+            if returncode and not isinstance(exit.code, int):
+                print(exit.code, file=sys.stderr)  # as the interpreter ends on SystemExit("message")
         except Exception:  # as the interpreter ends a script that raised
             traceback.print_exc()
             returncode = 1

@@ -1,5 +1,7 @@
 """The Optuna sweeper as a drop-in for hydra-optuna-sweeper: its config keys, its results file, its
-documented examples and a lightning-hydra-template search config, run as small Hydra apps without torch."""
+documented examples and a lightning-hydra-template search config, run as small Hydra apps without torch:
+in-process (conftest's ``train_cli`` with the app's script) unless the process is the point (what it
+imports, forked workers, another plugin installed beside ours)."""
 import inspect
 import math
 import os
@@ -11,6 +13,7 @@ import optuna
 import pytest
 import yaml
 from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -206,6 +209,16 @@ def test_results_file_has_solutions_for_several_objectives(tmp_path):
 # ---------------------------------------------------------------- the documented examples, end to end
 
 
+@pytest.fixture
+def app_cli(train_cli, hydra_restore_singletons):
+    """``train_cli`` for an app that registers nothing of its own, unlike train.py (conftest): Hydra's plugin
+    scan again, as a fresh process's, gives Hydra's ``basic`` sweeper and launcher back and, with train.py's
+    node gone, the plugin's own ``hydra/sweeper=optuna``; Hydra's fixture restores train.py's after the test."""
+    del ConfigStore.instance().repo["hydra"]["sweeper"]["optuna.yaml"]
+    Singleton.set_state(Singleton.get_state())
+    return lambda script, *args, cwd: train_cli(*args, cwd=cwd, script=script)
+
+
 def run_app(script, *args, cwd, env=None, python_args=()):
     return subprocess.run([sys.executable, *python_args, str(script), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300, env=env)
@@ -220,22 +233,22 @@ def results_and_study(sweep_dir, study_name, storage=None):
 @pytest.mark.slow
 def test_sphere_with_params_in_the_config_imports_no_torch(tmp_path):
     result = run_app(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
-                     "hydra.sweeper.n_trials=6", cwd=tmp_path, python_args=["-X", "importtime"])
+                     "hydra.sweeper.n_trials=3", cwd=tmp_path, python_args=["-X", "importtime"])
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
     assert "optuna" in imported and "torch" not in imported
     results, study = results_and_study(tmp_path, "sphere")
-    assert results["name"] == "optuna" and len(study.trials) == 6
+    assert results["name"] == "optuna" and len(study.trials) == 3
     assert results["best_params"] == study.best_trial.params and results["best_value"] == study.best_value
     assert set(results["best_params"]) == {"x", "y"}
     assert "storage null: using sqlite:///" in result.stdout
 
 
 @pytest.mark.slow
-def test_sphere_with_params_on_the_command_line_stores_fixed_ones_as_user_attrs(tmp_path):
+def test_sphere_with_params_on_the_command_line_stores_fixed_ones_as_user_attrs(tmp_path, app_cli):
     storage = f"sqlite:///{tmp_path / 'test.db'}"
-    result = run_app(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
-                     "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage={storage}",
+    result = app_cli(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
+                     "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={storage}",
                      "hydra.sweeper.study_name=test-optuna-example", "hydra/sweeper/sampler=tpe",
                      "hydra.sweeper.sampler.seed=123", "~z", "x=choice(0, 1, 2)", "y=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -246,8 +259,8 @@ def test_sphere_with_params_on_the_command_line_stores_fixed_ones_as_user_attrs(
 
 
 @pytest.mark.slow
-def test_grid_sampler_with_partial_runs_each_combination(tmp_path):
-    result = run_app(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
+def test_grid_sampler_with_partial_runs_each_combination(tmp_path, app_cli):
+    result = app_cli(EXAMPLES / "sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
                      "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=10", "x=choice(-1, 1)",
                      "y=range(-1.0, 1.0, step=1)", "z=choice(foo, bar)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -258,9 +271,9 @@ def test_grid_sampler_with_partial_runs_each_combination(tmp_path):
 
 
 @pytest.mark.slow
-def test_multi_objective_example_writes_the_pareto_solutions(tmp_path):
-    result = run_app(EXAMPLES / "multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
-                     "hydra.sweeper.n_trials=6", "hydra/sweeper/sampler=random", cwd=tmp_path)
+def test_multi_objective_example_writes_the_pareto_solutions(tmp_path, app_cli):
+    result = app_cli(EXAMPLES / "multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
+                     "hydra.sweeper.n_trials=3", "hydra/sweeper/sampler=random", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results, study = results_and_study(tmp_path, "multi-objective")
     assert results["solutions"] == [{"params": t.params, "values": t.values} for t in study.best_trials]
@@ -269,9 +282,9 @@ def test_multi_objective_example_writes_the_pareto_solutions(tmp_path):
 
 
 @pytest.mark.slow
-def test_custom_search_space_example(tmp_path):
-    result = run_app(EXAMPLES / "custom-search-space-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
-                     "hydra.job.chdir=True", "hydra.sweeper.n_trials=6", "hydra/sweeper/sampler=random",
+def test_custom_search_space_example(tmp_path, app_cli):
+    result = app_cli(EXAMPLES / "custom-search-space-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}",
+                     "hydra.job.chdir=True", "hydra.sweeper.n_trials=3", "hydra/sweeper/sampler=random",
                      "max_z_difference_from_x=0.3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results, study = results_and_study(tmp_path, "custom-search-space")
@@ -303,8 +316,8 @@ LIGHTNING_TRAIN = APPS / "lightning_template" / "train.py"
 
 
 @pytest.mark.slow
-def test_lightning_template_hparams_search_with_its_target_line_says_what_to_change(tmp_path):
-    result = run_app(LIGHTNING_TRAIN, "hparams_search=mnist_optuna", cwd=tmp_path)
+def test_lightning_template_hparams_search_with_its_target_line_says_what_to_change(tmp_path, app_cli):
+    result = app_cli(LIGHTNING_TRAIN, "hparams_search=mnist_optuna", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "hydra.sweeper._target_=hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper: "
@@ -313,13 +326,13 @@ def test_lightning_template_hparams_search_with_its_target_line_says_what_to_cha
 
 
 @pytest.mark.slow
-def test_lightning_template_hparams_search_with_our_target_line(tmp_path):
-    result = run_app(LIGHTNING_TRAIN, "hparams_search=mnist_optuna", f"hydra.sweeper._target_={OUR_CLASS}",
-                     "hydra.sweeper.n_trials=5", "hydra.sweep.dir=sweep", cwd=tmp_path)
+def test_lightning_template_hparams_search_with_our_target_line(tmp_path, app_cli):
+    result = app_cli(LIGHTNING_TRAIN, "hparams_search=mnist_optuna", f"hydra.sweeper._target_={OUR_CLASS}",
+                     "hydra.sweeper.n_trials=3", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "study_name null: named 'train' after the app" in result.stdout
     results, study = results_and_study(tmp_path / "sweep", "train")
-    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 5
+    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 3
     assert results["best_params"] == study.best_trial.params and results["best_value"] == study.best_value
     assert set(results["best_params"]) == {"model.optimizer.lr", "datamodule.batch_size", "model.net.lin1_size",
                                            "model.net.lin2_size", "model.net.lin3_size"}

@@ -1,7 +1,8 @@
 """A full disk in an Optuna study is a recorded failure. A trial whose job cannot write its files is told
 FAIL with the file and the cause, and the study goes on and ends with its summary; a storage on a full
 disk ends the sweep with one line that says "disk full", every finished trial kept. On a 1 MB tmpfs
-(conftest's ``small_disk``); in-process but for the exit line a user sees."""
+(conftest's ``small_disk``); in-process, train.py's own command line (conftest's ``train_cli``) for the exit
+line a user sees."""
 from pathlib import Path
 
 import optuna
@@ -10,7 +11,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 
 import sweeplab.job.task
-from conftest import TINY, fill_disk, multirun, run_train, trial_states
+from conftest import TINY, fill_disk, multirun, trial_states
 from hydra_plugins.sweeplab_optuna_sweeper._study import StudyError
 from sweeplab.errors import ConfigError
 from sweeplab.jobfiles import read_metrics
@@ -90,15 +91,15 @@ def test_a_storage_that_fills_up_mid_study_ends_it_in_one_line_keeping_the_finis
 
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_a_study_whose_storage_is_full_exits_with_one_line_and_resumes_once_there_is_room(
-    small_disk, tmp_path, n_workers,
+    small_disk, tmp_path, n_workers, train_cli,
 ):
     storage = storage_in(small_disk)
     study = [*STUDY, f"hydra.sweeper.storage={storage}", f"hydra.sweeper.n_workers={n_workers}"]
     multirun(lambda cfg: 0.5, tmp_path / "sweep", *study, "hydra.sweeper.n_trials=2")
     filler = fill_disk(small_disk)
 
-    result = run_train("-m", *study, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'rerun'}",
-                       cwd=tmp_path, timeout=120)
+    result = train_cli("-m", *study, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'rerun'}",
+                       cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     said = [line for line in result.stderr.splitlines() if line and "HYDRA_FULL_ERROR" not in line]  # Hydra's hint

@@ -1,6 +1,8 @@
 """Optuna studies off the default path, end to end: other launchers and job dirs, reruns, kill -9.
 
-Each rerun asserts that no finished job's files changed (bytes and mtimes before and after)."""
+Each rerun asserts that no finished job's files changed (bytes and mtimes before and after). A killed run
+or a launcher's worker processes need a process of their own; a rerun runs in-process (conftest's
+``train_cli``)."""
 import signal
 from pathlib import Path
 
@@ -61,7 +63,7 @@ def test_joblib_trials_run_in_parallel_report_per_epoch_and_get_pruned_in_any_jo
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == sorted(f"trial_{n}" for n in range(8))
 
 
-def test_a_seeded_grid_study_killed_mid_trial_ends_with_every_point_complete_once(tmp_path):
+def test_a_seeded_grid_study_killed_mid_trial_ends_with_every_point_complete_once(tmp_path, train_cli):
     # seeded: every process orders the grid's points alike; the killed trial's point runs again
     seed = ["hydra.sweeper.sampler.seed=3"]
     code, _ = start_then_signal(tmp_path, signal.SIGKILL, command=[*GRID, *seed])
@@ -70,7 +72,7 @@ def test_a_seeded_grid_study_killed_mid_trial_ends_with_every_point_complete_onc
     before = finished_files(study_of(sweep_dir, "resume"))
     assert before  # trial 0 finished before the kill
 
-    rerun = run_train(*GRID, *seed, cwd=tmp_path)
+    rerun = train_cli(*GRID, *seed, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     trials = study_of(sweep_dir, "resume").trials
     complete = sorted((t.params["lr"], t.params["model.width"]) for t in trials if t.state.name == "COMPLETE")

@@ -1,9 +1,9 @@
-"""`hydra.sweeper.fuse=K`: an Optuna worker trains up to K trials as one stacked model, end to end."""
+"""`hydra.sweeper.fuse=K`: an Optuna worker trains up to K trials as one stacked model, end to end, in-process
+(conftest's ``train_cli``)."""
 import optuna
 import pytest
 import yaml
 
-from conftest import run_train
 from sweeplab.jobfiles import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -12,8 +12,8 @@ OPTUNA = ["-m", "hydra/sweeper=optuna", "data=synthetic", "data.n_train=600", "d
           "batch_size=64", "model.width=32"]
 
 
-def test_fused_trials_report_and_prune_each_member_and_keep_the_budget(tmp_path):
-    result = run_train(
+def test_fused_trials_report_and_prune_each_member_and_keep_the_budget(tmp_path, train_cli):
+    result = train_cli(
         *OPTUNA, "hydra.sweeper.n_trials=10", "hydra.sweeper.fuse=4", "hydra/sweeper/sampler=random",
         "hydra.sweeper.sampler.seed=1", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
         "hydra.sweeper.max_failure_rate=0.5", "lr=choice(0.5, 0.05, 0.005, 1e12)", cwd=tmp_path)
@@ -38,15 +38,15 @@ def test_fused_trials_report_and_prune_each_member_and_keep_the_budget(tmp_path)
     assert (sweep_dir / "optimization_results.yaml").is_file() and (sweep_dir / "trials.csv").is_file()
 
 
-def test_fuse_0_is_one_clear_error(tmp_path):
-    result = run_train(*OPTUNA, "hydra.sweeper.fuse=0", "lr=interval(0.01, 0.1)", cwd=tmp_path)
+def test_fuse_0_is_one_clear_error(tmp_path, train_cli):
+    result = train_cli(*OPTUNA, "hydra.sweeper.fuse=0", "lr=interval(0.01, 0.1)", cwd=tmp_path)
     assert result.returncode != 0
     assert "hydra.sweeper.fuse=0: must be an integer >= 1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_fused_trials_on_the_grid_sampler_run_every_point_once_and_finish_cleanly(tmp_path):
-    result = run_train(
+def test_fused_trials_on_the_grid_sampler_run_every_point_once_and_finish_cleanly(tmp_path, train_cli):
+    result = train_cli(
         *OPTUNA, "epochs=1", "hydra/sweeper/sampler=grid", "hydra.sweeper.fuse=4", "hydra.sweeper.n_trials=8",
         "lr=choice(0.1, 0.05, 0.02, 0.01)", "seed=choice(0, 1)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

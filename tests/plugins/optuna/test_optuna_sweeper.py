@@ -1,7 +1,8 @@
 """`hydra/sweeper=optuna` end to end: real train.py jobs on synthetic data, a real SQLite study.
 
-What needs a real process is here: training with pruning, forked local workers, what the user sees
-on the terminal. The sweeper's own behaviour is tested in-process in test_optuna_inprocess.py."""
+Training with pruning and what the user sees run train.py in-process (conftest's ``train_cli``); forked
+local workers, in a process of their own. The sweeper's own behaviour is tested with a trivial task in
+test_optuna_inprocess.py."""
 import optuna
 import pytest
 import yaml
@@ -35,8 +36,8 @@ def test_the_sweeper_is_discovered_and_its_config_registered():
             "threshold.yaml", "patient.yaml", "wilcoxon.yaml"} <= set(repo["sweeper"]["pruner"])
 
 
-def test_a_study_prunes_records_failures_and_writes_results(tmp_path):
-    result = run_train(
+def test_a_study_prunes_records_failures_and_writes_results(tmp_path, train_cli):
+    result = train_cli(
         *OPTUNA, "hydra.sweeper.n_trials=10", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=1",
         "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.max_failure_rate=0.5",
         "lr=choice(0.5, 0.05, 0.005, 1e12)", "model.width=choice(16, 64)", cwd=tmp_path)
@@ -80,9 +81,9 @@ def test_two_local_workers_share_the_budget_exactly(tmp_path):
                for a in study.trials for b in study.trials if a.number < b.number)
 
 
-def test_bad_sweeper_input_ends_with_one_line_and_no_traceback(tmp_path):
-    """The message itself is tested in-process (test_optuna_inprocess.py); here, what the user sees."""
-    result = run_train(*OPTUNA, "lr=tag(log, interval(-1, 1))", cwd=tmp_path)
+def test_bad_sweeper_input_ends_with_one_line_and_no_traceback(tmp_path, train_cli):
+    """The message itself is tested on the sweeper (test_optuna_inprocess.py); here, what the user sees."""
+    result = train_cli(*OPTUNA, "lr=tag(log, interval(-1, 1))", cwd=tmp_path)
     assert result.returncode != 0
     assert "search space: lr=tag(log, interval(-1, 1)): a log scale needs low > 0" in result.stderr
     assert "Traceback" not in result.stderr
