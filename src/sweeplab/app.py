@@ -1,6 +1,7 @@
 """train.py's registration with Hydra, in one place: the config schema's nodes, this app's settings for
-the Optuna sweeper, and the grid sweeper and sequential launcher as Hydra's ``basic`` ones (and OmegaConf
-keeps its interpolations' parse trees: :mod:`sweeplab.interpolations`). train.py calls
+the Optuna sweeper, and the grid sweeper and sequential launcher as Hydra's ``basic`` ones; and two costs of
+composing removed (OmegaConf keeps its interpolations' parse trees, :mod:`sweeplab.interpolations`; a
+composition no longer copies the ConfigStore, :mod:`sweeplab.sweep.shared_config_store`). train.py calls
 :func:`register_configs` before Hydra composes; nothing else in ``sweeplab`` imports a plugin.
 
 ``hydra/sweeper=optuna`` here: the plugin's own defaults follow hydra-optuna-sweeper (``direction:
@@ -32,6 +33,7 @@ from sweeplab.config import (
     TrainConfig,
 )
 from sweeplab.interpolations import keep_parse_trees
+from sweeplab.sweep.shared_config_store import share_config_store
 
 # the MLP's knobs, for a study started without a search space of its own
 DEFAULT_SEARCH_SPACE = {
@@ -86,3 +88,4 @@ def register_basic_plugins() -> None:
     for group, conf in (("hydra/sweeper", GridSweeperConf), ("hydra/launcher", SequentialLauncherConf)):
         node = OmegaConf.to_container(OmegaConf.structured(conf))
         ConfigStore.instance().store(group=group, name="basic", node=node, provider="sweeplab")
+    share_config_store()  # after the scan: it defines Hydra's config source classes anew
