@@ -5,28 +5,28 @@ Every composition (each job of a grid, each Optuna trial, each ``compose``) make
 holds the ``ConfigStore`` singleton in an attribute, so the copy takes every config node that Hydra, its
 plugins and this app registered: most of what composing a small job costs, paid again per job. Hydra's
 main branch reads the singleton where it needs it instead (facebookresearch/hydra pull request 2928, not
-in a 1.3 release); :func:`share_config_store` does the same here, so a copied source reads the one live
-store. ``tests/plugins/test_shared_config_store.py`` checks it and fails when Hydra changes the class.
+in a 1.3 release). Here a copy of the source shares the one live store (the source still holds it, so
+a source pickled to a worker process without this is whole). ``tests/plugins/test_shared_config_store.py``
+checks it and fails when Hydra changes the class.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hydra._internal.core_plugins import structured_config_source
-from hydra.core.config_store import ConfigStore
 
 
-def _live_store(source: Any) -> ConfigStore:
-    return ConfigStore.instance()
-
-
-def _ignore(source: Any, store: ConfigStore) -> None:
-    """``__init__`` still assigns the singleton; it is read live instead."""
+def _copy_sharing_store(source: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy`` of a ``StructuredConfigSource``: its attributes copied, its ``store`` shared."""
+    copied = source.__class__.__new__(source.__class__)
+    memo[id(source)] = copied
+    memo[id(source.store)] = source.store
+    copied.__dict__.update(copy.deepcopy(source.__dict__, memo))
+    return copied
 
 
 def share_config_store() -> None:
-    """Make ``StructuredConfigSource.store`` the live ConfigStore, not an attribute a copy duplicates.
-    After Hydra's plugin scan, which executes the module anew (a new class): the class is looked up here."""
-    source_class = structured_config_source.StructuredConfigSource
-    if not isinstance(source_class.__dict__.get("store"), property):
-        source_class.store = property(_live_store, _ignore)
+    """Make a deep copy of a ``StructuredConfigSource`` share its ConfigStore. After Hydra's plugin scan,
+    which executes the module anew (a new class): the class is looked up here."""
+    structured_config_source.StructuredConfigSource.__deepcopy__ = _copy_sharing_store
