@@ -5,6 +5,7 @@ torch, milliseconds per job); one end-to-end run of train.py checks the real tas
 launcher.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import sweeplab.job.task
-from conftest import REPO, TINY, processes_left, run_train
+from conftest import REPO, TINY, processes_left, run_train, train_env
 from sweeplab.jobfiles import read_metrics
 
 
@@ -105,8 +106,11 @@ def test_a_grid_on_the_pool_matches_the_basic_launcher(hydra_sweep_runner, tmp_p
     """Same histories as the basic launcher; each worker loads the data once; a bad value fails alone.
     Both use one torch thread: a matmul split over more threads sums in another order."""
     pool = run_train("-m", "hydra/launcher=pool", "hydra.launcher.n_workers=2", "lr=0.1,0.05,-1", "seed=0,1",
-                     "threads=1", *TINY, "hydra.sweep.dir=pool", cwd=tmp_path)
+                     "threads=1", *TINY, "hydra.sweep.dir=pool", cwd=tmp_path,
+                     env=train_env(PYTHONPROFILEIMPORTTIME="1"))  # each process lists what it imports
     assert pool.returncode == 1  # the two lr=-1 jobs failed, after every job ran
+    # torch is imported once, by the launching process before it forks: the workers inherit it
+    assert len(re.findall(r"^import time:.*\|\s+torch$", pool.stderr, re.M)) == 1
     # 6 jobs, 2 workers: one load each
     assert pool.stdout.count("data: sweeplab.training.data.synthetic_images loaded in") == 2
     reused = "data: sweeplab.training.data.synthetic_images, already in memory in this process"

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 import sweeplab.job.trial
 from sweeplab.job.interrupts import raise_keyboard_interrupt
 from sweeplab.job.trial import FAIL_REASON, JOB_DIR
-from sweeplab.job.workers import become_worker
+from sweeplab.job.workers import become_worker, preload
 from sweeplab.jobfiles import end_a_job_left_running
 from sweeplab.sweep.launchers import runs_jobs_concurrently
 from sweeplab.sweep.sweep_lock import hold_study_dir
@@ -149,6 +149,7 @@ class OptunaSweeperImpl(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
+        self.task_function = task_function
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -303,8 +304,9 @@ class OptunaSweeperImpl(Sweeper):
         return next((code for code in (TOO_MANY_FAILURES, INTERRUPTED) if code in codes), DONE)
 
     def _run_workers(self) -> int:
-        """Fork the local workers (before any of them has loaded torch or opened the storage). A worker's
+        """Fork the local workers (torch imported, none of its work run, the storage not opened). A worker's
         StudyError (its storage failed) comes back here, to end the sweep with its one line."""
+        preload(self.task_function)  # imported once here, inherited by every worker
         context = multiprocessing.get_context("fork")
         self.worker_errors = context.SimpleQueue()
         workers = [context.Process(target=self._worker_main, args=(index,), name=f"optuna-worker-{index}")

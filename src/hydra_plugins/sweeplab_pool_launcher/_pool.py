@@ -15,7 +15,8 @@ is replaced. Ctrl-C or SIGTERM stops every worker the way Ctrl-C stops a job (``
 its metrics.json) and ends the sweep.
 
 Forking needs a parent whose torch has not yet run multi-threaded work (GNU OpenMP's thread pool
-does not survive a fork): ``python train.py -m`` never runs torch in the launching process.
+does not survive a fork): ``python train.py -m`` never runs torch in the launching process, which only
+imports it before the first fork (:func:`sweeplab.job.workers.preload`), so the workers inherit it.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from omegaconf import DictConfig, open_dict
 
 from sweeplab.errors import ConfigError
 from sweeplab.job.interrupts import sigterm_as_keyboard_interrupt
-from sweeplab.job.workers import INTERRUPTED, STOP_SECONDS, become_worker, usable_cores
+from sweeplab.job.workers import INTERRUPTED, STOP_SECONDS, become_worker, preload, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class PoolLauncherImpl:
         idle = [worker for worker in self.workers if not worker.job][:wanted]
         if len(idle) < wanted:
             self._stop_workers_at_exit()
+        if len(idle) < wanted:
+            preload(self.runner.task_function)  # once imported here, every worker inherits it
         while len(idle) < wanted and len(self.workers) < self.n_workers:
             # a replaced worker's number is free again: the new one takes its GPU
             index = min(set(range(self.n_workers)) - {worker.index for worker in self.workers})

@@ -7,11 +7,23 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 WORKER_VARIABLE = "SWEEPLAB_WORKER"  # a local worker's number, which picks its GPU
 INTERRUPTED = 130  # a worker's exit code when a signal stopped it
 STOP_SECONDS = 30  # how long a stopped worker may take to record its job before it is killed
+
+
+def preload(task_function: Callable[..., Any]) -> None:
+    """Before forking workers for sweeplab's task: import what its first job would (torch and the training
+    code, and torch's compiler front-end, which torch.optim imports at the first optimizer step), so that
+    each worker inherits them instead of importing them again. Imports only: no torch work runs in the
+    forking process, so the fork stays safe (GNU OpenMP's thread pool, which a fork does not copy, comes
+    with the first parallel operation). Another app's task is left as it is."""
+    if getattr(task_function, "sweeplab_task", False):
+        import torch._dynamo  # noqa: F401
+
+        import sweeplab.job.task  # noqa: F401
 
 
 def usable_cores() -> int:
